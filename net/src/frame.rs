@@ -1,0 +1,168 @@
+//! Cutting frames out of a byte stream, and writing them.
+//!
+//! ```text
+//! | length: i32 | serialize type: u8 | header length: u24 | header bytes | body bytes |
+//! length = 4 + header length + body length
+//! ```
+//! [`decode`] looks only at the first 8 bytes until the whole frame is buffered, and rejects a length outside
+//! `4..=FRAME_SIZE_MAX_BYTES` at once: a peer cannot make us buffer more than one maximal frame.
+
+use bytes::{Buf, BufMut, BytesMut};
+
+use crate::command::RemotingCommand;
+use crate::error::{ProtocolError, Result};
+use crate::header::{binary, json, SerializeType};
+use crate::limits::{FRAME_SIZE_MAX_BYTES, HEADER_SIZE_MAX_BYTES};
+
+/// Bytes before the header: the length and the serialize-type/header-length word.
+pub const PREFIX_BYTES: usize = 8;
+
+/// Checks the frame length in the first 4 buffered bytes, if there are 4.
+///
+/// Callers that read from a socket use this to refuse an oversized frame before reading its body.
+pub fn peek_length(src: &[u8]) -> Result<Option<usize>> {
+    if src.len() < 4 {
+        return Ok(None);
+    }
+    let length = i32::from_be_bytes([src[0], src[1], src[2], src[3]]) as i64;
+    if length < 4 || length as usize > FRAME_SIZE_MAX_BYTES {
+        return Err(ProtocolError::FrameLength { length, max: FRAME_SIZE_MAX_BYTES });
+    }
+    Ok(Some(length as usize))
+}
+
+/// Takes one frame off the front of `src`, if it is all there.
+///
+/// `Ok(None)`: more bytes are needed. `Err`: the stream is malformed and the connection should close; `src`
+/// is left as it was.
+pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
+    let Some(length) = peek_length(src)? else { return Ok(None) };
+    if src.len() < 4 + length {
+        src.reserve(4 + length - src.len());
+        return Ok(None);
+    }
+    let word = u32::from_be_bytes([src[4], src[5], src[6], src[7]]);
+    let kind = (word >> 24) as u8;
+    let header_len = (word & 0x00FF_FFFF) as usize;
+    if header_len > length - 4 || header_len > HEADER_SIZE_MAX_BYTES {
+        return Err(ProtocolError::HeaderLength { header: header_len, frame: length });
+    }
+    let serialize_type = SerializeType::from_u8(kind).ok_or(ProtocolError::SerializeType(kind))?;
+    let header = &src[PREFIX_BYTES..PREFIX_BYTES + header_len];
+    let mut command = match serialize_type {
+        SerializeType::Json => json::decode(header)?,
+        SerializeType::Rocketmq => binary::decode(header)?,
+    };
+    src.advance(PREFIX_BYTES + header_len);
+    let body_len = length - 4 - header_len;
+    command.body = src.split_to(body_len).freeze();
+    Ok(Some(command))
+}
+
+/// Appends `command` as one frame to `dst`, in its own serialize type.
+pub fn encode(command: &RemotingCommand, dst: &mut BytesMut) -> Result<()> {
+    let mut header = Vec::with_capacity(128);
+    match command.serialize_type {
+        SerializeType::Json => json::encode(command, &mut header),
+        SerializeType::Rocketmq => binary::encode(command, &mut header),
+    }
+    let length = 4 + header.len() + command.body.len();
+    if length > FRAME_SIZE_MAX_BYTES || header.len() > HEADER_SIZE_MAX_BYTES {
+        return Err(ProtocolError::FrameTooLarge { size: length, max: FRAME_SIZE_MAX_BYTES });
+    }
+    dst.reserve(4 + length);
+    dst.put_i32(length as i32);
+    dst.put_u32(((command.serialize_type as u32) << 24) | header.len() as u32);
+    dst.put_slice(&header);
+    dst.put_slice(&command.body);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::RequestCode;
+
+    fn roundtrip(kind: SerializeType) {
+        let cmd = RemotingCommand::request(RequestCode::SendMessageV2 as i32, 42)
+            .with_ext("a", "group")
+            .with_ext("b", "TopicA")
+            .with_body(&b"hello"[..])
+            .with_serialize_type(kind);
+        let mut buf = BytesMut::new();
+        encode(&cmd, &mut buf).unwrap();
+        buf.extend_from_slice(&[0, 0]); // the start of the next frame stays put
+        let back = decode(&mut buf).unwrap().unwrap();
+        assert_eq!(back, cmd);
+        assert_eq!(&buf[..], &[0, 0]);
+    }
+
+    #[test]
+    fn json_and_binary_frames_round_trip() {
+        roundtrip(SerializeType::Json);
+        roundtrip(SerializeType::Rocketmq);
+    }
+
+    #[test]
+    fn binary_header_matches_hand_written_bytes() {
+        let cmd = RemotingCommand::request(30, 1).with_ext("k", "v");
+        let mut buf = BytesMut::new();
+        encode(&cmd, &mut buf).unwrap();
+        #[rustfmt::skip]
+        let header: Vec<u8> = vec![
+            0, 30,          // code
+            12,             // language RUST
+            1, 197,         // version 453
+            0, 0, 0, 1,     // opaque
+            0, 0, 0, 0,     // flag
+            0, 0, 0, 0,     // remark length
+            0, 0, 0, 8,     // extFields length
+            0, 1, b'k', 0, 0, 0, 1, b'v',
+        ];
+        let mut expect = vec![0, 0, 0, (4 + header.len()) as u8, 1, 0, 0, header.len() as u8];
+        expect.extend_from_slice(&header);
+        assert_eq!(&buf[..], &expect[..]);
+    }
+
+    #[test]
+    fn java_style_json_header_is_accepted() {
+        let header = br#"{"code":34,"extFields":{"n":5,"x":null},"flag":0,"language":"JAVA","opaque":9,"serializeTypeCurrentRPC":"JSON","version":401}"#;
+        let mut buf = BytesMut::new();
+        buf.put_i32(4 + header.len() as i32);
+        buf.put_u32(header.len() as u32);
+        buf.put_slice(header);
+        let cmd = decode(&mut buf).unwrap().unwrap();
+        assert_eq!(cmd.code, 34);
+        assert_eq!(cmd.opaque, 9);
+        assert_eq!(cmd.ext("n"), Some("5"));
+        assert_eq!(cmd.language, crate::codes::Language::Java);
+    }
+
+    #[test]
+    fn oversized_and_negative_lengths_are_rejected_before_buffering() {
+        let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(decode(&mut buf), Err(ProtocolError::FrameLength { .. })));
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(decode(&mut buf), Err(ProtocolError::FrameLength { .. })));
+    }
+
+    #[test]
+    fn header_longer_than_frame_is_rejected() {
+        let mut buf = BytesMut::new();
+        buf.put_i32(8);
+        buf.put_u32(0x0100_0010);
+        buf.put_u32(0);
+        assert!(matches!(decode(&mut buf), Err(ProtocolError::HeaderLength { .. })));
+    }
+
+    #[test]
+    fn truncated_frame_waits_for_more_bytes() {
+        let cmd = RemotingCommand::request(10, 3).with_body(&b"abc"[..]);
+        let mut full = BytesMut::new();
+        encode(&cmd, &mut full).unwrap();
+        for cut in 0..full.len() {
+            let mut part = BytesMut::from(&full[..cut]);
+            assert!(decode(&mut part).unwrap().is_none(), "cut at {cut}");
+        }
+    }
+}

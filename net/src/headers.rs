@@ -1,0 +1,330 @@
+//! Typed request and response headers, read from and written to the flattened `extFields` map.
+//!
+//! Field names are RocketMQ's (`consumerGroup`, `queueOffset`, …). SEND_MESSAGE_V2 uses one-letter keys
+//! (`a`…`n`); [`SendMessageRequest::from_ext`] reads both forms.
+
+use crate::command::ExtFields;
+use crate::error::{ProtocolError, Result};
+
+/// A required text field.
+pub fn required<'a>(ext: &'a ExtFields, key: &'static str) -> Result<&'a str> {
+    ext.get(key).map(String::as_str).ok_or(ProtocolError::MissingField(key))
+}
+
+/// A required number field.
+pub fn required_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<T> {
+    let text = required(ext, key)?;
+    text.trim().parse().map_err(|_| ProtocolError::BadField { field: key, value: text.to_owned() })
+}
+
+/// An optional number field; absent or empty is `None`, present and unparsable is an error.
+pub fn optional_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<Option<T>> {
+    match ext.get(key).map(|s| s.trim()) {
+        None | Some("") | Some("null") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| ProtocolError::BadField { field: key, value: text.to_owned() }),
+    }
+}
+
+fn optional_bool(ext: &ExtFields, key: &'static str) -> bool {
+    ext.get(key).is_some_and(|v| v == "true")
+}
+
+/// SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320) request header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendMessageRequest {
+    pub producer_group: String,
+    pub topic: String,
+    pub default_topic: String,
+    pub default_topic_queue_nums: i32,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub flag: i32,
+    pub properties: String,
+    pub reconsume_times: i32,
+    pub unit_mode: bool,
+    pub max_reconsume_times: Option<i32>,
+    pub batch: bool,
+    pub broker_name: Option<String>,
+}
+
+/// (long name, V2 short key) of each send header field.
+const SEND_KEYS: [(&str, &str); 14] = [
+    ("producerGroup", "a"),
+    ("topic", "b"),
+    ("defaultTopic", "c"),
+    ("defaultTopicQueueNums", "d"),
+    ("queueId", "e"),
+    ("sysFlag", "f"),
+    ("bornTimestamp", "g"),
+    ("flag", "h"),
+    ("properties", "i"),
+    ("reconsumeTimes", "j"),
+    ("unitMode", "k"),
+    ("maxReconsumeTimes", "l"),
+    ("batch", "m"),
+    ("brokerName", "n"),
+];
+
+impl SendMessageRequest {
+    /// Reads the header in either form: V2 short keys when `v2`, long names otherwise.
+    pub fn from_ext(ext: &ExtFields, v2: bool) -> Result<Self> {
+        // Normalise to long names so one reader serves both.
+        let long: ExtFields = if v2 {
+            SEND_KEYS
+                .iter()
+                .filter_map(|(long, short)| ext.get(*short).map(|v| ((*long).to_owned(), v.clone())))
+                .collect()
+        } else {
+            ext.clone()
+        };
+        let e = &long;
+        Ok(Self {
+            producer_group: required(e, "producerGroup")?.to_owned(),
+            topic: required(e, "topic")?.to_owned(),
+            default_topic: e.get("defaultTopic").cloned().unwrap_or_else(|| "TBW102".into()),
+            default_topic_queue_nums: optional_num(e, "defaultTopicQueueNums")?.unwrap_or(4),
+            queue_id: required_num(e, "queueId")?,
+            sys_flag: optional_num(e, "sysFlag")?.unwrap_or(0),
+            born_timestamp: optional_num(e, "bornTimestamp")?.unwrap_or(0),
+            flag: optional_num(e, "flag")?.unwrap_or(0),
+            properties: e.get("properties").cloned().unwrap_or_default(),
+            reconsume_times: optional_num(e, "reconsumeTimes")?.unwrap_or(0),
+            unit_mode: optional_bool(e, "unitMode"),
+            max_reconsume_times: optional_num(e, "maxReconsumeTimes")?,
+            batch: optional_bool(e, "batch"),
+            broker_name: e.get("brokerName").cloned(),
+        })
+    }
+
+    /// Writes the header with V2 short keys.
+    pub fn to_ext_v2(&self) -> ExtFields {
+        let mut e = ExtFields::new();
+        let mut put = |k: &str, v: String| {
+            e.insert(k.to_owned(), v);
+        };
+        put("a", self.producer_group.clone());
+        put("b", self.topic.clone());
+        put("c", self.default_topic.clone());
+        put("d", self.default_topic_queue_nums.to_string());
+        put("e", self.queue_id.to_string());
+        put("f", self.sys_flag.to_string());
+        put("g", self.born_timestamp.to_string());
+        put("h", self.flag.to_string());
+        put("i", self.properties.clone());
+        put("j", self.reconsume_times.to_string());
+        put("k", self.unit_mode.to_string());
+        if let Some(m) = self.max_reconsume_times {
+            put("l", m.to_string());
+        }
+        put("m", self.batch.to_string());
+        if let Some(b) = &self.broker_name {
+            put("n", b.clone());
+        }
+        e
+    }
+}
+
+/// SEND response header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendMessageResponse {
+    /// Offset message id(s); a batch answers them comma separated.
+    pub msg_id: String,
+    pub queue_id: i32,
+    pub queue_offset: i64,
+    pub transaction_id: Option<String>,
+}
+
+impl SendMessageResponse {
+    pub fn to_ext(&self) -> ExtFields {
+        let mut e = ExtFields::new();
+        e.insert("msgId".into(), self.msg_id.clone());
+        e.insert("queueId".into(), self.queue_id.to_string());
+        e.insert("queueOffset".into(), self.queue_offset.to_string());
+        if let Some(t) = &self.transaction_id {
+            e.insert("transactionId".into(), t.clone());
+        }
+        e
+    }
+    pub fn from_ext(ext: &ExtFields) -> Result<Self> {
+        Ok(Self {
+            msg_id: required(ext, "msgId")?.to_owned(),
+            queue_id: required_num(ext, "queueId")?,
+            queue_offset: required_num(ext, "queueOffset")?,
+            transaction_id: ext.get("transactionId").cloned(),
+        })
+    }
+}
+
+/// PULL_MESSAGE sysFlag bits.
+pub mod pull_flag {
+    pub const COMMIT_OFFSET: i32 = 0x1;
+    pub const SUSPEND: i32 = 0x2;
+    pub const SUBSCRIPTION: i32 = 0x4;
+    pub const CLASS_FILTER: i32 = 0x8;
+    pub const LITE_PULL: i32 = 0x10;
+}
+
+/// PULL_MESSAGE request header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PullMessageRequest {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: i32,
+    pub queue_offset: i64,
+    pub max_msg_nums: i32,
+    pub sys_flag: i32,
+    pub commit_offset: i64,
+    pub suspend_timeout_millis: i64,
+    pub subscription: Option<String>,
+    pub sub_version: i64,
+    pub expression_type: Option<String>,
+    pub max_msg_bytes: Option<i32>,
+}
+
+impl PullMessageRequest {
+    pub fn from_ext(e: &ExtFields) -> Result<Self> {
+        Ok(Self {
+            consumer_group: required(e, "consumerGroup")?.to_owned(),
+            topic: required(e, "topic")?.to_owned(),
+            queue_id: required_num(e, "queueId")?,
+            queue_offset: required_num(e, "queueOffset")?,
+            max_msg_nums: required_num(e, "maxMsgNums")?,
+            sys_flag: required_num(e, "sysFlag")?,
+            commit_offset: optional_num(e, "commitOffset")?.unwrap_or(0),
+            suspend_timeout_millis: optional_num(e, "suspendTimeoutMillis")?.unwrap_or(0),
+            subscription: e.get("subscription").cloned(),
+            sub_version: optional_num(e, "subVersion")?.unwrap_or(0),
+            expression_type: e.get("expressionType").cloned(),
+            max_msg_bytes: optional_num(e, "maxMsgBytes")?,
+        })
+    }
+
+    pub fn to_ext(&self) -> ExtFields {
+        let mut e = ExtFields::new();
+        e.insert("consumerGroup".into(), self.consumer_group.clone());
+        e.insert("topic".into(), self.topic.clone());
+        e.insert("queueId".into(), self.queue_id.to_string());
+        e.insert("queueOffset".into(), self.queue_offset.to_string());
+        e.insert("maxMsgNums".into(), self.max_msg_nums.to_string());
+        e.insert("sysFlag".into(), self.sys_flag.to_string());
+        e.insert("commitOffset".into(), self.commit_offset.to_string());
+        e.insert("suspendTimeoutMillis".into(), self.suspend_timeout_millis.to_string());
+        if let Some(s) = &self.subscription {
+            e.insert("subscription".into(), s.clone());
+        }
+        e.insert("subVersion".into(), self.sub_version.to_string());
+        if let Some(t) = &self.expression_type {
+            e.insert("expressionType".into(), t.clone());
+        }
+        if let Some(m) = self.max_msg_bytes {
+            e.insert("maxMsgBytes".into(), m.to_string());
+        }
+        e
+    }
+}
+
+/// PULL_MESSAGE response header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PullMessageResponse {
+    pub suggest_which_broker_id: i64,
+    pub next_begin_offset: i64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+}
+
+impl PullMessageResponse {
+    pub fn to_ext(&self) -> ExtFields {
+        let mut e = ExtFields::new();
+        e.insert("suggestWhichBrokerId".into(), self.suggest_which_broker_id.to_string());
+        e.insert("nextBeginOffset".into(), self.next_begin_offset.to_string());
+        e.insert("minOffset".into(), self.min_offset.to_string());
+        e.insert("maxOffset".into(), self.max_offset.to_string());
+        e
+    }
+    pub fn from_ext(e: &ExtFields) -> Result<Self> {
+        Ok(Self {
+            suggest_which_broker_id: optional_num(e, "suggestWhichBrokerId")?.unwrap_or(0),
+            next_begin_offset: required_num(e, "nextBeginOffset")?,
+            min_offset: required_num(e, "minOffset")?,
+            max_offset: required_num(e, "maxOffset")?,
+        })
+    }
+}
+
+/// REGISTER_BROKER request header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegisterBrokerRequest {
+    pub broker_name: String,
+    pub broker_addr: String,
+    pub cluster_name: String,
+    pub ha_server_addr: String,
+    pub broker_id: i64,
+}
+
+impl RegisterBrokerRequest {
+    pub fn from_ext(e: &ExtFields) -> Result<Self> {
+        Ok(Self {
+            broker_name: required(e, "brokerName")?.to_owned(),
+            broker_addr: required(e, "brokerAddr")?.to_owned(),
+            cluster_name: required(e, "clusterName")?.to_owned(),
+            ha_server_addr: e.get("haServerAddr").cloned().unwrap_or_default(),
+            broker_id: required_num(e, "brokerId")?,
+        })
+    }
+    pub fn to_ext(&self) -> ExtFields {
+        let mut e = ExtFields::new();
+        e.insert("brokerName".into(), self.broker_name.clone());
+        e.insert("brokerAddr".into(), self.broker_addr.clone());
+        e.insert("clusterName".into(), self.cluster_name.clone());
+        e.insert("haServerAddr".into(), self.ha_server_addr.clone());
+        e.insert("brokerId".into(), self.broker_id.to_string());
+        e.insert("compressed".into(), "false".into());
+        e.insert("bodyCrc32".into(), "0".into());
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_header_reads_v2_short_keys_and_long_names() {
+        let req = SendMessageRequest {
+            producer_group: "pg".into(),
+            topic: "T".into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: 3,
+            born_timestamp: 99,
+            properties: "TAGS\u{1}a\u{2}".into(),
+            max_reconsume_times: Some(16),
+            ..Default::default()
+        };
+        let v2 = req.to_ext_v2();
+        assert_eq!(v2.get("b").map(String::as_str), Some("T"));
+        assert_eq!(SendMessageRequest::from_ext(&v2, true).unwrap(), req);
+        let long: ExtFields = SEND_KEYS
+            .iter()
+            .filter_map(|(l, s)| v2.get(*s).map(|v| ((*l).to_owned(), v.clone())))
+            .collect();
+        assert_eq!(SendMessageRequest::from_ext(&long, false).unwrap(), req);
+    }
+
+    #[test]
+    fn missing_and_bad_fields_are_named() {
+        let mut e = ExtFields::new();
+        e.insert("consumerGroup".into(), "g".into());
+        assert_eq!(PullMessageRequest::from_ext(&e), Err(ProtocolError::MissingField("topic")));
+        e.insert("topic".into(), "t".into());
+        e.insert("queueId".into(), "x".into());
+        assert!(matches!(
+            PullMessageRequest::from_ext(&e),
+            Err(ProtocolError::BadField { field: "queueId", .. })
+        ));
+    }
+}

@@ -1,0 +1,22 @@
+//! Every protocol limit, named once. Error messages quote these.
+
+/// Largest frame accepted or written (RocketMQ's default, 16 MiB). Checked before the frame is buffered.
+pub const FRAME_SIZE_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Largest header inside a frame. A header is metadata; anything near the frame size is malformed.
+pub const HEADER_SIZE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Default largest message body a broker accepts (`maxMessageSize`, 4 MiB).
+pub const MESSAGE_SIZE_MAX_BYTES_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// Properties are stored with an i16 length, so they can never exceed this.
+pub const PROPERTIES_SIZE_MAX_BYTES: usize = i16::MAX as usize;
+
+/// Topic names are at most this many characters (RocketMQ's `TOPIC_MAX_LENGTH`).
+pub const TOPIC_NAME_MAX_CHARS: usize = 127;
+
+/// Entries allowed in one `extFields` map; a frame claiming more is malformed.
+pub const EXT_FIELDS_MAX: usize = 4096;
+
+const _: () = assert!(MESSAGE_SIZE_MAX_BYTES_DEFAULT < FRAME_SIZE_MAX_BYTES);
+const _: () = assert!(HEADER_SIZE_MAX_BYTES < FRAME_SIZE_MAX_BYTES);

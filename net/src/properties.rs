@@ -1,0 +1,107 @@
+//! The message properties string: `name \x01 value \x02 name \x01 value \x02 …`, stored with an i16 length.
+
+use crate::error::{ProtocolError, Result};
+use crate::limits::PROPERTIES_SIZE_MAX_BYTES;
+
+pub const NAME_VALUE_SEPARATOR: char = '\u{1}';
+pub const PROPERTY_SEPARATOR: char = '\u{2}';
+
+/// Well-known property names.
+pub mod names {
+    pub const KEYS: &str = "KEYS";
+    pub const TAGS: &str = "TAGS";
+    pub const WAIT: &str = "WAIT";
+    pub const DELAY: &str = "DELAY";
+    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    pub const REAL_QID: &str = "REAL_QID";
+    pub const TRAN_MSG: &str = "TRAN_MSG";
+    pub const PGROUP: &str = "PGROUP";
+    pub const UNIQ_KEY: &str = "UNIQ_KEY";
+    pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
+    pub const MIN_OFFSET: &str = "MIN_OFFSET";
+    pub const MAX_OFFSET: &str = "MAX_OFFSET";
+}
+
+/// Parses a properties string into name/value pairs, in order. Pieces without a separator are skipped, as
+/// RocketMQ's `string2messageProperties` does.
+pub fn parse(text: &str) -> Vec<(String, String)> {
+    text.split(PROPERTY_SEPARATOR)
+        .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Finds one property's value without allocating.
+pub fn get<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.split(PROPERTY_SEPARATOR)
+        .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Writes name/value pairs as a properties string, checking the stored-length limit.
+pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<String> {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        out.push_str(k);
+        out.push(NAME_VALUE_SEPARATOR);
+        out.push_str(v);
+        out.push(PROPERTY_SEPARATOR);
+    }
+    check_size(out.len())?;
+    Ok(out)
+}
+
+/// Properties longer than the i16 length field can say are refused.
+pub fn check_size(size: usize) -> Result<()> {
+    if size > PROPERTIES_SIZE_MAX_BYTES {
+        return Err(ProtocolError::PropertiesTooLarge { size, max: PROPERTIES_SIZE_MAX_BYTES });
+    }
+    Ok(())
+}
+
+/// Java's `String.hashCode()` of a tag, widened to i64 as the consume queue stores it.
+///
+/// Java hashes UTF-16 code units, so characters outside the BMP count as two.
+pub fn tag_hash(tag: &str) -> i64 {
+    let mut h: i32 = 0;
+    for unit in tag.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    h as i64
+}
+
+/// The tag hash a stored message gets: of its TAGS property, or 0 without one.
+pub fn tag_hash_of(properties: &str) -> i64 {
+    get(properties, names::TAGS).map_or(0, tag_hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_hash_matches_java_string_hash_code() {
+        // Values of "...".hashCode() in Java.
+        assert_eq!(tag_hash(""), 0);
+        assert_eq!(tag_hash("TagA"), 2598919);
+        assert_eq!(tag_hash("hello world"), 1794106052);
+        assert_eq!(tag_hash("a-very-long-tag-name-that-overflows"), {
+            let mut h: i32 = 0;
+            for b in "a-very-long-tag-name-that-overflows".bytes() {
+                h = h.wrapping_mul(31).wrapping_add(b as i32);
+            }
+            h as i64
+        });
+    }
+
+    #[test]
+    fn properties_round_trip_and_lookup() {
+        let text = encode([("TAGS", "TagA"), ("KEYS", "k1 k2")]).unwrap();
+        assert_eq!(text, "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2\u{2}");
+        assert_eq!(get(&text, "KEYS"), Some("k1 k2"));
+        assert_eq!(parse(&text).len(), 2);
+        assert_eq!(tag_hash_of(&text), 2598919);
+    }
+}
