@@ -43,7 +43,8 @@ pub fn decode(src: &Bytes) -> Result<Vec<BatchMessage>> {
         if rest.len() < 20 {
             return Err(bad("fewer bytes than a message header"));
         }
-        let int = |at: usize| i32::from_be_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+        let int =
+            |at: usize| i32::from_be_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
         let total = int(0);
         if total < 22 || total as usize > rest.len() {
             return Err(bad("TOTALSIZE is outside the batch"));
@@ -64,7 +65,11 @@ pub fn decode(src: &Bytes) -> Result<Vec<BatchMessage>> {
         let props = std::str::from_utf8(&rest[p + 2..total])
             .map_err(|_| bad("properties are not UTF-8"))?
             .to_owned();
-        out.push(BatchMessage { flag, body, properties: props });
+        out.push(BatchMessage {
+            flag,
+            body,
+            properties: props,
+        });
         pos += total;
     }
     Ok(out)

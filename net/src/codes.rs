@@ -76,7 +76,10 @@ impl Language {
 
     /// The language for a JSON header's name; unknown names are `OTHER`, as a lenient peer would do.
     pub fn from_name(name: &str) -> Self {
-        (0..=12).filter_map(Self::from_i32).find(|l| l.name() == name).unwrap_or(Self::Other)
+        (0..=12)
+            .filter_map(Self::from_i32)
+            .find(|l| l.name() == name)
+            .unwrap_or(Self::Other)
     }
 }
 

@@ -26,7 +26,10 @@ pub fn peek_length(src: &[u8]) -> Result<Option<usize>> {
     }
     let length = i32::from_be_bytes([src[0], src[1], src[2], src[3]]) as i64;
     if length < 4 || length as usize > FRAME_SIZE_MAX_BYTES {
-        return Err(ProtocolError::FrameLength { length, max: FRAME_SIZE_MAX_BYTES });
+        return Err(ProtocolError::FrameLength {
+            length,
+            max: FRAME_SIZE_MAX_BYTES,
+        });
     }
     Ok(Some(length as usize))
 }
@@ -36,7 +39,9 @@ pub fn peek_length(src: &[u8]) -> Result<Option<usize>> {
 /// `Ok(None)`: more bytes are needed. `Err`: the stream is malformed and the connection should close; `src`
 /// is left as it was.
 pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
-    let Some(length) = peek_length(src)? else { return Ok(None) };
+    let Some(length) = peek_length(src)? else {
+        return Ok(None);
+    };
     if src.len() < 4 + length {
         src.reserve(4 + length - src.len());
         return Ok(None);
@@ -45,7 +50,10 @@ pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
     let kind = (word >> 24) as u8;
     let header_len = (word & 0x00FF_FFFF) as usize;
     if header_len > length - 4 || header_len > HEADER_SIZE_MAX_BYTES {
-        return Err(ProtocolError::HeaderLength { header: header_len, frame: length });
+        return Err(ProtocolError::HeaderLength {
+            header: header_len,
+            frame: length,
+        });
     }
     let serialize_type = SerializeType::from_u8(kind).ok_or(ProtocolError::SerializeType(kind))?;
     let header = &src[PREFIX_BYTES..PREFIX_BYTES + header_len];
@@ -68,7 +76,10 @@ pub fn encode(command: &RemotingCommand, dst: &mut BytesMut) -> Result<()> {
     }
     let length = 4 + header.len() + command.body.len();
     if length > FRAME_SIZE_MAX_BYTES || header.len() > HEADER_SIZE_MAX_BYTES {
-        return Err(ProtocolError::FrameTooLarge { size: length, max: FRAME_SIZE_MAX_BYTES });
+        return Err(ProtocolError::FrameTooLarge {
+            size: length,
+            max: FRAME_SIZE_MAX_BYTES,
+        });
     }
     dst.reserve(4 + length);
     dst.put_i32(length as i32);
@@ -119,7 +130,16 @@ mod tests {
             0, 0, 0, 8,     // extFields length
             0, 1, b'k', 0, 0, 0, 1, b'v',
         ];
-        let mut expect = vec![0, 0, 0, (4 + header.len()) as u8, 1, 0, 0, header.len() as u8];
+        let mut expect = vec![
+            0,
+            0,
+            0,
+            (4 + header.len()) as u8,
+            1,
+            0,
+            0,
+            header.len() as u8,
+        ];
         expect.extend_from_slice(&header);
         assert_eq!(&buf[..], &expect[..]);
     }
@@ -141,9 +161,15 @@ mod tests {
     #[test]
     fn oversized_and_negative_lengths_are_rejected_before_buffering() {
         let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(decode(&mut buf), Err(ProtocolError::FrameLength { .. })));
+        assert!(matches!(
+            decode(&mut buf),
+            Err(ProtocolError::FrameLength { .. })
+        ));
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(decode(&mut buf), Err(ProtocolError::FrameLength { .. })));
+        assert!(matches!(
+            decode(&mut buf),
+            Err(ProtocolError::FrameLength { .. })
+        ));
     }
 
     #[test]
@@ -152,7 +178,10 @@ mod tests {
         buf.put_i32(8);
         buf.put_u32(0x0100_0010);
         buf.put_u32(0);
-        assert!(matches!(decode(&mut buf), Err(ProtocolError::HeaderLength { .. })));
+        assert!(matches!(
+            decode(&mut buf),
+            Err(ProtocolError::HeaderLength { .. })
+        ));
     }
 
     #[test]

@@ -8,23 +8,28 @@ use crate::error::{ProtocolError, Result};
 
 /// A required text field.
 pub fn required<'a>(ext: &'a ExtFields, key: &'static str) -> Result<&'a str> {
-    ext.get(key).map(String::as_str).ok_or(ProtocolError::MissingField(key))
+    ext.get(key)
+        .map(String::as_str)
+        .ok_or(ProtocolError::MissingField(key))
 }
 
 /// A required number field.
 pub fn required_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<T> {
     let text = required(ext, key)?;
-    text.trim().parse().map_err(|_| ProtocolError::BadField { field: key, value: text.to_owned() })
+    text.trim().parse().map_err(|_| ProtocolError::BadField {
+        field: key,
+        value: text.to_owned(),
+    })
 }
 
 /// An optional number field; absent or empty is `None`, present and unparsable is an error.
 pub fn optional_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<Option<T>> {
     match ext.get(key).map(|s| s.trim()) {
         None | Some("") | Some("null") => Ok(None),
-        Some(text) => text
-            .parse()
-            .map(Some)
-            .map_err(|_| ProtocolError::BadField { field: key, value: text.to_owned() }),
+        Some(text) => text.parse().map(Some).map_err(|_| ProtocolError::BadField {
+            field: key,
+            value: text.to_owned(),
+        }),
     }
 }
 
@@ -76,7 +81,9 @@ impl SendMessageRequest {
         let long: ExtFields = if v2 {
             SEND_KEYS
                 .iter()
-                .filter_map(|(long, short)| ext.get(*short).map(|v| ((*long).to_owned(), v.clone())))
+                .filter_map(|(long, short)| {
+                    ext.get(*short).map(|v| ((*long).to_owned(), v.clone()))
+                })
                 .collect()
         } else {
             ext.clone()
@@ -85,7 +92,10 @@ impl SendMessageRequest {
         Ok(Self {
             producer_group: required(e, "producerGroup")?.to_owned(),
             topic: required(e, "topic")?.to_owned(),
-            default_topic: e.get("defaultTopic").cloned().unwrap_or_else(|| "TBW102".into()),
+            default_topic: e
+                .get("defaultTopic")
+                .cloned()
+                .unwrap_or_else(|| "TBW102".into()),
             default_topic_queue_nums: optional_num(e, "defaultTopicQueueNums")?.unwrap_or(4),
             queue_id: required_num(e, "queueId")?,
             sys_flag: optional_num(e, "sysFlag")?.unwrap_or(0),
@@ -212,7 +222,10 @@ impl PullMessageRequest {
         e.insert("maxMsgNums".into(), self.max_msg_nums.to_string());
         e.insert("sysFlag".into(), self.sys_flag.to_string());
         e.insert("commitOffset".into(), self.commit_offset.to_string());
-        e.insert("suspendTimeoutMillis".into(), self.suspend_timeout_millis.to_string());
+        e.insert(
+            "suspendTimeoutMillis".into(),
+            self.suspend_timeout_millis.to_string(),
+        );
         if let Some(s) = &self.subscription {
             e.insert("subscription".into(), s.clone());
         }
@@ -239,7 +252,10 @@ pub struct PullMessageResponse {
 impl PullMessageResponse {
     pub fn to_ext(&self) -> ExtFields {
         let mut e = ExtFields::new();
-        e.insert("suggestWhichBrokerId".into(), self.suggest_which_broker_id.to_string());
+        e.insert(
+            "suggestWhichBrokerId".into(),
+            self.suggest_which_broker_id.to_string(),
+        );
         e.insert("nextBeginOffset".into(), self.next_begin_offset.to_string());
         e.insert("minOffset".into(), self.min_offset.to_string());
         e.insert("maxOffset".into(), self.max_offset.to_string());
@@ -319,12 +335,18 @@ mod tests {
     fn missing_and_bad_fields_are_named() {
         let mut e = ExtFields::new();
         e.insert("consumerGroup".into(), "g".into());
-        assert_eq!(PullMessageRequest::from_ext(&e), Err(ProtocolError::MissingField("topic")));
+        assert_eq!(
+            PullMessageRequest::from_ext(&e),
+            Err(ProtocolError::MissingField("topic"))
+        );
         e.insert("topic".into(), "t".into());
         e.insert("queueId".into(), "x".into());
         assert!(matches!(
             PullMessageRequest::from_ext(&e),
-            Err(ProtocolError::BadField { field: "queueId", .. })
+            Err(ProtocolError::BadField {
+                field: "queueId",
+                ..
+            })
         ));
     }
 }

@@ -37,7 +37,10 @@ pub fn decode(id: &str) -> Result<(SocketAddr, u64)> {
         raw.push(u8::from_str_radix(s, 16).map_err(|_| bad())?);
     }
     let (ip, rest): (IpAddr, &[u8]) = if raw.len() == 16 {
-        (IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])), &raw[4..])
+        (
+            IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),
+            &raw[4..],
+        )
     } else {
         let mut o = [0u8; 16];
         o.copy_from_slice(&raw[..16]);

@@ -56,7 +56,10 @@ pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result
 /// Properties longer than the i16 length field can say are refused.
 pub fn check_size(size: usize) -> Result<()> {
     if size > PROPERTIES_SIZE_MAX_BYTES {
-        return Err(ProtocolError::PropertiesTooLarge { size, max: PROPERTIES_SIZE_MAX_BYTES });
+        return Err(ProtocolError::PropertiesTooLarge {
+            size,
+            max: PROPERTIES_SIZE_MAX_BYTES,
+        });
     }
     Ok(())
 }

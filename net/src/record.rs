@@ -111,7 +111,14 @@ impl NewRecord<'_> {
 
     /// Bytes this record takes in the commit log.
     pub fn encoded_len(&self) -> usize {
-        4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8
+        4 + 4
+            + 4
+            + 4
+            + 4
+            + 8
+            + 8
+            + 4
+            + 8
             + host_len(&self.born_host)
             + 8
             + host_len(&self.store_host)
@@ -131,8 +138,15 @@ impl NewRecord<'_> {
     pub fn encode(&self, queue_offset: i64, physical_offset: i64, crc: u32, out: &mut Vec<u8>) {
         let start = out.len();
         let len = self.encoded_len();
-        assert!(self.topic.len() <= i8::MAX as usize, "topic `{}` longer than 127 bytes", self.topic);
-        assert!(self.properties.len() <= i16::MAX as usize, "properties longer than i16::MAX");
+        assert!(
+            self.topic.len() <= i8::MAX as usize,
+            "topic `{}` longer than 127 bytes",
+            self.topic
+        );
+        assert!(
+            self.properties.len() <= i16::MAX as usize,
+            "properties longer than i16::MAX"
+        );
         out.reserve(len);
         out.put_i32(len as i32);
         out.put_u32(MESSAGE_MAGIC);
@@ -154,7 +168,11 @@ impl NewRecord<'_> {
         out.put_slice(self.topic.as_bytes());
         out.put_i16(self.properties.len() as i16);
         out.put_slice(self.properties.as_bytes());
-        assert_eq!(out.len() - start, len, "record encoded to a different length than computed");
+        assert_eq!(
+            out.len() - start,
+            len,
+            "record encoded to a different length than computed"
+        );
     }
 }
 
@@ -168,7 +186,10 @@ fn put_host(out: &mut Vec<u8>, addr: &SocketAddr) {
 
 /// Writes the blank that fills the `remaining` bytes at the end of a commit log file.
 pub fn encode_blank(remaining: usize, out: &mut Vec<u8>) {
-    assert!(remaining >= BLANK_MIN_BYTES, "a blank needs {BLANK_MIN_BYTES} bytes, only {remaining} left");
+    assert!(
+        remaining >= BLANK_MIN_BYTES,
+        "a blank needs {BLANK_MIN_BYTES} bytes, only {remaining} left"
+    );
     out.put_i32(remaining as i32);
     out.put_u32(BLANK_MAGIC);
 }
@@ -211,7 +232,11 @@ pub enum Probe {
 /// if `check_crc`, the body CRC. `Corrupt` also covers a record cut off by the end of `bytes`.
 pub fn probe(bytes: &[u8], check_crc: bool) -> Probe {
     if bytes.len() < 8 {
-        return if bytes.iter().all(|b| *b == 0) { Probe::End } else { Probe::Corrupt("torn header") };
+        return if bytes.iter().all(|b| *b == 0) {
+            Probe::End
+        } else {
+            Probe::Corrupt("torn header")
+        };
     }
     let size = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let magic = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
@@ -247,7 +272,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, why: &'static str) -> Result<&'a [u8]> {
         if self.pos + n > self.b.len() {
-            return Err(ProtocolError::Record { at: self.pos, reason: why });
+            return Err(ProtocolError::Record {
+                at: self.pos,
+                reason: why,
+            });
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -288,15 +316,26 @@ pub fn decode_shared(src: &Bytes, pos: usize) -> Result<(StoredRecord, usize)> {
     let mut c = Cursor { b: &src[..], pos };
     let total_size = c.i32("torn TOTALSIZE")?;
     if total_size < 4 || pos + total_size as usize > src.len() {
-        return Err(ProtocolError::Record { at: pos, reason: "TOTALSIZE runs past the data" });
+        return Err(ProtocolError::Record {
+            at: pos,
+            reason: "TOTALSIZE runs past the data",
+        });
     }
     let end = pos + total_size as usize;
-    let mut c = Cursor { b: &src[..end], pos: pos + 4 };
+    let mut c = Cursor {
+        b: &src[..end],
+        pos: pos + 4,
+    };
     let magic = c.i32("torn magic")? as u32;
     let topic_len_bytes = match magic {
         MESSAGE_MAGIC => 1,
         MESSAGE_MAGIC_V2 => 2,
-        _ => return Err(ProtocolError::Record { at: pos, reason: "bad magic code" }),
+        _ => {
+            return Err(ProtocolError::Record {
+                at: pos,
+                reason: "bad magic code",
+            })
+        }
     };
     let body_crc = c.i32("torn body CRC")? as u32;
     let queue_id = c.i32("torn queue id")?;
@@ -312,7 +351,10 @@ pub fn decode_shared(src: &Bytes, pos: usize) -> Result<(StoredRecord, usize)> {
     let prepared_transaction_offset = c.i64("torn prepared transaction offset")?;
     let body_len = c.i32("torn body length")?;
     if body_len < 0 {
-        return Err(ProtocolError::Record { at: c.pos, reason: "negative body length" });
+        return Err(ProtocolError::Record {
+            at: c.pos,
+            reason: "negative body length",
+        });
     }
     let body_start = c.pos;
     c.take(body_len as usize, "body runs past TOTALSIZE")?;
@@ -324,18 +366,31 @@ pub fn decode_shared(src: &Bytes, pos: usize) -> Result<(StoredRecord, usize)> {
         u16::from_be_bytes([s[0], s[1]]) as usize
     };
     let topic = std::str::from_utf8(c.take(topic_len, "topic runs past TOTALSIZE")?)
-        .map_err(|_| ProtocolError::Record { at: c.pos, reason: "topic is not UTF-8" })?
+        .map_err(|_| ProtocolError::Record {
+            at: c.pos,
+            reason: "topic is not UTF-8",
+        })?
         .to_owned();
     let s = c.take(2, "torn properties length")?;
     let props_len = i16::from_be_bytes([s[0], s[1]]);
     if props_len < 0 {
-        return Err(ProtocolError::Record { at: c.pos, reason: "negative properties length" });
+        return Err(ProtocolError::Record {
+            at: c.pos,
+            reason: "negative properties length",
+        });
     }
-    let properties = std::str::from_utf8(c.take(props_len as usize, "properties run past TOTALSIZE")?)
-        .map_err(|_| ProtocolError::Record { at: c.pos, reason: "properties are not UTF-8" })?
-        .to_owned();
+    let properties =
+        std::str::from_utf8(c.take(props_len as usize, "properties run past TOTALSIZE")?)
+            .map_err(|_| ProtocolError::Record {
+                at: c.pos,
+                reason: "properties are not UTF-8",
+            })?
+            .to_owned();
     if c.pos != end {
-        return Err(ProtocolError::Record { at: c.pos, reason: "fields end before TOTALSIZE" });
+        return Err(ProtocolError::Record {
+            at: c.pos,
+            reason: "fields end before TOTALSIZE",
+        });
     }
     Ok((
         StoredRecord {
@@ -437,7 +492,10 @@ mod tests {
     fn probe_tells_torn_corrupt_blank_and_end() {
         let mut out = Vec::new();
         sample(b"payload", "").encode(0, 0, body_crc(b"payload"), &mut out);
-        assert_eq!(probe(&out[..out.len() - 1], true), Probe::Corrupt("TOTALSIZE runs past the written data"));
+        assert_eq!(
+            probe(&out[..out.len() - 1], true),
+            Probe::Corrupt("TOTALSIZE runs past the written data")
+        );
         let mut bad = out.clone();
         let body_at = bad.len() - 2 - 2 - 7;
         bad[body_at] ^= 0xFF;

@@ -16,8 +16,9 @@ pub fn validate(topic: &str) -> Result<(), String> {
             topic.len()
         ));
     }
-    if let Some(bad) =
-        topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-')))
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-')))
     {
         return Err(format!(
             "the topic name `{topic}` contains `{bad}`; allowed are letters, digits, %, |, _ and -"

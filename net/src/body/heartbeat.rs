@@ -96,6 +96,9 @@ mod tests {
         let java = br#"{"clientID":"10.0.0.1@123","consumerDataSet":[{"consumeFromWhere":"CONSUME_FROM_LAST_OFFSET","consumeType":"CONSUME_PASSIVELY","groupName":"g","messageModel":"CLUSTERING","subscriptionDataSet":[{"classFilterMode":false,"codeSet":[2598919],"expressionType":"TAG","subString":"TagA","subVersion":1,"tagsSet":["TagA"],"topic":"T"}],"unitMode":false}],"producerDataSet":[{"groupName":"CLIENT_INNER_PRODUCER"}]}"#;
         let hb: HeartbeatData = crate::body::from_json(java).unwrap();
         assert_eq!(hb.client_id, "10.0.0.1@123");
-        assert_eq!(hb.consumer_data_set[0].subscription_data_set[0].code_set, vec![2598919]);
+        assert_eq!(
+            hb.consumer_data_set[0].subscription_data_set[0].code_set,
+            vec![2598919]
+        );
     }
 }

@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(route.broker_datas[0].master_addr(), Some("127.0.0.1:10911"));
         let ours = crate::body::to_json(&route);
         let text = String::from_utf8(ours).unwrap();
-        assert!(text.contains(r#""brokerAddrs":{"0":"127.0.0.1:10911"}"#), "{text}");
+        assert!(
+            text.contains(r#""brokerAddrs":{"0":"127.0.0.1:10911"}"#),
+            "{text}"
+        );
         let strict: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(strict.is_object());
     }

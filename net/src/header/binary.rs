@@ -28,7 +28,11 @@ pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
         }
         None => out.put_i32(0),
     }
-    let ext_len: usize = command.ext_fields.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum();
+    let ext_len: usize = command
+        .ext_fields
+        .iter()
+        .map(|(k, v)| 2 + k.len() + 4 + v.len())
+        .sum();
     out.put_i32(ext_len as i32);
     for (k, v) in &command.ext_fields {
         out.put_i16(k.len() as i16);
@@ -81,10 +85,16 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
     let flag = r.i32("flag")?;
     let raw = r.i32("remark length")? as i64;
     let remark_len = r.len(raw, "remark length exceeds the header")?;
-    let remark = if remark_len > 0 { Some(r.string(remark_len, "remark")?) } else { None };
+    let remark = if remark_len > 0 {
+        Some(r.string(remark_len, "remark")?)
+    } else {
+        None
+    };
     let raw = r.i32("extFields length")? as i64;
     let ext_len = r.len(raw, "extFields length exceeds the header")?;
-    let mut ext = Reader { bytes: r.take(ext_len, "extFields")? };
+    let mut ext = Reader {
+        bytes: r.take(ext_len, "extFields")?,
+    };
     let mut ext_fields = ExtFields::new();
     while !ext.bytes.is_empty() {
         if ext_fields.len() >= EXT_FIELDS_MAX {

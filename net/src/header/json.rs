@@ -25,7 +25,10 @@ pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
     header.insert("version".into(), command.version.into());
     header.insert("opaque".into(), command.opaque.into());
     header.insert("flag".into(), command.flag.into());
-    header.insert("remark".into(), command.remark.clone().map_or(Value::Null, Value::String));
+    header.insert(
+        "remark".into(),
+        command.remark.clone().map_or(Value::Null, Value::String),
+    );
     header.insert("extFields".into(), Value::Object(ext));
     header.insert("serializeTypeCurrentRPC".into(), "JSON".into());
     // Writing a Map of plain values into a Vec cannot fail.
@@ -39,11 +42,18 @@ fn int_field(obj: &Map<String, Value>, name: &'static str, required: bool) -> Re
         Some(Value::Number(n)) => n
             .as_i64()
             .and_then(|v| i32::try_from(v).ok())
-            .ok_or_else(|| ProtocolError::BadField { field: name, value: n.to_string() }),
-        Some(Value::String(s)) => {
-            s.parse().map_err(|_| ProtocolError::BadField { field: name, value: s.clone() })
-        }
-        Some(other) => Err(ProtocolError::BadField { field: name, value: other.to_string() }),
+            .ok_or_else(|| ProtocolError::BadField {
+                field: name,
+                value: n.to_string(),
+            }),
+        Some(Value::String(s)) => s.parse().map_err(|_| ProtocolError::BadField {
+            field: name,
+            value: s.clone(),
+        }),
+        Some(other) => Err(ProtocolError::BadField {
+            field: name,
+            value: other.to_string(),
+        }),
     }
 }
 
@@ -52,13 +62,16 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ProtocolError::JsonHeader(e.to_string()))?;
     let Value::Object(obj) = value else {
-        return Err(ProtocolError::JsonHeader("the header is not a JSON object".into()));
+        return Err(ProtocolError::JsonHeader(
+            "the header is not a JSON object".into(),
+        ));
     };
     let language = match obj.get("language") {
         Some(Value::String(s)) => Language::from_name(s),
-        Some(Value::Number(n)) => {
-            n.as_i64().and_then(|v| Language::from_i32(v as i32)).unwrap_or(Language::Other)
-        }
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|v| Language::from_i32(v as i32))
+            .unwrap_or(Language::Other),
         _ => Language::Other,
     };
     let mut ext_fields = ExtFields::new();
@@ -80,7 +93,11 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
                 ext_fields.insert(k.clone(), text);
             }
         }
-        Some(_) => return Err(ProtocolError::JsonHeader("extFields is not an object".into())),
+        Some(_) => {
+            return Err(ProtocolError::JsonHeader(
+                "extFields is not an object".into(),
+            ))
+        }
     }
     let remark = match obj.get("remark") {
         Some(Value::String(s)) => Some(s.clone()),

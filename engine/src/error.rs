@@ -1,0 +1,57 @@
+//! The engine's one error type. Variants carry the path, offset or limit involved.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("message body is {size} bytes, the limit (maxMessageSize) is {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("properties are {size} bytes, the limit is {max}")]
+    PropertiesTooLarge { size: usize, max: usize },
+    #[error("bad topic: {0}")]
+    BadTopic(String),
+    #[error("record of {size} bytes cannot fit in a commit log segment of {segment} bytes")]
+    RecordLargerThanSegment { size: usize, segment: u64 },
+    #[error("disk is full: {used_percent:.1}% used at {path}, writes are refused above {refuse_percent:.0}%")]
+    DiskFull {
+        path: PathBuf,
+        used_percent: f64,
+        refuse_percent: f64,
+    },
+    #[error(
+        "flush did not complete within {timeout_ms} ms; the message is stored but not yet durable"
+    )]
+    FlushTimeout { timeout_ms: u64 },
+    #[error("corrupt {what} at {path}, offset {offset}: {reason}")]
+    Corrupt {
+        what: &'static str,
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("bad config: {0}")]
+    Config(String),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("the engine failed earlier and stopped accepting writes: {0}")]
+    Failed(String),
+}
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
+        Self::Io {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Result with [`EngineError`].
+pub type Result<T> = std::result::Result<T, EngineError>;

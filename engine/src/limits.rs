@@ -1,0 +1,52 @@
+//! Every engine limit and default, named once, units last.
+
+/// Default commit log segment size (`mappedFileSizeCommitLog`, 1 GiB).
+pub const COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+
+/// O_DIRECT alignment used for every write offset and length. 4 KiB covers every device's logical block.
+pub const DIRECT_IO_ALIGN_BYTES: u64 = 4096;
+
+/// A consume queue entry: commit log offset (8), size (4), tag hash (8).
+pub const CQ_ENTRY_BYTES: u64 = 20;
+
+/// Entries per consume queue segment. RocketMQ uses 300,000; O_DIRECT needs segment sizes that are
+/// multiples of 4 KiB, and 20 × 307,200 = 6,144,000 = 1,500 × 4 KiB.
+pub const CQ_SEGMENT_ENTRIES: u64 = 307_200;
+
+/// Default bound of the in-memory write buffer of one log; an append waits for a flush past it.
+pub const WRITE_BUFFER_MAX_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+
+/// Bytes read per I/O while scanning a segment during recovery.
+pub const RECOVERY_READ_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default `flushIntervalCommitLog` (ms) in ASYNC_FLUSH.
+pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 500;
+
+/// Default `syncFlushTimeout` (ms) in SYNC_FLUSH.
+pub const SYNC_FLUSH_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
+/// How often consume queues are flushed and the checkpoint written.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+
+/// How often retention and disk usage are checked.
+pub const RETENTION_CHECK_INTERVAL_MS: u64 = 10_000;
+
+/// Default `fileReservedTime` (hours) and `deleteWhen` (hour of day).
+pub const FILE_RESERVED_TIME_HOURS_DEFAULT: u64 = 72;
+pub const DELETE_WHEN_HOUR_DEFAULT: u32 = 4;
+
+/// Disk usage ratios: delete expired files above, delete even unexpired above, refuse writes above.
+pub const DISK_MAX_USED_RATIO_DEFAULT: f64 = 0.75;
+pub const DISK_FORCE_CLEAN_RATIO: f64 = 0.85;
+pub const DISK_REFUSE_RATIO_DEFAULT: f64 = 0.90;
+
+/// Messages one queue read returns at most, whatever the caller asks.
+pub const READ_MESSAGES_MAX: usize = 1024;
+
+/// Bytes one queue read returns at most.
+pub const READ_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+const _: () = assert!((CQ_ENTRY_BYTES * CQ_SEGMENT_ENTRIES) % DIRECT_IO_ALIGN_BYTES == 0);
+const _: () = assert!(COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT % DIRECT_IO_ALIGN_BYTES == 0);
+const _: () = assert!(DISK_MAX_USED_RATIO_DEFAULT < DISK_FORCE_CLEAN_RATIO);
+const _: () = assert!(DISK_FORCE_CLEAN_RATIO < DISK_REFUSE_RATIO_DEFAULT);

@@ -1,0 +1,479 @@
+//! A segmented, append-only log on O_DIRECT files: RocketMQ's "mapped file queue", without mmap.
+//!
+//! The commit log and every consume queue are one of these. A log is a folder of segment files, each
+//! `segment_size` bytes, preallocated, named by its start offset as 20 zero-padded digits
+//! (`00000000001073741824`). Appends go to the [`write_buffer::WriteBuffer`] in memory and never wait; a flush
+//! writes whole aligned blocks through io_uring (glommio's `DmaFile`) and fdatasyncs each file it touched.
+//! Reads are served from the buffer when it still holds the bytes, otherwise from disk.
+//!
+//! # Contracts
+//! - Owned by one shard: `!Send` on purpose (`Rc`, `RefCell`); no borrow is held across an `.await`.
+//! - At most one flush runs at a time (the engine's flusher is its only caller).
+//! - A segment file is created, and preallocated, by the flush that first writes to it; one segment ahead of
+//!   the write head is created too, so a roll does not wait for allocation.
+
+pub mod write_buffer;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::io::{DmaFile, OpenOptions};
+
+use crate::error::{EngineError, Result};
+use write_buffer::{align_down, align_up, WriteBuffer};
+
+/// Makes glommio's per-thread "does this device support IOPOLL?" probe see the truth for the device
+/// holding `dir`.
+///
+/// glommio decides on the first `DmaFile` it opens per device and thread, by reading offset 0 of that file.
+/// On a new, empty file the read never reaches the device, so it "succeeds", glommio marks the device
+/// pollable, and every later read of real data goes to the IOPOLL ring, failing with EOPNOTSUPP on devices
+/// without poll queues (virtio-blk, most cloud disks). Opening a file whose first block is written and
+/// synced first makes the probe read the device and cache the right answer. Call once per shard thread
+/// before opening any segment.
+pub async fn prime_iopoll_probe(dir: &Path) -> Result<()> {
+    let path = dir.join(".iopoll-probe");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(&[0xA5u8; crate::limits::DIRECT_IO_ALIGN_BYTES as usize])?;
+        f.sync_all()
+    };
+    write().map_err(|e| EngineError::io(&path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .dma_open(&path)
+        .await
+        .map_err(|e| EngineError::io(&path, e))?;
+    let _ = file.close().await;
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// File name of the segment starting at `base`.
+pub fn segment_file_name(base: u64) -> String {
+    format!("{base:020}")
+}
+
+/// Segment bases found in `dir`, ascending; files whose names are not 20 digits are ignored.
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(bases),
+        Err(e) => return Err(EngineError::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(base) = name.parse() {
+                bases.push(base);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+struct Inner {
+    segments: BTreeMap<u64, Rc<DmaFile>>,
+    buffer: WriteBuffer,
+    /// Lowest readable offset: the first segment's base, or later after retention.
+    min_offset: u64,
+}
+
+/// See the module docs.
+pub struct SegmentedLog {
+    dir: PathBuf,
+    segment_size: u64,
+    inner: RefCell<Inner>,
+    /// fdatasync calls issued, for tests and benchmarks that prove group commit.
+    syncs: std::cell::Cell<u64>,
+}
+
+async fn open_segment(path: &Path, size: u64, create: bool) -> Result<DmaFile> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .dma_open(path)
+        .await
+        .map_err(|e| EngineError::io(path, e))?;
+    if create {
+        let current = file
+            .file_size()
+            .await
+            .map_err(|e| EngineError::io(path, e))?;
+        if current < size {
+            file.pre_allocate(size, false)
+                .await
+                .map_err(|e| EngineError::io(path, e))?;
+        }
+    }
+    Ok(file)
+}
+
+impl SegmentedLog {
+    /// Opens the log in `dir` (created if missing) with every segment readable and the write position at
+    /// the end of the last segment. Recovery reads what it needs, then calls [`Self::set_position`].
+    pub async fn open(dir: impl Into<PathBuf>, segment_size: u64) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
+        let mut segments = BTreeMap::new();
+        for base in list_segments(&dir)? {
+            if base % segment_size != 0 {
+                return Err(EngineError::Corrupt {
+                    what: "segment name",
+                    path: dir.join(segment_file_name(base)),
+                    offset: base,
+                    reason: format!("not a multiple of the segment size {segment_size}"),
+                });
+            }
+            let path = dir.join(segment_file_name(base));
+            segments.insert(
+                base,
+                Rc::new(open_segment(&path, segment_size, false).await?),
+            );
+        }
+        let end = segments.keys().next_back().map_or(0, |b| b + segment_size);
+        let min_offset = segments.keys().next().copied().unwrap_or(0);
+        Ok(Self {
+            dir,
+            segment_size,
+            inner: RefCell::new(Inner {
+                segments,
+                buffer: WriteBuffer::new(segment_size, end, Vec::new()),
+                min_offset,
+            }),
+            syncs: Default::default(),
+        })
+    }
+
+    /// A new log with no segments yet, writing from offset 0. Creating the folder is the only I/O.
+    pub fn create_empty(dir: impl Into<PathBuf>, segment_size: u64) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
+        Ok(Self {
+            dir,
+            segment_size,
+            inner: RefCell::new(Inner {
+                segments: BTreeMap::new(),
+                buffer: WriteBuffer::new(segment_size, 0, Vec::new()),
+                min_offset: 0,
+            }),
+            syncs: Default::default(),
+        })
+    }
+
+    /// Puts the write position at `position`: segments wholly past it are deleted (recovery has decided
+    /// they hold nothing valid) and the partial block before it is read back into the buffer.
+    pub async fn set_position(&self, position: u64) -> Result<()> {
+        let keep_through = align_down_segment(position, self.segment_size);
+        let doomed: Vec<u64> = self
+            .inner
+            .borrow()
+            .segments
+            .range(keep_through + 1..)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in doomed {
+            let file = self.inner.borrow_mut().segments.remove(&base);
+            if let Some(f) = file {
+                let _ = f.close_rc().await;
+            }
+            let path = self.segment_path(base);
+            std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+        }
+        let tail_start = align_down(position);
+        let tail =
+            if tail_start < position && self.inner.borrow().segments.contains_key(&keep_through) {
+                self.read_disk(tail_start, (position - tail_start) as usize)
+                    .await?
+                    .to_vec()
+            } else {
+                vec![0u8; (position - tail_start) as usize]
+            };
+        let mut inner = self.inner.borrow_mut();
+        inner.buffer = WriteBuffer::new(self.segment_size, position, tail);
+        if inner.segments.is_empty() {
+            inner.min_offset = keep_through;
+        }
+        Ok(())
+    }
+
+    /// fdatasync calls issued by flushes so far.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.get()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// Offset the next append lands at.
+    pub fn written(&self) -> u64 {
+        self.inner.borrow().buffer.written()
+    }
+
+    /// Offset below which everything is synced to disk.
+    pub fn durable(&self) -> u64 {
+        self.inner.borrow().buffer.durable()
+    }
+
+    /// Bytes appended but not yet durable.
+    pub fn pending_bytes(&self) -> u64 {
+        self.inner.borrow().buffer.pending_bytes()
+    }
+
+    pub fn min_offset(&self) -> u64 {
+        self.inner.borrow().min_offset
+    }
+
+    /// Bytes left in the segment the next append lands in.
+    pub fn segment_remaining(&self) -> u64 {
+        self.inner.borrow().buffer.segment_remaining()
+    }
+
+    /// Appends `len` bytes produced by `fill`; see [`WriteBuffer::append_with`].
+    pub fn append_with(&self, len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        self.inner.borrow_mut().buffer.append_with(len, fill)
+    }
+
+    /// Appends bytes; returns their offset.
+    pub fn append(&self, bytes: &[u8]) -> u64 {
+        self.inner.borrow_mut().buffer.append(bytes)
+    }
+
+    /// Moves the write position to the next segment's start.
+    pub fn skip_to_next_segment(&self) {
+        self.inner.borrow_mut().buffer.skip_to_next_segment();
+    }
+
+    /// Writes everything appended so far and syncs it; returns the new durable offset.
+    pub async fn flush(&self) -> Result<u64> {
+        // Plan under a short borrow: copy what must be written into DMA buffers.
+        let (writes, target, ahead) = {
+            let inner = self.inner.borrow();
+            let (pieces, target) = inner.buffer.flush_plan();
+            let writes: Vec<(u64, Vec<u8>)> = pieces
+                .iter()
+                .map(|p| {
+                    (
+                        p.start,
+                        inner.buffer.chunk(p.chunk_index).data[..p.len].to_vec(),
+                    )
+                })
+                .collect();
+            let ahead = align_down_segment(target, self.segment_size) + self.segment_size;
+            (writes, target, ahead)
+        };
+        if writes.is_empty() {
+            self.inner.borrow_mut().buffer.flushed(target);
+            return Ok(target);
+        }
+        let mut touched: Vec<Rc<DmaFile>> = Vec::with_capacity(2);
+        for (start, data) in &writes {
+            let base = align_down_segment(*start, self.segment_size);
+            let file = self.segment_for_write(base).await?;
+            let len = align_up(data.len() as u64) as usize;
+            let mut dma = file.alloc_dma_buffer(len);
+            let bytes = dma.as_bytes_mut();
+            bytes[..data.len()].copy_from_slice(data);
+            bytes[data.len()..].fill(0);
+            let pos = start - base;
+            let path = self.dir.join(segment_file_name(base));
+            let n = file
+                .write_at(dma, pos)
+                .await
+                .map_err(|e| EngineError::io(&path, e))?;
+            if n != len {
+                return Err(EngineError::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        format!("short write: {n} of {len}"),
+                    ),
+                ));
+            }
+            if !touched.iter().any(|f| Rc::ptr_eq(f, &file)) {
+                touched.push(file);
+            }
+        }
+        for file in touched {
+            file.fdatasync()
+                .await
+                .map_err(|e| EngineError::io(&self.dir, e))?;
+            self.syncs.set(self.syncs.get() + 1);
+        }
+        self.inner.borrow_mut().buffer.flushed(target);
+        // Preallocate the next segment before the write head reaches it.
+        if !self.inner.borrow().segments.contains_key(&ahead) {
+            self.segment_for_write(ahead).await?;
+        }
+        Ok(target)
+    }
+
+    async fn segment_for_write(&self, base: u64) -> Result<Rc<DmaFile>> {
+        if let Some(f) = self.inner.borrow().segments.get(&base) {
+            return Ok(f.clone());
+        }
+        let path = self.dir.join(segment_file_name(base));
+        let file = Rc::new(open_segment(&path, self.segment_size, true).await?);
+        let mut inner = self.inner.borrow_mut();
+        let file = inner.segments.entry(base).or_insert(file).clone();
+        Ok(file)
+    }
+
+    /// Reads `[offset, offset + len)`, which must lie inside one segment and below the written offset.
+    pub async fn read(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let split = {
+            let inner = self.inner.borrow();
+            if let Some(bytes) = inner.buffer.read(offset, len) {
+                return Ok(Bytes::copy_from_slice(bytes));
+            }
+            inner
+                .buffer
+                .read_split(offset, len)
+                .map(|(at, tail)| (at, tail.to_vec()))
+        };
+        match split {
+            None => self.read_disk(offset, len).await,
+            Some((at, tail)) => {
+                let head = self.read_disk(offset, (at - offset) as usize).await?;
+                let mut whole = Vec::with_capacity(len);
+                whole.extend_from_slice(&head);
+                whole.extend_from_slice(&tail);
+                Ok(Bytes::from(whole))
+            }
+        }
+    }
+
+    /// Reads from the segment files, never from memory.
+    pub async fn read_disk(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let base = align_down_segment(offset, self.segment_size);
+        let file = self.inner.borrow().segments.get(&base).cloned();
+        let path = self.dir.join(segment_file_name(base));
+        let Some(file) = file else {
+            return Err(EngineError::Corrupt {
+                what: "log read",
+                path,
+                offset,
+                reason: "no segment holds this offset".into(),
+            });
+        };
+        let got = file
+            .read_at(offset - base, len)
+            .await
+            .map_err(|e| EngineError::io(&path, e))?;
+        if got.len() < len {
+            return Err(EngineError::Corrupt {
+                what: "log read",
+                path,
+                offset,
+                reason: format!("short read: {} of {len} bytes", got.len()),
+            });
+        }
+        Ok(Bytes::copy_from_slice(&got[..len]))
+    }
+
+    /// Overwrites `[from, to)` of one segment with zeros on disk (recovery's cleanup after a truncation, so
+    /// that stale bytes past the new end can never be read as records later). `from` must be the write
+    /// position of a freshly opened log.
+    pub async fn zero_range(&self, from: u64, to: u64) -> Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        let base = align_down_segment(from, self.segment_size);
+        let to = to.min(base + self.segment_size);
+        let start = align_down(from);
+        let prefix = if start < from {
+            self.read_disk(start, (from - start) as usize)
+                .await?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let file = self.segment_for_write(base).await?;
+        let len = align_up(to - start) as usize;
+        let mut dma = file.alloc_dma_buffer(len);
+        let bytes = dma.as_bytes_mut();
+        bytes.fill(0);
+        bytes[..prefix.len()].copy_from_slice(&prefix);
+        let path = self.dir.join(segment_file_name(base));
+        file.write_at(dma, start - base)
+            .await
+            .map_err(|e| EngineError::io(&path, e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| EngineError::io(&path, e))?;
+        Ok(())
+    }
+
+    /// Segment bases, ascending.
+    pub fn segment_bases(&self) -> Vec<u64> {
+        self.inner.borrow().segments.keys().copied().collect()
+    }
+
+    /// Path of the segment starting at `base`.
+    pub fn segment_path(&self, base: u64) -> PathBuf {
+        self.dir.join(segment_file_name(base))
+    }
+
+    /// Deletes the segment at `base`, which must be wholly below the write buffer; raises the min offset.
+    pub async fn delete_segment(&self, base: u64) -> Result<()> {
+        let file = {
+            let mut inner = self.inner.borrow_mut();
+            assert!(
+                base + self.segment_size <= inner.buffer.memory_start(),
+                "deleting segment {base} that the write buffer still covers"
+            );
+            let file = inner.segments.remove(&base);
+            inner.min_offset = inner
+                .segments
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(base + self.segment_size);
+            file
+        };
+        if let Some(file) = file {
+            let _ = file.close_rc().await;
+        }
+        let path = self.segment_path(base);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EngineError::io(path, e)),
+        }
+    }
+
+    /// Raises the lowest readable offset (after retention removed what lies below it elsewhere).
+    pub fn raise_min_offset(&self, offset: u64) {
+        let mut inner = self.inner.borrow_mut();
+        inner.min_offset = inner.min_offset.max(offset);
+    }
+
+    /// Closes every file (after a final flush by the caller).
+    pub async fn close(&self) {
+        let files: Vec<Rc<DmaFile>> = std::mem::take(&mut self.inner.borrow_mut().segments)
+            .into_values()
+            .collect();
+        for f in files {
+            let _ = f.close_rc().await;
+        }
+    }
+}
+
+/// The base of the segment holding `offset`.
+pub fn align_down_segment(offset: u64, segment_size: u64) -> u64 {
+    offset - offset % segment_size
+}

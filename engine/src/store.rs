@@ -1,0 +1,894 @@
+//! [`Engine`]: one shard's store. It owns the commit log, the consume queues, the consumer offsets and the
+//! checkpoint, and the background tasks that flush, checkpoint and clean them.
+//!
+//! # Three offsets
+//! - **written**: the commit log's end in memory; every record below it has its queue offset.
+//! - **durable**: below it everything is on disk and synced.
+//! - **dispatched**: below it every record has its consume queue entry, i.e. is visible to consumers.
+//!   In SYNC_FLUSH dispatched ≤ durable always: a consumer never sees what a crash can take back.
+//!   In ASYNC_FLUSH a record is dispatched as soon as it is written.
+//!
+//! # Life of an append
+//! `append` checks limits, takes the next queue offset of each message's queue, encodes the records into
+//! the write buffer (no await in between, so queue offsets and log order agree), then:
+//! - ASYNC_FLUSH: dispatches them and returns;
+//! - SYNC_FLUSH: registers a waiter for the batch's end offset and wakes the flusher. The flusher writes
+//!   and syncs everything buffered at once (group commit: one write per touched segment and one fdatasync
+//!   for all waiters), dispatches what became durable and completes the waiters.
+//!
+//! # Contracts
+//! Owned by one shard (`Rc`, `!Send`). No `RefCell` borrow is held across an `.await`. Dropping an `append`
+//! future after its records were encoded does not un-store them: they are flushed and dispatched like any.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apogee_net::record::{self, NewRecord};
+use apogee_net::{msgid, properties};
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+use futures::future::{select, Either};
+use glommio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::commitlog::{recovery, CommitLog};
+use crate::config::{EngineConfig, FlushMode};
+use crate::consumequeue::{ConsumeQueue, CqEntry};
+use crate::error::{EngineError, Result};
+use crate::limits::*;
+use crate::log::SegmentedLog;
+use crate::notify::Notify;
+use crate::offsets::ConsumerOffsets;
+use crate::retention::{self, SegmentAge};
+
+/// A message to store, as the broker hands it over.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub queue_id: i32,
+    pub flag: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub prepared_transaction_offset: i64,
+    pub body: Bytes,
+    pub properties: String,
+}
+
+/// Where a stored message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub physical_offset: u64,
+    pub size: usize,
+    pub queue_offset: u64,
+    pub store_timestamp: i64,
+    /// The offset message id (store host + physical offset).
+    pub msg_id: String,
+}
+
+/// How a queue read ended; the broker maps these to pull response codes (reference §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    Found,
+    /// The queue has no messages at all.
+    NoMessageInQueue,
+    /// Offset is the queue's max: nothing new yet.
+    OffsetOverflowOne,
+    /// Offset is past the max.
+    OffsetOverflowBadly,
+    /// Offset is below the min (retention removed it).
+    OffsetTooSmall,
+    /// Messages were there, none matched the filter.
+    NoMatchedMessage,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueRead {
+    pub status: ReadStatus,
+    /// Stored records back to back, byte for byte.
+    pub body: Bytes,
+    pub messages: usize,
+    pub next_offset: u64,
+    pub min_offset: u64,
+    pub max_offset: u64,
+}
+
+struct Dispatch {
+    topic: Rc<str>,
+    queue_id: i32,
+    queue_offset: u64,
+    entry: CqEntry,
+    end: u64,
+}
+
+type Listener = Rc<dyn Fn(&str, i32, u64)>;
+
+/// See the module docs.
+pub struct Engine {
+    config: EngineConfig,
+    commitlog: CommitLog,
+    queues: RefCell<HashMap<(Rc<str>, i32), Rc<ConsumeQueue>>>,
+    /// Next queue offset to assign, per queue (ahead of the consume queue while records wait to dispatch).
+    next_queue_offset: RefCell<HashMap<(Rc<str>, i32), u64>>,
+    pending: RefCell<VecDeque<Dispatch>>,
+    waiters: RefCell<VecDeque<(u64, oneshot::Sender<std::result::Result<(), String>>)>>,
+    dispatched: Cell<u64>,
+    flush_wanted: Notify,
+    flush_done: Notify,
+    flush_busy: Cell<bool>,
+    offsets: RefCell<ConsumerOffsets>,
+    disk_used_ratio: Cell<f64>,
+    failed: RefCell<Option<String>>,
+    closing: Cell<bool>,
+    tasks: RefCell<Vec<JoinHandle<()>>>,
+    listener: RefCell<Option<Listener>>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Fraction of the file system holding `path` that is used, as `df` counts it.
+pub fn disk_used_ratio(path: &Path) -> f64 {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return 0.0;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` is a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0.0;
+    }
+    let used = (st.f_blocks - st.f_bfree) as f64;
+    let avail = st.f_bavail as f64;
+    if used + avail == 0.0 {
+        0.0
+    } else {
+        used / (used + avail)
+    }
+}
+
+fn validate_message(config: &EngineConfig, m: &Message) -> Result<()> {
+    apogee_net::topic::validate(&m.topic).map_err(EngineError::BadTopic)?;
+    if m.body.len() > config.message_size_max_bytes {
+        return Err(EngineError::MessageTooLarge {
+            size: m.body.len(),
+            max: config.message_size_max_bytes,
+        });
+    }
+    if m.properties.len() > apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES {
+        return Err(EngineError::PropertiesTooLarge {
+            size: m.properties.len(),
+            max: apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES,
+        });
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Opens the store in `config.store_dir`, recovering after a crash, and starts the background tasks on
+    /// the current glommio executor.
+    pub async fn open(config: EngineConfig) -> Result<Rc<Self>> {
+        config.validate()?;
+        let dir = config.store_dir.clone();
+        for sub in ["commitlog", "consumequeue", "config"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| EngineError::io(&p, e))?;
+        }
+        crate::log::prime_iopoll_probe(&dir).await?;
+        let cp_path = dir.join("checkpoint");
+        let cp = checkpoint::read(&cp_path)?;
+        let log =
+            SegmentedLog::open(dir.join("commitlog"), config.commitlog_segment_size_bytes).await?;
+        let offsets = ConsumerOffsets::load(dir.join("config").join("consumerOffset"))?;
+        let engine = Rc::new(Self {
+            commitlog: CommitLog { log },
+            queues: RefCell::new(HashMap::new()),
+            next_queue_offset: RefCell::new(HashMap::new()),
+            pending: RefCell::new(VecDeque::new()),
+            waiters: RefCell::new(VecDeque::new()),
+            dispatched: Cell::new(0),
+            flush_wanted: Notify::default(),
+            flush_done: Notify::default(),
+            flush_busy: Cell::new(false),
+            offsets: RefCell::new(offsets),
+            disk_used_ratio: Cell::new(disk_used_ratio(&dir)),
+            failed: RefCell::new(None),
+            closing: Cell::new(false),
+            tasks: RefCell::new(Vec::new()),
+            listener: RefCell::new(None),
+            config,
+        });
+        engine.recover(cp).await?;
+        engine.write_checkpoint(false)?;
+        engine.start_tasks();
+        Ok(engine)
+    }
+
+    async fn recover(&self, cp: Option<Checkpoint>) -> Result<()> {
+        let log = &self.commitlog.log;
+        self.load_queues().await?;
+        let start = match cp {
+            Some(cp) => cp.log_offset.max(log.min_offset()),
+            None => log.min_offset(),
+        };
+        let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+        for q in &queues {
+            q.truncate_from_log_offset(start).await?;
+        }
+        let mut redispatched = 0u64;
+        let mut bad: Option<EngineError> = None;
+        let mut found: Vec<(String, i32, u64, CqEntry)> = Vec::new();
+        let scan = recovery::scan(log, start, &mut |rec, at| {
+            let entry = CqEntry {
+                commit_log_offset: at,
+                size: rec.total_size as u32,
+                tag_hash: properties::tag_hash_of(&rec.properties),
+            };
+            found.push((rec.topic, rec.queue_id, rec.queue_offset as u64, entry));
+        })
+        .await?;
+        for (topic, queue_id, queue_offset, entry) in found {
+            let q = self.queue_or_create(&topic, queue_id)?;
+            if queue_offset != q.max_index() {
+                bad.get_or_insert(EngineError::Corrupt {
+                    what: "commit log record",
+                    path: log.dir().to_owned(),
+                    offset: entry.commit_log_offset,
+                    reason: format!(
+                        "queue offset {queue_offset} of {topic}@{queue_id} does not follow the consume queue's {}",
+                        q.max_index()
+                    ),
+                });
+                break;
+            }
+            q.append(queue_offset, entry);
+            redispatched += 1;
+        }
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        log.set_position(scan.end).await?;
+        log.zero_range(scan.end, scan.dirty_end).await?;
+        if let Some(reason) = scan.corrupt {
+            warn!(
+                path = %log.dir().display(),
+                offset = scan.end,
+                dropped_bytes = scan.dirty_end - scan.end,
+                "commit log ends in a torn or corrupt record ({reason}); truncated there"
+            );
+        }
+        let mut next = self.next_queue_offset.borrow_mut();
+        for ((t, id), q) in self.queues.borrow().iter() {
+            next.insert((t.clone(), *id), q.max_index());
+        }
+        self.dispatched.set(scan.end);
+        info!(
+            store = %self.config.store_dir.display(),
+            clean = cp.is_some_and(|c| c.clean),
+            checkpoint = start,
+            end = scan.end,
+            redispatched,
+            "store recovered"
+        );
+        Ok(())
+    }
+
+    async fn load_queues(&self) -> Result<()> {
+        let root = self.config.store_dir.join("consumequeue");
+        let topics = std::fs::read_dir(&root).map_err(|e| EngineError::io(&root, e))?;
+        for t in topics {
+            let t = t.map_err(|e| EngineError::io(&root, e))?;
+            let Some(topic) = t.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let qdirs = std::fs::read_dir(t.path()).map_err(|e| EngineError::io(t.path(), e))?;
+            for q in qdirs {
+                let q = q.map_err(|e| EngineError::io(t.path(), e))?;
+                let Some(id) = q.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let cq = ConsumeQueue::open(q.path(), &topic, id).await?;
+                self.queues
+                    .borrow_mut()
+                    .insert((Rc::from(topic.as_str()), id), Rc::new(cq));
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_or_create(&self, topic: &str, queue_id: i32) -> Result<Rc<ConsumeQueue>> {
+        if let Some(q) = self.queue(topic, queue_id) {
+            return Ok(q);
+        }
+        let dir = self
+            .config
+            .store_dir
+            .join("consumequeue")
+            .join(topic)
+            .join(queue_id.to_string());
+        let q = Rc::new(ConsumeQueue::create(dir, topic, queue_id)?);
+        self.queues
+            .borrow_mut()
+            .insert((Rc::from(topic), queue_id), q.clone());
+        Ok(q)
+    }
+
+    fn queue(&self, topic: &str, queue_id: i32) -> Option<Rc<ConsumeQueue>> {
+        self.queues
+            .borrow()
+            .get(&(Rc::from(topic), queue_id))
+            .cloned()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Called with (topic, queue id, new max offset) whenever messages become visible; long polling uses it.
+    pub fn set_dispatch_listener(&self, listener: Listener) {
+        *self.listener.borrow_mut() = Some(listener);
+    }
+
+    /// Stores `messages` (a batch lands contiguously); completes per the flush mode.
+    ///
+    /// Errors before anything is stored: limits, bad topic, disk full, a failed engine. After the records
+    /// are stored: only [`EngineError::FlushTimeout`] (SYNC_FLUSH), which means stored but not yet durable.
+    pub async fn append(&self, messages: &[Message]) -> Result<Vec<Appended>> {
+        if self.closing.get() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if let Some(f) = self.failed.borrow().as_ref() {
+            return Err(EngineError::Failed(f.clone()));
+        }
+        for m in messages {
+            validate_message(&self.config, m)?;
+        }
+        let used = self.disk_used_ratio.get();
+        if used > self.config.disk_refuse_ratio {
+            return Err(EngineError::DiskFull {
+                path: self.config.store_dir.clone(),
+                used_percent: used * 100.0,
+                refuse_percent: self.config.disk_refuse_ratio * 100.0,
+            });
+        }
+        // Back-pressure: a full write buffer waits for the flusher, before anything is encoded.
+        let mut rounds = 0;
+        while self.commitlog.log.pending_bytes() as usize > self.config.write_buffer_max_bytes {
+            let done = self.flush_done.notified();
+            self.flush_wanted.notify();
+            done.await;
+            rounds += 1;
+            if rounds > 10_000 {
+                return Err(EngineError::Failed("write buffer never drained".into()));
+            }
+            if let Some(f) = self.failed.borrow().as_ref() {
+                return Err(EngineError::Failed(f.clone()));
+            }
+        }
+        let store_timestamp = now_ms();
+        let store_host = self.config.store_host;
+        let mut out = Vec::with_capacity(messages.len());
+        let mut dispatches = Vec::with_capacity(messages.len());
+        for m in messages {
+            let key_topic: Rc<str> = Rc::from(m.topic.as_str());
+            let queue_offset = {
+                let mut next = self.next_queue_offset.borrow_mut();
+                let slot = next.entry((key_topic.clone(), m.queue_id)).or_insert(0);
+                let q = *slot;
+                *slot += 1;
+                q
+            };
+            let rec = NewRecord {
+                topic: &m.topic,
+                queue_id: m.queue_id,
+                flag: m.flag,
+                sys_flag: m.sys_flag,
+                born_timestamp: m.born_timestamp,
+                born_host: m.born_host,
+                store_timestamp,
+                store_host,
+                reconsume_times: m.reconsume_times,
+                prepared_transaction_offset: m.prepared_transaction_offset,
+                body: &m.body,
+                properties: &m.properties,
+            };
+            let (physical_offset, size) =
+                self.commitlog
+                    .append(&rec, queue_offset as i64, record::body_crc(&m.body))?;
+            dispatches.push(Dispatch {
+                topic: key_topic,
+                queue_id: m.queue_id,
+                queue_offset,
+                entry: CqEntry {
+                    commit_log_offset: physical_offset,
+                    size: size as u32,
+                    tag_hash: properties::tag_hash_of(&m.properties),
+                },
+                end: physical_offset + size as u64,
+            });
+            out.push(Appended {
+                physical_offset,
+                size,
+                queue_offset,
+                store_timestamp,
+                msg_id: msgid::encode(store_host, physical_offset),
+            });
+        }
+        let end = self.commitlog.log.written();
+        match self.config.flush_mode {
+            FlushMode::Async => {
+                for d in dispatches {
+                    self.dispatch(d)?;
+                }
+                self.dispatched.set(end);
+                if self.commitlog.log.pending_bytes() as usize
+                    > self.config.write_buffer_max_bytes / 2
+                {
+                    self.flush_wanted.notify();
+                }
+                Ok(out)
+            }
+            FlushMode::Sync => {
+                self.pending.borrow_mut().extend(dispatches);
+                let (tx, rx) = oneshot::channel();
+                self.waiters.borrow_mut().push_back((end, tx));
+                self.flush_wanted.notify();
+                let timeout =
+                    glommio::timer::sleep(Duration::from_millis(self.config.sync_flush_timeout_ms));
+                match select(rx, Box::pin(timeout)).await {
+                    Either::Left((Ok(Ok(())), _)) => Ok(out),
+                    Either::Left((Ok(Err(e)), _)) => Err(EngineError::Failed(e)),
+                    Either::Left((Err(_), _)) => Err(EngineError::ShuttingDown),
+                    Either::Right(_) => Err(EngineError::FlushTimeout {
+                        timeout_ms: self.config.sync_flush_timeout_ms,
+                    }),
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, d: Dispatch) -> Result<()> {
+        let q = self.queue_or_create(&d.topic, d.queue_id)?;
+        q.append(d.queue_offset, d.entry);
+        if let Some(l) = self.listener.borrow().clone() {
+            l(&d.topic, d.queue_id, d.queue_offset + 1);
+        }
+        Ok(())
+    }
+
+    /// Flushes the commit log once, dispatches what became durable and completes its waiters. The only
+    /// caller of the commit log's flush, so at most one is in flight.
+    async fn flush_commitlog(&self) -> Result<u64> {
+        while self.flush_busy.get() {
+            self.flush_done.notified().await;
+        }
+        self.flush_busy.set(true);
+        let result = self.commitlog.log.flush().await;
+        self.flush_busy.set(false);
+        match result {
+            Ok(durable) => {
+                loop {
+                    let front = self.pending.borrow_mut().pop_front();
+                    match front {
+                        Some(d) if d.end <= durable => self.dispatch(d)?,
+                        Some(d) => {
+                            self.pending.borrow_mut().push_front(d);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if self.config.flush_mode == FlushMode::Sync {
+                    self.dispatched.set(self.dispatched.get().max(durable));
+                }
+                loop {
+                    let front = self.waiters.borrow_mut().pop_front();
+                    match front {
+                        Some((end, tx)) if end <= durable => {
+                            let _ = tx.send(Ok(()));
+                        }
+                        Some(w) => {
+                            self.waiters.borrow_mut().push_front(w);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                self.flush_done.notify();
+                Ok(durable)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                warn!(error = %text, "commit log flush failed; the shard stops accepting writes");
+                *self.failed.borrow_mut() = Some(text.clone());
+                for (_, tx) in self.waiters.borrow_mut().drain(..) {
+                    let _ = tx.send(Err(text.clone()));
+                }
+                self.flush_done.notify();
+                Err(e)
+            }
+        }
+    }
+
+    fn start_tasks(self: &Rc<Self>) {
+        let me = self.clone();
+        let flusher = glommio::spawn_local(async move { me.run_flusher().await }).detach();
+        let me = self.clone();
+        let checkpointer =
+            glommio::spawn_local(async move { me.run_checkpointer().await }).detach();
+        let me = self.clone();
+        let cleaner = glommio::spawn_local(async move { me.run_retention().await }).detach();
+        self.tasks
+            .borrow_mut()
+            .extend([flusher, checkpointer, cleaner]);
+    }
+
+    async fn run_flusher(&self) {
+        let interval = Duration::from_millis(self.config.flush_interval_ms);
+        while !self.closing.get() {
+            let wanted = self.flush_wanted.notified();
+            if self.commitlog.log.pending_bytes() == 0 || self.config.flush_mode == FlushMode::Async
+            {
+                match self.config.flush_mode {
+                    FlushMode::Sync => wanted.await,
+                    FlushMode::Async => {
+                        let _ = select(Box::pin(wanted), Box::pin(glommio::timer::sleep(interval)))
+                            .await;
+                    }
+                }
+            }
+            if self.closing.get() || self.failed.borrow().is_some() {
+                break;
+            }
+            if self.commitlog.log.pending_bytes() > 0 {
+                let _ = self.flush_commitlog().await;
+            }
+        }
+    }
+
+    async fn run_checkpointer(&self) {
+        while !self.closing.get() {
+            glommio::timer::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
+            if self.closing.get() {
+                break;
+            }
+            if let Err(e) = self.checkpoint_once(false).await {
+                warn!(error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Flushes consume queues and consumer offsets, then records the offset they are complete up to.
+    async fn checkpoint_once(&self, clean: bool) -> Result<()> {
+        let upto = self.dispatched.get().min(self.commitlog.log.durable());
+        let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+        for q in queues {
+            q.flush().await?;
+        }
+        self.offsets.borrow_mut().persist()?;
+        checkpoint::write(
+            &self.config.store_dir.join("checkpoint"),
+            &Checkpoint {
+                clean,
+                log_offset: upto,
+                written_at_ms: now_ms(),
+            },
+        )
+    }
+
+    fn write_checkpoint(&self, clean: bool) -> Result<()> {
+        let upto = self.dispatched.get().min(self.commitlog.log.durable());
+        checkpoint::write(
+            &self.config.store_dir.join("checkpoint"),
+            &Checkpoint {
+                clean,
+                log_offset: upto,
+                written_at_ms: now_ms(),
+            },
+        )
+    }
+
+    async fn run_retention(&self) {
+        while !self.closing.get() {
+            glommio::timer::sleep(Duration::from_millis(RETENTION_CHECK_INTERVAL_MS)).await;
+            if self.closing.get() {
+                break;
+            }
+            if let Err(e) = self.retention_once().await {
+                warn!(error = %e, "retention round failed");
+            }
+        }
+    }
+
+    /// One retention round: measure the disk, delete what the policy picks, raise queue minimums.
+    pub async fn retention_once(&self) -> Result<Vec<u64>> {
+        let ratio = disk_used_ratio(&self.config.store_dir);
+        self.disk_used_ratio.set(ratio);
+        let log = &self.commitlog.log;
+        let active = crate::log::align_down_segment(log.written(), log.segment_size());
+        let now = SystemTime::now();
+        let mut sealed = Vec::new();
+        for base in log.segment_bases().into_iter().filter(|b| *b < active) {
+            let path = log.segment_path(base);
+            let age_ms = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            sealed.push(SegmentAge { base, age_ms });
+        }
+        let hour = ((now_ms() / 3_600_000) % 24) as u32;
+        let policy = retention::Policy {
+            reserved_ms: self.config.file_reserved_time_hours * 3_600_000,
+            max_used_ratio: self.config.disk_max_used_ratio,
+            force_ratio: DISK_FORCE_CLEAN_RATIO,
+            batch_max: 10,
+        };
+        let doomed = retention::choose(
+            &sealed,
+            &policy,
+            ratio,
+            hour == self.config.delete_when_hour,
+        );
+        for base in &doomed {
+            info!(segment = %log.segment_path(*base).display(), "retention deletes commit log segment");
+            log.delete_segment(*base).await?;
+        }
+        if !doomed.is_empty() {
+            let min = log.min_offset();
+            let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+            for q in queues {
+                q.drop_below_log_offset(min).await?;
+            }
+        }
+        Ok(doomed)
+    }
+
+    /// Reads up to `max_messages` / `max_bytes` of a queue from `offset`, skipping messages whose tag hash
+    /// `filter` rejects.
+    pub async fn read_queue(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: u64,
+        max_messages: usize,
+        max_bytes: usize,
+        filter: &dyn Fn(i64) -> bool,
+    ) -> Result<QueueRead> {
+        let max_messages = max_messages.clamp(1, READ_MESSAGES_MAX);
+        let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX);
+        let Some(q) = self.queue(topic, queue_id) else {
+            return Ok(QueueRead {
+                status: ReadStatus::NoMessageInQueue,
+                body: Bytes::new(),
+                messages: 0,
+                next_offset: 0,
+                min_offset: 0,
+                max_offset: 0,
+            });
+        };
+        let (min, max) = (q.min_index(), q.max_index());
+        let mut read = QueueRead {
+            status: ReadStatus::Found,
+            body: Bytes::new(),
+            messages: 0,
+            next_offset: offset,
+            min_offset: min,
+            max_offset: max,
+        };
+        if max == 0 {
+            read.status = ReadStatus::NoMessageInQueue;
+            read.next_offset = 0;
+            return Ok(read);
+        }
+        if offset < min {
+            read.status = ReadStatus::OffsetTooSmall;
+            read.next_offset = min;
+            return Ok(read);
+        }
+        if offset == max {
+            read.status = ReadStatus::OffsetOverflowOne;
+            return Ok(read);
+        }
+        if offset > max {
+            read.status = ReadStatus::OffsetOverflowBadly;
+            read.next_offset = if min == 0 { min } else { max };
+            return Ok(read);
+        }
+        let mut body = BytesMut::new();
+        let mut next = offset;
+        // Scan a bounded number of entries, so a filter that matches nothing cannot hold the shard.
+        let scan_max = (max_messages * 16).max(READ_MESSAGES_MAX) as u64;
+        while next < max && next - offset < scan_max && read.messages < max_messages {
+            let want = (max_messages - read.messages).min(256);
+            let entries = q.entries(next, want).await?;
+            if entries.is_empty() {
+                break;
+            }
+            for e in entries {
+                if e.size == 0 {
+                    return Err(EngineError::Corrupt {
+                        what: "consume queue entry",
+                        path: self
+                            .config
+                            .store_dir
+                            .join("consumequeue")
+                            .join(topic)
+                            .join(queue_id.to_string()),
+                        offset: next * CQ_ENTRY_BYTES,
+                        reason: "entry below the queue's max offset has size 0".into(),
+                    });
+                }
+                if !filter(e.tag_hash) {
+                    next += 1;
+                    continue;
+                }
+                if read.messages > 0 && body.len() + e.size as usize > max_bytes {
+                    read.next_offset = next;
+                    read.body = body.freeze();
+                    return Ok(read);
+                }
+                let rec = self
+                    .commitlog
+                    .read(e.commit_log_offset, e.size as usize)
+                    .await?;
+                body.extend_from_slice(&rec);
+                read.messages += 1;
+                next += 1;
+                if read.messages >= max_messages {
+                    break;
+                }
+            }
+        }
+        read.next_offset = next;
+        read.body = body.freeze();
+        if read.messages == 0 {
+            read.status = ReadStatus::NoMatchedMessage;
+        }
+        Ok(read)
+    }
+
+    /// The stored record at a physical offset (view by message id), if one starts there.
+    pub async fn read_record(&self, physical_offset: u64) -> Result<Option<Bytes>> {
+        let log = &self.commitlog.log;
+        if physical_offset < log.min_offset() || physical_offset + 8 > self.dispatched.get() {
+            return Ok(None);
+        }
+        let head = log.read(physical_offset, 8).await?;
+        let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let magic = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if size <= 0 || (magic != record::MESSAGE_MAGIC && magic != record::MESSAGE_MAGIC_V2) {
+            return Ok(None);
+        }
+        if physical_offset + size as u64 > self.dispatched.get() {
+            return Ok(None);
+        }
+        Ok(Some(log.read(physical_offset, size as usize).await?))
+    }
+
+    /// Store timestamp of the message at a queue offset.
+    pub async fn store_time(&self, topic: &str, queue_id: i32, offset: u64) -> Result<Option<i64>> {
+        let Some(q) = self.queue(topic, queue_id) else {
+            return Ok(None);
+        };
+        let Some(e) = q.entry(offset).await? else {
+            return Ok(None);
+        };
+        let rec = self
+            .commitlog
+            .read(e.commit_log_offset, e.size as usize)
+            .await?;
+        let r = record::decode(&rec).map_err(|err| EngineError::Corrupt {
+            what: "commit log record",
+            path: self.commitlog.log.dir().to_owned(),
+            offset: e.commit_log_offset,
+            reason: err.to_string(),
+        })?;
+        Ok(Some(r.store_timestamp))
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp_ms` (the max offset if none).
+    pub async fn search_offset_by_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+    ) -> Result<u64> {
+        let Some(q) = self.queue(topic, queue_id) else {
+            return Ok(0);
+        };
+        let (mut lo, mut hi) = (q.min_index(), q.max_index());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.store_time(topic, queue_id, mid).await? {
+                Some(t) if t < timestamp_ms => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo)
+    }
+
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> u64 {
+        self.queue(topic, queue_id).map_or(0, |q| q.max_index())
+    }
+
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> u64 {
+        self.queue(topic, queue_id).map_or(0, |q| q.min_index())
+    }
+
+    /// Queues that exist in the store, for admin answers.
+    pub fn queue_ids(&self) -> Vec<(String, i32)> {
+        self.queues
+            .borrow()
+            .keys()
+            .map(|(t, id)| (t.to_string(), *id))
+            .collect()
+    }
+
+    pub fn commit_offset(&self, topic: &str, group: &str, queue_id: i32, offset: i64) {
+        self.offsets
+            .borrow_mut()
+            .commit(topic, group, queue_id, offset);
+    }
+
+    pub fn query_offset(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
+        self.offsets.borrow().query(topic, group, queue_id)
+    }
+
+    /// Written, durable and dispatched commit log offsets.
+    pub fn log_offsets(&self) -> (u64, u64, u64) {
+        let log = &self.commitlog.log;
+        (log.written(), log.durable(), self.dispatched.get())
+    }
+
+    /// fdatasync calls the commit log has issued (group commit makes this far smaller than appends).
+    pub fn commitlog_sync_count(&self) -> u64 {
+        self.commitlog.log.sync_count()
+    }
+
+    pub fn commitlog_min_offset(&self) -> u64 {
+        self.commitlog.log.min_offset()
+    }
+
+    /// Forces a flush of the commit log now (tests, benchmarks, shutdown).
+    pub async fn flush(&self) -> Result<u64> {
+        self.flush_commitlog().await
+    }
+
+    /// Stops the background tasks, flushes everything and writes a clean checkpoint.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.closing.replace(true) {
+            return Ok(());
+        }
+        self.flush_wanted.notify();
+        for t in self.tasks.borrow_mut().drain(..) {
+            t.cancel();
+        }
+        self.flush_busy.set(false);
+        if self.failed.borrow().is_none() {
+            self.flush_commitlog().await?;
+        }
+        let clean = self.failed.borrow().is_none();
+        self.checkpoint_once(clean).await?;
+        let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+        for q in queues {
+            q.close().await;
+        }
+        self.commitlog.log.close().await;
+        info!(store = %self.config.store_dir.display(), clean, "store closed");
+        Ok(())
+    }
+
+    /// The store folder.
+    pub fn store_dir(&self) -> PathBuf {
+        self.config.store_dir.clone()
+    }
+}
