@@ -207,7 +207,8 @@ impl Engine {
             config,
         });
         engine.recover(cp).await?;
-        engine.write_checkpoint(false)?;
+        // The re-dispatched queue entries must be on disk before a checkpoint vouches for them.
+        engine.checkpoint_once(false).await?;
         engine.start_tasks();
         Ok(engine)
     }
