@@ -1,1 +1,156 @@
-fn main() {}
+//! Engine append throughput against the raw O_DIRECT write bandwidth of the same disk, in one run.
+//!
+//! `cargo bench -p apogee-engine --bench append` (set APOGEE_BENCH_DIR to pick the disk; default: a
+//! temporary folder under the current directory). Prints, for 1 KiB messages: ASYNC_FLUSH, and SYNC_FLUSH
+//! with 1, 16 and 256 concurrent appenders: msgs/s, MB/s of commit log written, p50/p99 append latency, and
+//! the ratio to the raw sequential bandwidth measured first.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use apogee_engine::{Engine, EngineConfig, FlushMode, Message};
+use bytes::Bytes;
+use glommio::io::OpenOptions;
+use glommio::{LocalExecutorBuilder, Placement};
+use hdrhistogram::Histogram;
+
+const MESSAGE_BYTES: usize = 1024;
+const RAW_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
+const RAW_WRITE_BYTES: usize = 1024 * 1024;
+const PHASE: Duration = Duration::from_secs(5);
+
+async fn raw_bandwidth(dir: &std::path::Path) -> f64 {
+    let path = dir.join("raw-bandwidth");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(&path)
+        .await
+        .expect("open raw file");
+    f.pre_allocate(RAW_TOTAL_BYTES, false)
+        .await
+        .expect("preallocate");
+    let start = Instant::now();
+    let mut pos = 0;
+    // Four writes in flight, like the engine's flushes of a full buffer.
+    while pos < RAW_TOTAL_BYTES {
+        let mut batch = Vec::new();
+        for _ in 0..4 {
+            if pos >= RAW_TOTAL_BYTES {
+                break;
+            }
+            let mut buf = f.alloc_dma_buffer(RAW_WRITE_BYTES);
+            buf.as_bytes_mut().fill(0x5A);
+            batch.push(f.write_at(buf, pos));
+            pos += RAW_WRITE_BYTES as u64;
+        }
+        for w in futures::future::join_all(batch).await {
+            w.expect("raw write");
+        }
+    }
+    f.fdatasync().await.expect("raw sync");
+    let secs = start.elapsed().as_secs_f64();
+    f.close().await.expect("close");
+    let _ = std::fs::remove_file(&path);
+    RAW_TOTAL_BYTES as f64 / secs / 1e6
+}
+
+fn message(seq: u64) -> Message {
+    Message {
+        topic: "Bench".into(),
+        queue_id: (seq % 8) as i32,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp: 0,
+        born_host: "127.0.0.1:1".parse().expect("literal"),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body: Bytes::from(vec![0x42u8; MESSAGE_BYTES]),
+        properties: String::new(),
+    }
+}
+
+async fn phase(dir: &std::path::Path, name: &str, mode: FlushMode, appenders: u64, raw_mb_s: f64) {
+    let store = dir.join(name.replace(' ', "-"));
+    let mut c = EngineConfig::new(&store);
+    c.flush_mode = mode;
+    c.commitlog_segment_size_bytes = 256 * 1024 * 1024;
+    let engine = Engine::open(c).await.expect("open engine");
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..appenders)
+        .map(|a| {
+            let engine: Rc<Engine> = engine.clone();
+            glommio::spawn_local(async move {
+                let mut h = Histogram::<u64>::new(3).expect("histogram");
+                let mut seq = a;
+                let mut n = 0u64;
+                while start.elapsed() < PHASE {
+                    let t = Instant::now();
+                    engine.append(&[message(seq)]).await.expect("append");
+                    h.record(t.elapsed().as_micros() as u64).expect("record");
+                    seq += appenders;
+                    n += 1;
+                    if n % 64 == 0 {
+                        glommio::yield_if_needed().await;
+                    }
+                }
+                h
+            })
+        })
+        .collect();
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    for t in tasks {
+        hist.add(t.await).expect("merge");
+    }
+    engine.flush().await.expect("final flush");
+    let secs = start.elapsed().as_secs_f64();
+    let (written, _, _) = engine.log_offsets();
+    let msgs = hist.len() as f64 / secs;
+    let mb_s = written as f64 / secs / 1e6;
+    println!(
+        "{name:<22} {msgs:>10.0} msgs/s {mb_s:>8.1} MB/s  p50 {:>6} us  p99 {:>6} us  syncs {:>6}  ratio to raw {:>5.1}%",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        engine.commitlog_sync_count(),
+        100.0 * mb_s / raw_mb_s
+    );
+    engine.shutdown().await.expect("shutdown");
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+fn main() {
+    let base = std::env::var("APOGEE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| ".".into());
+    let dir = tempfile::Builder::new()
+        .prefix("apogee-bench-")
+        .tempdir_in(base)
+        .expect("bench dir");
+    let path = dir.path().to_owned();
+    let mut builder = LocalExecutorBuilder::new(Placement::Fixed(0));
+    if let Some(us) = std::env::var("APOGEE_SPIN_US")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        builder = builder.spin_before_park(Duration::from_micros(us));
+    }
+    builder
+        .spawn(move || async move {
+            let raw = raw_bandwidth(&path).await;
+            println!(
+                "raw O_DIRECT sequential write: {raw:.1} MB/s (1 GiB in 1 MiB writes, 4 in flight)"
+            );
+            println!(
+                "engine appends of {MESSAGE_BYTES}-byte messages, {} s per phase:",
+                PHASE.as_secs()
+            );
+            phase(&path, "ASYNC_FLUSH x256", FlushMode::Async, 256, raw).await;
+            phase(&path, "SYNC_FLUSH x1", FlushMode::Sync, 1, raw).await;
+            phase(&path, "SYNC_FLUSH x16", FlushMode::Sync, 16, raw).await;
+            phase(&path, "SYNC_FLUSH x256", FlushMode::Sync, 256, raw).await;
+        })
+        .expect("executor")
+        .join()
+        .expect("bench panicked");
+}

@@ -59,3 +59,12 @@ pub struct TopicConfigSerializeWrapper {
 pub struct TopicList {
     pub topic_list: Vec<String>,
 }
+
+/// REGISTER_BROKER body as Java brokers send it (uncompressed): the topic table plus filter servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterBrokerBody {
+    pub topic_config_serialize_wrapper: TopicConfigSerializeWrapper,
+    #[serde(default)]
+    pub filter_server_list: Vec<String>,
+}

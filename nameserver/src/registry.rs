@@ -1,0 +1,235 @@
+//! The name server's tables: which brokers exist, in which clusters, serving which topics with how many
+//! queues, and when each was last heard from. Plain data and rules; [`crate::server`] feeds it requests
+//! and the clock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use apogee_net::body::cluster::ClusterInfo;
+use apogee_net::body::route::{BrokerData, QueueData, TopicRouteData};
+use apogee_net::body::topic_config::TopicConfig;
+use apogee_net::headers::RegisterBrokerRequest;
+
+#[derive(Debug, Clone)]
+struct Live {
+    last_update_ms: u64,
+    broker_name: String,
+    cluster: String,
+    broker_id: i64,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// topic → broker name → queue data.
+    topics: BTreeMap<String, BTreeMap<String, QueueData>>,
+    /// broker name → addresses by id.
+    brokers: BTreeMap<String, BrokerData>,
+    /// cluster → broker names.
+    clusters: BTreeMap<String, BTreeSet<String>>,
+    /// broker address → liveness.
+    live: HashMap<String, Live>,
+}
+
+/// What a registration answers: the master's address for a slave (empty for a master).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub master_addr: String,
+}
+
+impl Registry {
+    /// Records a broker and its topics (a master's topic table replaces what it served before).
+    pub fn register(
+        &mut self,
+        req: &RegisterBrokerRequest,
+        topics: &BTreeMap<String, TopicConfig>,
+        now_ms: u64,
+    ) -> Registered {
+        self.clusters
+            .entry(req.cluster_name.clone())
+            .or_default()
+            .insert(req.broker_name.clone());
+        let data = self
+            .brokers
+            .entry(req.broker_name.clone())
+            .or_insert_with(|| BrokerData {
+                cluster: req.cluster_name.clone(),
+                broker_name: req.broker_name.clone(),
+                broker_addrs: BTreeMap::new(),
+            });
+        // `insert` replaces the address of the same id (a broker restarted on another port); an address that
+        // now registers under another id (a slave promoted to master) leaves its old id.
+        data.broker_addrs
+            .retain(|id, addr| !(*addr == req.broker_addr && *id != req.broker_id));
+        data.broker_addrs
+            .insert(req.broker_id, req.broker_addr.clone());
+        if req.broker_id == 0 {
+            for queues in self.topics.values_mut() {
+                queues.remove(&req.broker_name);
+            }
+            for (name, cfg) in topics {
+                self.topics.entry(name.clone()).or_default().insert(
+                    req.broker_name.clone(),
+                    QueueData {
+                        broker_name: req.broker_name.clone(),
+                        read_queue_nums: cfg.read_queue_nums,
+                        write_queue_nums: cfg.write_queue_nums,
+                        perm: cfg.perm,
+                        topic_sys_flag: cfg.topic_sys_flag,
+                    },
+                );
+            }
+            self.topics.retain(|_, q| !q.is_empty());
+        }
+        self.live.insert(
+            req.broker_addr.clone(),
+            Live {
+                last_update_ms: now_ms,
+                broker_name: req.broker_name.clone(),
+                cluster: req.cluster_name.clone(),
+                broker_id: req.broker_id,
+            },
+        );
+        let master_addr = if req.broker_id == 0 {
+            String::new()
+        } else {
+            self.brokers
+                .get(&req.broker_name)
+                .and_then(|b| b.master_addr())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Registered { master_addr }
+    }
+
+    /// Forgets a broker address; a broker name with no addresses left takes its queues with it.
+    pub fn unregister(&mut self, broker_addr: &str) -> bool {
+        let Some(live) = self.live.remove(broker_addr) else {
+            return false;
+        };
+        let mut name_gone = false;
+        if let Some(data) = self.brokers.get_mut(&live.broker_name) {
+            data.broker_addrs
+                .retain(|id, addr| !(*id == live.broker_id && addr == broker_addr));
+            name_gone = data.broker_addrs.is_empty();
+        }
+        if name_gone {
+            self.brokers.remove(&live.broker_name);
+            if let Some(names) = self.clusters.get_mut(&live.cluster) {
+                names.remove(&live.broker_name);
+                if names.is_empty() {
+                    self.clusters.remove(&live.cluster);
+                }
+            }
+        }
+        if name_gone || live.broker_id == 0 {
+            for queues in self.topics.values_mut() {
+                queues.remove(&live.broker_name);
+            }
+            self.topics.retain(|_, q| !q.is_empty());
+        }
+        true
+    }
+
+    /// Drops brokers not heard from within `expiry_ms`; returns their addresses.
+    pub fn expire(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
+        let dead: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, l)| now_ms.saturating_sub(l.last_update_ms) > expiry_ms)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for addr in &dead {
+            self.unregister(addr);
+        }
+        dead
+    }
+
+    /// The route of a topic, if any live broker serves it.
+    pub fn route(&self, topic: &str) -> Option<TopicRouteData> {
+        let queues = self.topics.get(topic)?;
+        let queue_datas: Vec<QueueData> = queues.values().cloned().collect();
+        let broker_datas: Vec<BrokerData> = queues
+            .keys()
+            .filter_map(|name| self.brokers.get(name).cloned())
+            .collect();
+        if broker_datas.is_empty() {
+            return None;
+        }
+        Some(TopicRouteData {
+            order_topic_conf: None,
+            queue_datas,
+            broker_datas,
+            filter_server_table: BTreeMap::new(),
+        })
+    }
+
+    pub fn cluster_info(&self) -> ClusterInfo {
+        ClusterInfo {
+            broker_addr_table: self.brokers.clone(),
+            cluster_addr_table: self.clusters.clone(),
+        }
+    }
+
+    pub fn topic_list(&self) -> Vec<String> {
+        self.topics.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str, addr: &str, id: i64) -> RegisterBrokerRequest {
+        RegisterBrokerRequest {
+            broker_name: name.into(),
+            broker_addr: addr.into(),
+            cluster_name: "c".into(),
+            ha_server_addr: String::new(),
+            broker_id: id,
+        }
+    }
+
+    fn topics(names: &[&str]) -> BTreeMap<String, TopicConfig> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), TopicConfig::new(n, 4, 6)))
+            .collect()
+    }
+
+    #[test]
+    fn routes_name_every_broker_serving_a_topic() {
+        let mut r = Registry::default();
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &topics(&["T"]), 0);
+        r.register(&req("b-1", "127.0.0.1:10912", 0), &topics(&["T", "U"]), 0);
+        let route = r.route("T").unwrap();
+        assert_eq!(route.queue_datas.len(), 2);
+        assert_eq!(route.broker_datas.len(), 2);
+        assert!(r.route("nope").is_none());
+        assert_eq!(r.topic_list(), vec!["T", "U"]);
+    }
+
+    #[test]
+    fn silent_brokers_expire_with_their_queues() {
+        let mut r = Registry::default();
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &topics(&["T"]), 0);
+        r.register(&req("b-1", "127.0.0.1:10912", 0), &topics(&["T"]), 100_000);
+        assert_eq!(
+            r.expire(130_000, 120_000),
+            vec!["127.0.0.1:10911".to_string()]
+        );
+        let route = r.route("T").unwrap();
+        assert_eq!(route.broker_datas.len(), 1);
+        assert_eq!(route.broker_datas[0].broker_name, "b-1");
+        assert_eq!(r.cluster_info().cluster_addr_table["c"].len(), 1);
+    }
+
+    #[test]
+    fn a_slave_learns_its_master_and_does_not_change_queues() {
+        let mut r = Registry::default();
+        r.register(&req("b", "127.0.0.1:10911", 0), &topics(&["T"]), 0);
+        let s = r.register(&req("b", "127.0.0.1:20911", 1), &topics(&["X"]), 0);
+        assert_eq!(s.master_addr, "127.0.0.1:10911");
+        assert!(r.route("X").is_none());
+        assert_eq!(r.route("T").unwrap().broker_datas[0].broker_addrs.len(), 2);
+    }
+}

@@ -1,0 +1,170 @@
+//! The name server process: one glommio executor serving the [`Registry`].
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apogee_net::body::topic_config::{RegisterBrokerBody, TopicConfigSerializeWrapper, TopicList};
+use apogee_net::body::{from_json, to_json};
+use apogee_net::codes::{RequestCode, ResponseCode};
+use apogee_net::headers::{required, RegisterBrokerRequest};
+use apogee_net::RemotingCommand;
+use glommio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::registry::Registry;
+use crate::transport::{self, Conn, Limits, Service, StopSignal};
+
+#[derive(Debug, Clone)]
+pub struct NameServerConfig {
+    pub listen: SocketAddr,
+    pub broker_expiry_ms: u64,
+}
+
+impl Default for NameServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], crate::NAMESERVER_PORT_DEFAULT)),
+            broker_expiry_ms: crate::BROKER_EXPIRY_MS_DEFAULT,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct NameServer {
+    registry: RefCell<Registry>,
+}
+
+impl NameServer {
+    fn handle(&self, req: &RemotingCommand) -> RemotingCommand {
+        let Some(code) = RequestCode::from_i32(req.code) else {
+            return req.error_to(
+                ResponseCode::RequestCodeNotSupported,
+                format!(
+                    "request code {} is not supported by the name server",
+                    req.code
+                ),
+            );
+        };
+        match code {
+            RequestCode::RegisterBroker => match RegisterBrokerRequest::from_ext(&req.ext_fields) {
+                Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
+                Ok(header) => {
+                    let topics = if req.body.is_empty() {
+                        Default::default()
+                    } else if let Ok(b) = from_json::<RegisterBrokerBody>(&req.body) {
+                        b.topic_config_serialize_wrapper.topic_config_table
+                    } else {
+                        match from_json::<TopicConfigSerializeWrapper>(&req.body) {
+                            Ok(w) => w.topic_config_table,
+                            Err(e) => {
+                                return req.error_to(
+                                    ResponseCode::SystemError,
+                                    format!("bad register body: {e}"),
+                                )
+                            }
+                        }
+                    };
+                    let r = self
+                        .registry
+                        .borrow_mut()
+                        .register(&header, &topics, now_ms());
+                    req.response_to(ResponseCode::Success, None)
+                        .with_ext("haServerAddr", "")
+                        .with_ext("masterAddr", r.master_addr)
+                }
+            },
+            RequestCode::UnregisterBroker => match required(&req.ext_fields, "brokerAddr") {
+                Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
+                Ok(addr) => {
+                    self.registry.borrow_mut().unregister(addr);
+                    info!(broker = addr, "broker unregistered");
+                    req.response_to(ResponseCode::Success, None)
+                }
+            },
+            RequestCode::GetRouteInfoByTopic => match required(&req.ext_fields, "topic") {
+                Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
+                Ok(topic) => match self.registry.borrow().route(topic) {
+                    Some(route) => req
+                        .response_to(ResponseCode::Success, None)
+                        .with_body(to_json(&route)),
+                    None => req.error_to(
+                        ResponseCode::TopicNotExist,
+                        format!("No topic route info in name server for the topic: {topic}"),
+                    ),
+                },
+            },
+            RequestCode::GetBrokerClusterInfo => req
+                .response_to(ResponseCode::Success, None)
+                .with_body(to_json(&self.registry.borrow().cluster_info())),
+            RequestCode::GetAllTopicListFromNameserver => {
+                let list = TopicList {
+                    topic_list: self.registry.borrow().topic_list(),
+                };
+                req.response_to(ResponseCode::Success, None)
+                    .with_body(to_json(&list))
+            }
+            _ => req.error_to(
+                ResponseCode::RequestCodeNotSupported,
+                format!(
+                    "request code {} is not supported by the name server",
+                    req.code
+                ),
+            ),
+        }
+    }
+}
+
+impl Service for NameServer {
+    fn call(
+        self: Rc<Self>,
+        _conn: Rc<Conn>,
+        request: RemotingCommand,
+    ) -> Pin<Box<dyn Future<Output = Option<RemotingCommand>>>> {
+        let response = self.handle(&request);
+        Box::pin(async move { Some(response) })
+    }
+}
+
+/// Serves the name server on the current glommio executor until `stop` fires.
+pub async fn run_nameserver(config: NameServerConfig, stop: StopSignal) -> std::io::Result<()> {
+    let listener = TcpListener::bind(config.listen)?;
+    info!(listen = %config.listen, expiry_ms = config.broker_expiry_ms, "name server started");
+    let server = Rc::new(NameServer {
+        registry: RefCell::new(Registry::default()),
+    });
+    let expirer = {
+        let server = server.clone();
+        let stop = stop.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let tick = glommio::timer::sleep(Duration::from_millis(
+                    crate::EXPIRY_SCAN_INTERVAL_MS.min(config.broker_expiry_ms),
+                ));
+                if let futures::future::Either::Right(_) =
+                    futures::future::select(Box::pin(tick), stop.clone()).await
+                {
+                    return;
+                }
+                for addr in server
+                    .registry
+                    .borrow_mut()
+                    .expire(now_ms(), config.broker_expiry_ms)
+                {
+                    warn!(broker = %addr, "broker silent for {} ms; dropped with its queues", config.broker_expiry_ms);
+                }
+            }
+        })
+    };
+    transport::serve(listener, server, Limits::default(), stop).await;
+    expirer.await;
+    Ok(())
+}
