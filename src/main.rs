@@ -1,1 +1,174 @@
-fn main() {}
+//! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use apogee::config::BrokerConfig;
+use apogee::shard;
+use apogee_nameserver::NameServerConfig;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "apogee",
+    version,
+    about = "A RocketMQ-compatible message broker, thread-per-core on io_uring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (one RocketMQ broker per shard) that registers with the name servers.
+    Broker(BrokerArgs),
+    /// Run a name server.
+    Nameserver {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:9876")]
+        listen: SocketAddr,
+        /// Drop a broker silent for this long.
+        #[arg(long, default_value_t = apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT)]
+        broker_expiry_ms: u64,
+    },
+    /// Run a name server and a broker in one process, with a store under the current folder.
+    Standalone(BrokerArgs),
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// A RocketMQ broker.conf (key=value lines).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Override any broker.conf key: -o flushDiskType=SYNC_FLUSH (repeatable).
+    #[arg(short = 'o', value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// storePathRootDir.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// namesrvAddr (host:port;host:port). Standalone: its first entry's port is where the embedded name
+    /// server listens (127.0.0.1:9876 by default).
+    #[arg(long)]
+    namesrv_addr: Option<String>,
+    /// listenPort of shard 0; shard i listens at listenPort + 4i.
+    #[arg(long)]
+    listen_port: Option<u16>,
+    /// Number of shards (default: the cores this process may use).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Name server only: drop brokers silent for this long (standalone).
+    #[arg(long, default_value_t = apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT)]
+    broker_expiry_ms: u64,
+}
+
+fn broker_config(args: &BrokerArgs, standalone: bool) -> Result<BrokerConfig, String> {
+    let mut c = BrokerConfig::default();
+    if standalone {
+        c.store_path_root_dir = PathBuf::from("apogee-data");
+    }
+    if let Some(path) = &args.config {
+        c.apply_file(path).map_err(|e| e.to_string())?;
+    }
+    for o in &args.overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("-o {o}: expected KEY=VALUE"))?;
+        if !c.set(k.trim(), v).map_err(|e| e.to_string())? {
+            return Err(format!("-o {o}: unknown key `{k}`"));
+        }
+    }
+    let mut set = |k: &str, v: String| c.set(k, &v).map(|_| ()).map_err(|e| e.to_string());
+    if let Some(s) = &args.store {
+        set("storePathRootDir", s.display().to_string())?;
+    }
+    if let Some(n) = &args.namesrv_addr {
+        set("namesrvAddr", n.clone())?;
+    }
+    if let Some(p) = args.listen_port {
+        set("listenPort", p.to_string())?;
+    }
+    if let Some(n) = args.shards {
+        set("shards", n.to_string())?;
+    }
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    shard::block_stop_signals();
+    let running = match cli.command {
+        Command::Broker(args) => broker_config(&args, false).and_then(|c| shard::start(c, None)),
+        Command::Standalone(args) => broker_config(&args, true).and_then(|c| {
+            let ns_port = c
+                .namesrv_addr
+                .first()
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .unwrap_or(apogee_nameserver::NAMESERVER_PORT_DEFAULT);
+            let ns = NameServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], ns_port)),
+                broker_expiry_ms: args.broker_expiry_ms,
+            };
+            shard::start(c, Some(ns))
+        }),
+        Command::Nameserver {
+            listen,
+            broker_expiry_ms,
+        } => {
+            let (stop_tx, stop) = apogee_nameserver::transport::stop_signal();
+            let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .name("nameserver")
+                .spawn(move || async move {
+                    apogee_nameserver::run_nameserver(
+                        NameServerConfig {
+                            listen,
+                            broker_expiry_ms,
+                        },
+                        stop,
+                    )
+                    .await
+                });
+            match handle {
+                Err(e) => Err(format!("cannot start the name server: {e}")),
+                Ok(h) => {
+                    let sig = shard::wait_for_signal();
+                    tracing::info!(signal = sig, "stopping");
+                    let _ = stop_tx.send(());
+                    return match h.join() {
+                        Ok(Ok(())) => ExitCode::SUCCESS,
+                        Ok(Err(e)) => {
+                            eprintln!("apogee: name server failed: {e}");
+                            ExitCode::FAILURE
+                        }
+                        Err(_) => ExitCode::FAILURE,
+                    };
+                }
+            }
+        }
+    };
+    match running {
+        Err(e) => {
+            eprintln!("apogee: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(r) => {
+            let sig = shard::wait_for_signal();
+            tracing::info!(
+                signal = sig,
+                "stopping: draining requests, flushing, unregistering"
+            );
+            r.stop();
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+    }
+}

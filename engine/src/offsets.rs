@@ -76,12 +76,17 @@ impl ConsumerOffsets {
             .flat_map(|(k, q)| q.iter().map(move |(id, o)| (k.as_str(), *id, *o)))
     }
 
+    /// The table as RocketMQ's `ConsumerOffsetSerializeWrapper` JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.table).unwrap_or_default()
+    }
+
     /// Writes the table if it changed since the last write.
     pub fn persist(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());
         }
-        let payload = serde_json::to_vec(&self.table).unwrap_or_default();
+        let payload = self.to_json();
         metadata::write_atomic(&self.path, Kind::ConsumerOffsets, &payload)?;
         self.dirty = false;
         Ok(())

@@ -585,18 +585,6 @@ impl Engine {
         )
     }
 
-    fn write_checkpoint(&self, clean: bool) -> Result<()> {
-        let upto = self.dispatched.get().min(self.commitlog.log.durable());
-        checkpoint::write(
-            &self.config.store_dir.join("checkpoint"),
-            &Checkpoint {
-                clean,
-                log_offset: upto,
-                written_at_ms: now_ms(),
-            },
-        )
-    }
-
     async fn run_retention(&self) {
         while !self.closing.get() {
             glommio::timer::sleep(Duration::from_millis(RETENTION_CHECK_INTERVAL_MS)).await;
@@ -842,6 +830,11 @@ impl Engine {
 
     pub fn query_offset(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
         self.offsets.borrow().query(topic, group, queue_id)
+    }
+
+    /// Every committed consumer offset, as `{"offsetTable":{"topic@group":{"0":5}}}`.
+    pub fn offsets_json(&self) -> Vec<u8> {
+        self.offsets.borrow().to_json()
     }
 
     /// Written, durable and dispatched commit log offsets.

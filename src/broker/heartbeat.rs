@@ -1,0 +1,103 @@
+//! HEART_BEAT, UNREGISTER_CLIENT and GET_CONSUMER_LIST_BY_GROUP: the client table's inputs and answer.
+
+use std::rc::Rc;
+
+use apogee_nameserver::transport::Conn;
+use apogee_net::body::heartbeat::{ConsumerListBody, HeartbeatData};
+use apogee_net::body::route::perm;
+use apogee_net::body::topic_config::TopicConfig;
+use apogee_net::body::{from_json, to_json};
+use apogee_net::codes::ResponseCode;
+use apogee_net::headers::required;
+use apogee_net::RemotingCommand;
+
+use super::topics::{SubscriptionGroupConfig, RETRY_TOPIC_QUEUES};
+use super::{now_ms, Broker};
+
+pub fn heartbeat(broker: &Rc<Broker>, conn: &Rc<Conn>, req: &RemotingCommand) -> RemotingCommand {
+    let data: HeartbeatData = match from_json(&req.body) {
+        Ok(d) => d,
+        Err(e) => {
+            return req.error_to(
+                ResponseCode::SystemError,
+                format!("bad heartbeat body: {e}"),
+            )
+        }
+    };
+    let now = now_ms();
+    let mut changed = Vec::new();
+    {
+        let mut clients = broker.clients.borrow_mut();
+        for p in &data.producer_data_set {
+            if !clients.producer_heartbeat(&p.group_name, &data.client_id, conn, now) {
+                return req.error_to(ResponseCode::SystemBusy, "client table is full");
+            }
+        }
+        for c in &data.consumer_data_set {
+            match clients.consumer_heartbeat(c, &data.client_id, conn, now) {
+                None => return req.error_to(ResponseCode::SystemBusy, "client table is full"),
+                Some(true) => changed.push(c.group_name.clone()),
+                Some(false) => {}
+            }
+        }
+    }
+    for c in &data.consumer_data_set {
+        // RocketMQ creates the group and its retry topic on first sight (autoCreateSubscriptionGroup).
+        let known = broker.groups.borrow().get(&c.group_name).is_some();
+        if !known {
+            let _ = broker
+                .groups
+                .borrow_mut()
+                .upsert(SubscriptionGroupConfig::new(&c.group_name));
+        }
+        let retry = format!("%RETRY%{}", c.group_name);
+        let exists = broker.topics.borrow().get(&retry).is_some();
+        if !exists {
+            let _ = broker.topics.borrow_mut().upsert(TopicConfig::new(
+                &retry,
+                RETRY_TOPIC_QUEUES,
+                perm::READ_WRITE,
+            ));
+            broker.register_now.notify();
+        }
+    }
+    for g in changed {
+        broker.notify_group_changed(&g);
+    }
+    req.response_to(ResponseCode::Success, None)
+}
+
+pub fn unregister(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+    let Ok(client_id) = required(&req.ext_fields, "clientID") else {
+        return req.error_to(ResponseCode::SystemError, "missing header field `clientID`");
+    };
+    let changed = broker.clients.borrow_mut().unregister(
+        client_id,
+        req.ext("producerGroup"),
+        req.ext("consumerGroup"),
+    );
+    for g in changed {
+        broker.notify_group_changed(&g);
+    }
+    req.response_to(ResponseCode::Success, None)
+}
+
+pub fn consumer_list(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+    let Ok(group) = required(&req.ext_fields, "consumerGroup") else {
+        return req.error_to(
+            ResponseCode::SystemError,
+            "missing header field `consumerGroup`",
+        );
+    };
+    let ids = broker.clients.borrow().consumer_ids(group);
+    if ids.is_empty() {
+        return req.error_to(
+            ResponseCode::SystemError,
+            format!("no consumer for this group, {group}"),
+        );
+    }
+    req.response_to(ResponseCode::Success, None)
+        .with_body(to_json(&ConsumerListBody {
+            consumer_id_list: ids,
+        }))
+}

@@ -1,0 +1,93 @@
+//! Long polling: pulls that find nothing new are parked per topic@queue and woken as soon as the engine
+//! makes a message visible there, or answered at their timeout.
+//!
+//! The table is bounded ([`PARKED_MAX`]); past it a pull is answered at once (PULL_NOT_FOUND), which a
+//! client treats like a timeout and retries.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use futures::channel::oneshot;
+
+/// Pulls one shard keeps parked at most.
+pub const PARKED_MAX: usize = 100_000;
+/// Longest suspension a client may ask for.
+pub const SUSPEND_MAX_MS: u64 = 60_000;
+
+struct Parked {
+    offset: u64,
+    wake: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+pub struct LongPollTable {
+    parked: RefCell<HashMap<(String, i32), Vec<Parked>>>,
+    count: Cell<usize>,
+}
+
+impl LongPollTable {
+    /// Parks a pull waiting for a message at or past `offset`; `None` if the table is full.
+    pub fn park(&self, topic: &str, queue_id: i32, offset: u64) -> Option<oneshot::Receiver<()>> {
+        if self.count.get() >= PARKED_MAX {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.parked
+            .borrow_mut()
+            .entry((topic.to_owned(), queue_id))
+            .or_default()
+            .push(Parked { offset, wake: tx });
+        self.count.set(self.count.get() + 1);
+        Some(rx)
+    }
+
+    /// A queue's max offset rose to `max`: wakes every pull parked below it. Also drops the entries of pulls
+    /// that timed out (their receivers are gone).
+    pub fn notify(&self, topic: &str, queue_id: i32, max: u64) {
+        let mut parked = self.parked.borrow_mut();
+        let Some(list) = parked.get_mut(&(topic.to_owned(), queue_id)) else {
+            return;
+        };
+        let before = list.len();
+        let mut keep = Vec::with_capacity(list.len());
+        for p in list.drain(..) {
+            if p.wake.is_canceled() {
+                continue;
+            }
+            if p.offset < max {
+                let _ = p.wake.send(());
+            } else {
+                keep.push(p);
+            }
+        }
+        let removed = before - keep.len();
+        *list = keep;
+        if list.is_empty() {
+            parked.remove(&(topic.to_owned(), queue_id));
+        }
+        self.count.set(self.count.get() - removed);
+    }
+
+    /// Wakes every parked pull (shutdown).
+    pub fn wake_all(&self) {
+        for (_, list) in self.parked.borrow_mut().drain() {
+            for p in list {
+                let _ = p.wake.send(());
+            }
+        }
+        self.count.set(0);
+    }
+
+    /// Drops entries of pulls that timed out; called periodically so quiet queues do not hold them.
+    pub fn sweep(&self) {
+        let mut parked = self.parked.borrow_mut();
+        let mut removed = 0;
+        for list in parked.values_mut() {
+            let before = list.len();
+            list.retain(|p| !p.wake.is_canceled());
+            removed += before - list.len();
+        }
+        parked.retain(|_, l| !l.is_empty());
+        self.count.set(self.count.get() - removed);
+    }
+}

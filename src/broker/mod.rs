@@ -1,0 +1,173 @@
+//! One shard's broker: what a RocketMQ client sees as a broker (its own port, broker name and store).
+//!
+//! [`Broker`] holds the shard's state; [`Broker::dispatch`] is the one table from request code to handler,
+//! one handler file per request family:
+//!
+//! | file | requests |
+//! |---|---|
+//! | [`send`] | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE |
+//! | [`pull`] | PULL_MESSAGE (+ long polling through [`long_poll`]) |
+//! | [`offsets`] | QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME, GET_ALL_CONSUMER_OFFSET |
+//! | [`heartbeat`] | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP ([`clients`] holds the table) |
+//! | [`admin`] | UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, VIEW_MESSAGE_BY_ID |
+//! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
+//!
+//! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
+
+pub mod admin;
+pub mod clients;
+pub mod heartbeat;
+pub mod lock;
+pub mod long_poll;
+pub mod offsets;
+pub mod pull;
+pub mod registration;
+pub mod send;
+pub mod topics;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use apogee_engine::notify::Notify;
+use apogee_engine::{Engine, EngineError};
+use apogee_nameserver::transport::{Conn, Service};
+use apogee_net::codes::{RequestCode, ResponseCode};
+use apogee_net::RemotingCommand;
+
+use crate::config::BrokerConfig;
+
+/// Requests one shard serves at once at most; past it the answer is SYSTEM_BUSY.
+pub const SHARD_IN_FLIGHT_MAX: usize = 65_536;
+
+pub struct Broker {
+    pub shard: usize,
+    pub config: Rc<BrokerConfig>,
+    /// This shard's broker name (`<brokerName>-<shard>`) and address.
+    pub name: String,
+    pub addr: String,
+    pub engine: Rc<Engine>,
+    pub topics: RefCell<topics::TopicTable>,
+    pub groups: RefCell<topics::GroupTable>,
+    pub clients: RefCell<clients::ClientTable>,
+    pub long_poll: long_poll::LongPollTable,
+    pub locks: RefCell<lock::LockTable>,
+    /// Wakes the registration loop early (a topic was created).
+    pub register_now: Notify,
+    pub in_flight: Cell<usize>,
+    pub stopping: Cell<bool>,
+}
+
+pub fn now_ms() -> u64 {
+    apogee_engine::store::now_ms() as u64
+}
+
+/// The response for an engine error (reference §2: which code means what).
+pub fn engine_error(req: &RemotingCommand, e: &EngineError) -> RemotingCommand {
+    let code = match e {
+        EngineError::MessageTooLarge { .. } | EngineError::PropertiesTooLarge { .. } => {
+            ResponseCode::MessageIllegal
+        }
+        EngineError::BadTopic(_) => ResponseCode::SystemError,
+        EngineError::DiskFull { .. } | EngineError::ShuttingDown | EngineError::Failed(_) => {
+            ResponseCode::ServiceNotAvailable
+        }
+        EngineError::FlushTimeout { .. } => ResponseCode::FlushDiskTimeout,
+        _ => ResponseCode::SystemError,
+    };
+    req.error_to(code, e.to_string())
+}
+
+impl Broker {
+    /// Routes one request to its handler.
+    pub async fn dispatch(
+        self: Rc<Self>,
+        conn: Rc<Conn>,
+        req: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        let Some(code) = RequestCode::from_i32(req.code) else {
+            return Some(req.error_to(
+                ResponseCode::RequestCodeNotSupported,
+                format!("request code {} is not supported by this broker", req.code),
+            ));
+        };
+        let response = match code {
+            RequestCode::SendMessage
+            | RequestCode::SendMessageV2
+            | RequestCode::SendBatchMessage => send::handle(&self, &conn, &req, code).await,
+            RequestCode::PullMessage | RequestCode::LitePullMessage => {
+                pull::handle(&self, &req).await
+            }
+            RequestCode::QueryConsumerOffset => offsets::query(&self, &req),
+            RequestCode::UpdateConsumerOffset => offsets::update(&self, &req),
+            RequestCode::GetMaxOffset => offsets::max(&self, &req),
+            RequestCode::GetMinOffset => offsets::min(&self, &req),
+            RequestCode::SearchOffsetByTimestamp => offsets::search_by_time(&self, &req).await,
+            RequestCode::GetEarliestMsgStoreTime => offsets::earliest_time(&self, &req).await,
+            RequestCode::GetAllConsumerOffset => offsets::all(&self, &req),
+            RequestCode::HeartBeat => heartbeat::heartbeat(&self, &conn, &req),
+            RequestCode::UnregisterClient => heartbeat::unregister(&self, &req),
+            RequestCode::GetConsumerListByGroup => heartbeat::consumer_list(&self, &req),
+            RequestCode::UpdateAndCreateTopic => admin::create_topic(&self, &req),
+            RequestCode::GetAllTopicConfig => admin::all_topics(&self, &req),
+            RequestCode::UpdateAndCreateSubscriptionGroup => admin::create_group(&self, &req),
+            RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,
+            RequestCode::LockBatchMq => lock::lock(&self, &req),
+            RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
+            _ => req.error_to(
+                ResponseCode::RequestCodeNotSupported,
+                format!(
+                    "request code {} ({code:?}) is not supported by Apogee yet",
+                    req.code
+                ),
+            ),
+        };
+        Some(response)
+    }
+
+    /// Tells every member of a consumer group that its members changed.
+    pub fn notify_group_changed(&self, group: &str) {
+        let conns = self.clients.borrow().member_conns(group);
+        for c in conns {
+            let mut note =
+                RemotingCommand::request(RequestCode::NotifyConsumerIdsChanged as i32, 0)
+                    .with_ext("consumerGroup", group)
+                    .oneway();
+            note.serialize_type = apogee_net::header::SerializeType::Json;
+            c.send(note);
+        }
+    }
+}
+
+impl Service for Broker {
+    fn call(
+        self: Rc<Self>,
+        conn: Rc<Conn>,
+        request: RemotingCommand,
+    ) -> Pin<Box<dyn Future<Output = Option<RemotingCommand>>>> {
+        Box::pin(async move {
+            if self.in_flight.get() >= SHARD_IN_FLIGHT_MAX {
+                return Some(request.error_to(
+                    ResponseCode::SystemBusy,
+                    format!("[TOO_MANY_REQUESTS] broker busy: {SHARD_IN_FLIGHT_MAX} requests in flight on this shard, try again"),
+                ));
+            }
+            self.in_flight.set(self.in_flight.get() + 1);
+            let mut response = self.clone().dispatch(conn, request.clone()).await;
+            self.in_flight.set(self.in_flight.get() - 1);
+            if let Some(r) = response.as_mut() {
+                r.serialize_type = request.serialize_type;
+            }
+            response
+        })
+    }
+
+    fn closed(&self, conn: &Rc<Conn>) {
+        let id = conn.id;
+        let changed = self.clients.borrow_mut().remove_where(|e| e.conn.id == id);
+        for g in changed {
+            self.notify_group_changed(&g);
+        }
+    }
+}

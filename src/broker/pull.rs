@@ -1,0 +1,192 @@
+//! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361), with long polling.
+//!
+//! Status → code (reference §4): found → SUCCESS; nothing new at the tail → PULL_NOT_FOUND; everything
+//! filtered → PULL_RETRY_IMMEDIATELY; offset out of range → PULL_OFFSET_MOVED with the offset to go on from.
+//! A pull with the suspend bit that finds nothing new is parked until a message arrives in its queue or
+//! its suspend timeout passes, then read once more.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use apogee_engine::ReadStatus;
+use apogee_net::body::route::perm;
+use apogee_net::codes::ResponseCode;
+use apogee_net::headers::{pull_flag, PullMessageRequest, PullMessageResponse};
+use apogee_net::{properties, RemotingCommand};
+use futures::future::{select, Either};
+
+use super::long_poll::SUSPEND_MAX_MS;
+use super::{engine_error, now_ms, Broker};
+
+/// Bytes one pull answers at most when the client does not say.
+pub const PULL_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Times one pull may be woken and find nothing before it is answered anyway.
+const WAKEUPS_MAX: usize = 1_000;
+
+/// A tag subscription: `*` (everything) or the hash codes of `a || b || c`.
+pub enum TagFilter {
+    All,
+    Tags(HashSet<i64>),
+}
+
+impl TagFilter {
+    pub fn parse(expression: &str) -> Self {
+        let tags: HashSet<i64> = expression
+            .split("||")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(properties::tag_hash)
+            .collect();
+        if expression.trim().is_empty()
+            || expression.split("||").any(|t| t.trim() == "*")
+            || tags.is_empty()
+        {
+            Self::All
+        } else {
+            Self::Tags(tags)
+        }
+    }
+
+    pub fn matches(&self, tag_hash: i64) -> bool {
+        match self {
+            Self::All => true,
+            Self::Tags(set) => set.contains(&tag_hash),
+        }
+    }
+}
+
+pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+    let h = match PullMessageRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return req.error_to(ResponseCode::SystemError, format!("bad pull header: {e}")),
+    };
+    let Some(topic) = broker.topics.borrow().get(&h.topic).cloned() else {
+        return req.error_to(
+            ResponseCode::TopicNotExist,
+            format!("topic[{}] not exist, apply first please!", h.topic),
+        );
+    };
+    if topic.perm & perm::READ == 0 {
+        return req.error_to(
+            ResponseCode::NoPermission,
+            format!("the topic[{}] pulling message is forbidden", h.topic),
+        );
+    }
+    if h.queue_id < 0 || h.queue_id >= topic.read_queue_nums {
+        return req.error_to(
+            ResponseCode::SystemError,
+            format!(
+                "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]",
+                h.queue_id, h.topic, topic.read_queue_nums
+            ),
+        );
+    }
+    if h.expression_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("SQL92"))
+    {
+        return req.error_to(
+            ResponseCode::SubscriptionParseFailed,
+            "The broker does not support consumer to filter message by SQL92 yet",
+        );
+    }
+    let expression = if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
+        h.subscription.clone().unwrap_or_default()
+    } else {
+        broker
+            .clients
+            .borrow()
+            .subscription(&h.consumer_group, &h.topic)
+            .map(|s| s.sub_string.clone())
+            .unwrap_or_default()
+    };
+    let filter = TagFilter::parse(&expression);
+    if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
+        broker
+            .engine
+            .commit_offset(&h.topic, &h.consumer_group, h.queue_id, h.commit_offset);
+    }
+    let suspend = h.sys_flag & pull_flag::SUSPEND != 0;
+    let deadline = now_ms() + (h.suspend_timeout_millis.max(0) as u64).min(SUSPEND_MAX_MS);
+    let max_bytes = h
+        .max_msg_bytes
+        .filter(|b| *b > 0)
+        .map_or(PULL_BYTES_MAX_DEFAULT, |b| b as usize);
+    let offset = h.queue_offset.max(0) as u64;
+    let mut wakeups = 0;
+    loop {
+        let read = match broker
+            .engine
+            .read_queue(
+                &h.topic,
+                h.queue_id,
+                offset,
+                h.max_msg_nums.max(1) as usize,
+                max_bytes,
+                &|hash| filter.matches(hash),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return engine_error(req, &e),
+        };
+        let (code, next) = match read.status {
+            ReadStatus::Found => (ResponseCode::Success, read.next_offset),
+            ReadStatus::NoMatchedMessage => (ResponseCode::PullRetryImmediately, read.next_offset),
+            ReadStatus::OffsetOverflowOne => (ResponseCode::PullNotFound, offset),
+            ReadStatus::NoMessageInQueue if offset == 0 => (ResponseCode::PullNotFound, 0),
+            ReadStatus::NoMessageInQueue => (ResponseCode::PullOffsetMoved, 0),
+            ReadStatus::OffsetTooSmall | ReadStatus::OffsetOverflowBadly => {
+                (ResponseCode::PullOffsetMoved, read.next_offset)
+            }
+        };
+        let now = now_ms();
+        if code == ResponseCode::PullNotFound
+            && suspend
+            && now < deadline
+            && !broker.stopping.get()
+            && wakeups < WAKEUPS_MAX
+        {
+            if let Some(woken) = broker.long_poll.park(&h.topic, h.queue_id, offset) {
+                // A message may have become visible between the read and the park.
+                if broker.engine.max_offset(&h.topic, h.queue_id) <= offset {
+                    let timeout = glommio::timer::sleep(Duration::from_millis(deadline - now));
+                    if let Either::Right(_) = select(woken, Box::pin(timeout)).await {
+                        // Timed out: read once more below and answer whatever it says.
+                        wakeups = WAKEUPS_MAX;
+                    }
+                }
+                wakeups += 1;
+                continue;
+            }
+        }
+        let header = PullMessageResponse {
+            suggest_which_broker_id: 0,
+            next_begin_offset: next as i64,
+            min_offset: read.min_offset as i64,
+            max_offset: read.max_offset as i64,
+        };
+        let mut r = req.response_to(code, None);
+        r.ext_fields = header.to_ext();
+        if code == ResponseCode::Success {
+            r.body = read.body;
+        }
+        return r;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TagFilter;
+
+    #[test]
+    fn tag_expressions_parse_like_rocketmq() {
+        assert!(matches!(TagFilter::parse("*"), TagFilter::All));
+        assert!(matches!(TagFilter::parse(""), TagFilter::All));
+        let f = TagFilter::parse("TagA || TagB");
+        assert!(f.matches(apogee_net::properties::tag_hash("TagA")));
+        assert!(f.matches(apogee_net::properties::tag_hash("TagB")));
+        assert!(!f.matches(apogee_net::properties::tag_hash("TagC")));
+    }
+}

@@ -1,0 +1,166 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
+//!
+//! Checks (in RocketMQ's order and with its codes): header fields, topic name (SYSTEM_ERROR), topic
+//! existence or auto-creation from TBW102 (TOPIC_NOT_EXIST), write permission (NO_PERMISSION), queue id
+//! (SYSTEM_ERROR), body and properties size (MESSAGE_ILLEGAL); then the engine stores the message(s).
+
+use std::rc::Rc;
+
+use apogee_engine::Message;
+use apogee_nameserver::transport::Conn;
+use apogee_net::body::route::perm;
+use apogee_net::body::topic_config::TopicConfig;
+use apogee_net::codes::{RequestCode, ResponseCode};
+use apogee_net::headers::{SendMessageRequest, SendMessageResponse};
+use apogee_net::{batch, RemotingCommand};
+use bytes::Bytes;
+use tracing::info;
+
+use super::topics::TOPIC_QUEUES_MAX;
+use super::{engine_error, Broker};
+
+pub async fn handle(
+    broker: &Rc<Broker>,
+    conn: &Rc<Conn>,
+    req: &RemotingCommand,
+    code: RequestCode,
+) -> RemotingCommand {
+    let header = match SendMessageRequest::from_ext(
+        &req.ext_fields,
+        code == RequestCode::SendMessageV2 || req.ext_fields.contains_key("b"),
+    ) {
+        Ok(h) => h,
+        Err(e) => return req.error_to(ResponseCode::SystemError, format!("bad send header: {e}")),
+    };
+    if let Err(reason) = apogee_net::topic::validate(&header.topic) {
+        return req.error_to(ResponseCode::SystemError, reason);
+    }
+    let topic = match topic_for_send(broker, &header) {
+        Ok(t) => t,
+        Err(r) => return req.error_to(r.0, r.1),
+    };
+    if topic.perm & perm::WRITE == 0 {
+        return req.error_to(
+            ResponseCode::NoPermission,
+            format!("the topic[{}] sending message is forbidden", header.topic),
+        );
+    }
+    if header.queue_id < 0 || header.queue_id >= topic.write_queue_nums {
+        return req.error_to(
+            ResponseCode::SystemError,
+            format!(
+                "request queueId[{}] is illegal, {} writeQueueNums: {} Producer: {}",
+                header.queue_id, header.topic, topic.write_queue_nums, conn.peer
+            ),
+        );
+    }
+    let max = broker.config.max_message_size;
+    let bodies: Vec<(i32, Bytes, String)> = if code == RequestCode::SendBatchMessage {
+        if req.body.len() > max {
+            return req.error_to(
+                ResponseCode::MessageIllegal,
+                format!("the message body size over max value, MAX: {max}"),
+            );
+        }
+        match batch::decode(&req.body) {
+            Ok(msgs) if !msgs.is_empty() => msgs
+                .into_iter()
+                .map(|m| (m.flag, m.body, m.properties))
+                .collect(),
+            Ok(_) => return req.error_to(ResponseCode::MessageIllegal, "the batch is empty"),
+            Err(e) => return req.error_to(ResponseCode::MessageIllegal, e.to_string()),
+        }
+    } else {
+        vec![(header.flag, req.body.clone(), header.properties.clone())]
+    };
+    let mut messages = Vec::with_capacity(bodies.len());
+    for (flag, body, properties) in bodies {
+        if body.len() > max {
+            return req.error_to(
+                ResponseCode::MessageIllegal,
+                format!("the message body size over max value, MAX: {max}"),
+            );
+        }
+        if properties.len() > apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES {
+            return req.error_to(
+                ResponseCode::MessageIllegal,
+                format!(
+                    "the message properties size over max value, MAX: {}",
+                    apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES
+                ),
+            );
+        }
+        messages.push(Message {
+            topic: header.topic.clone(),
+            queue_id: header.queue_id,
+            flag,
+            sys_flag: header.sys_flag,
+            born_timestamp: header.born_timestamp,
+            born_host: conn.peer,
+            reconsume_times: header.reconsume_times,
+            prepared_transaction_offset: 0,
+            body,
+            properties,
+        });
+    }
+    match broker.engine.append(&messages).await {
+        Ok(stored) => {
+            let msg_id = stored
+                .iter()
+                .map(|a| a.msg_id.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let resp = SendMessageResponse {
+                msg_id,
+                queue_id: header.queue_id,
+                queue_offset: stored[0].queue_offset as i64,
+                transaction_id: None,
+            };
+            let mut r = req.response_to(ResponseCode::Success, None);
+            r.ext_fields = resp.to_ext();
+            r
+        }
+        Err(e) => engine_error(req, &e),
+    }
+}
+
+/// The topic a send goes to, created from the default topic when auto-creation allows it.
+fn topic_for_send(
+    broker: &Broker,
+    header: &SendMessageRequest,
+) -> Result<TopicConfig, (ResponseCode, String)> {
+    if let Some(t) = broker.topics.borrow().get(&header.topic) {
+        return Ok(t.clone());
+    }
+    let retry = header.topic.starts_with("%RETRY%");
+    if !broker.config.auto_create_topic_enable && !retry {
+        return Err((
+            ResponseCode::TopicNotExist,
+            format!(
+                "topic[{}] not exist, apply first please! (autoCreateTopicEnable=false)",
+                header.topic
+            ),
+        ));
+    }
+    let queues = if retry {
+        super::topics::RETRY_TOPIC_QUEUES
+    } else {
+        header.default_topic_queue_nums.clamp(
+            1,
+            broker
+                .config
+                .default_topic_queue_nums
+                .clamp(1, TOPIC_QUEUES_MAX),
+        )
+    };
+    let config = TopicConfig::new(&header.topic, queues, perm::READ_WRITE);
+    if let Err(e) = broker.topics.borrow_mut().upsert(config.clone()) {
+        return Err((
+            ResponseCode::SystemError,
+            format!("could not create topic {}: {e}", header.topic),
+        ));
+    }
+    info!(shard = broker.shard, topic = %header.topic, queues, "topic auto-created");
+    broker.register_now.notify();
+    Ok(config)
+}

@@ -1,0 +1,343 @@
+//! Broker settings: RocketMQ's `broker.conf` properties for everything Apogee supports, plus its own.
+//!
+//! The file is `key=value` lines (`#` comments). Unknown keys are warned about and ignored; a bad value fails
+//! start-up with the key named. Command-line flags (`-o key=value`, and the named flags of `apogee broker`)
+//! override the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use apogee_engine::{EngineConfig, FlushMode};
+use thiserror::Error;
+use tracing::warn;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config key `{key}` has a bad value `{value}`: {reason}")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("config line {line} is not `key=value`: `{text}`")]
+    BadLine { line: usize, text: String },
+}
+
+/// Role of this broker in replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRole {
+    AsyncMaster,
+    SyncMaster,
+    Slave,
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    /// Address other hosts reach this broker at (written into routes and message ids).
+    pub broker_ip1: String,
+    /// Name servers, `host:port;host:port`.
+    pub namesrv_addr: Vec<String>,
+    /// Port of shard 0; shard i listens at `listen_port + 4 * i` (see [`BrokerConfig::shard_port`]).
+    pub listen_port: u16,
+    pub store_path_root_dir: PathBuf,
+    pub flush_disk_type: FlushMode,
+    pub broker_role: BrokerRole,
+    pub file_reserved_time_hours: u64,
+    pub delete_when_hour: u32,
+    pub disk_max_used_space_ratio: f64,
+    pub max_message_size: usize,
+    pub auto_create_topic_enable: bool,
+    pub default_topic_queue_nums: i32,
+    pub mapped_file_size_commit_log: u64,
+    pub flush_interval_commit_log_ms: u64,
+    pub sync_flush_timeout_ms: u64,
+    /// Apogee: number of shards (executors); default: the cores this process may use.
+    pub shards: usize,
+    /// Apogee: microseconds an idle shard spins before it sleeps in the kernel. Waking from that sleep costs
+    /// milliseconds on some kernels, which every SYNC_FLUSH append would pay.
+    pub spin_before_park_us: u64,
+    /// Apogee: how often the broker registers with name servers.
+    pub register_interval_ms: u64,
+    /// Apogee: client channels silent this long are dropped.
+    pub channel_expiry_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            broker_ip1: "127.0.0.1".into(),
+            namesrv_addr: vec!["127.0.0.1:9876".into()],
+            listen_port: 10911,
+            store_path_root_dir: PathBuf::from("apogee-store"),
+            flush_disk_type: FlushMode::Async,
+            broker_role: BrokerRole::AsyncMaster,
+            file_reserved_time_hours: 72,
+            delete_when_hour: 4,
+            disk_max_used_space_ratio: 0.75,
+            max_message_size: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
+            auto_create_topic_enable: true,
+            default_topic_queue_nums: 4,
+            mapped_file_size_commit_log: 1024 * 1024 * 1024,
+            flush_interval_commit_log_ms: 500,
+            sync_flush_timeout_ms: 5000,
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            spin_before_park_us: 50,
+            register_interval_ms: 30_000,
+            channel_expiry_ms: 120_000,
+        }
+    }
+}
+
+/// Ports a shard uses are `[port - 2, port + 1]` (VIP channel, main, HA), so shards are 4 apart.
+pub const SHARD_PORT_STRIDE: u16 = 4;
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::BadValue {
+            key: key.into(),
+            value: value.into(),
+            reason: e.to_string(),
+        })
+}
+
+impl BrokerConfig {
+    /// Applies one `key=value`; unknown keys are reported with `false`.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let v = value.trim();
+        match key {
+            "brokerClusterName" => self.broker_cluster_name = v.into(),
+            "brokerName" => self.broker_name = v.into(),
+            "brokerId" => self.broker_id = parse(key, v)?,
+            "brokerIP1" => self.broker_ip1 = v.into(),
+            "namesrvAddr" => {
+                self.namesrv_addr = v
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "listenPort" => self.listen_port = parse(key, v)?,
+            "storePathRootDir" => self.store_path_root_dir = v.into(),
+            "flushDiskType" => {
+                self.flush_disk_type = match v {
+                    "ASYNC_FLUSH" => FlushMode::Async,
+                    "SYNC_FLUSH" => FlushMode::Sync,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: v.into(),
+                            reason: "expected ASYNC_FLUSH or SYNC_FLUSH".into(),
+                        })
+                    }
+                }
+            }
+            "brokerRole" => {
+                self.broker_role = match v {
+                    "ASYNC_MASTER" => BrokerRole::AsyncMaster,
+                    "SYNC_MASTER" => BrokerRole::SyncMaster,
+                    "SLAVE" => BrokerRole::Slave,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: v.into(),
+                            reason: "expected ASYNC_MASTER, SYNC_MASTER or SLAVE".into(),
+                        })
+                    }
+                }
+            }
+            "fileReservedTime" => self.file_reserved_time_hours = parse(key, v)?,
+            "deleteWhen" => {
+                // RocketMQ allows "04" or "04;05"; the first hour is used.
+                let first = v.split(';').next().unwrap_or(v);
+                self.delete_when_hour = parse(key, first)?;
+            }
+            "diskMaxUsedSpaceRatio" => {
+                let pct: f64 = parse(key, v)?;
+                self.disk_max_used_space_ratio = pct / 100.0;
+            }
+            "maxMessageSize" => self.max_message_size = parse(key, v)?,
+            "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
+            "defaultTopicQueueNums" => self.default_topic_queue_nums = parse(key, v)?,
+            "mappedFileSizeCommitLog" => self.mapped_file_size_commit_log = parse(key, v)?,
+            "flushIntervalCommitLog" => self.flush_interval_commit_log_ms = parse(key, v)?,
+            "syncFlushTimeout" => self.sync_flush_timeout_ms = parse(key, v)?,
+            "shards" => {
+                self.shards = parse(key, v)?;
+                if self.shards == 0 || self.shards > 256 {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "must be 1..=256".into(),
+                    });
+                }
+            }
+            "spinBeforeParkUs" => self.spin_before_park_us = parse(key, v)?,
+            "registerIntervalMs" => self.register_interval_ms = parse(key, v)?,
+            "channelExpiryMs" => self.channel_expiry_ms = parse(key, v)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Applies a `broker.conf` text; unknown keys are warned about.
+    pub fn apply_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+                return Err(ConfigError::BadLine {
+                    line: i + 1,
+                    text: raw.into(),
+                });
+            };
+            if !self.set(k.trim(), v)? {
+                warn!(key = k.trim(), "unknown config key ignored");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn apply_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.into(),
+            source: e,
+        })?;
+        self.apply_text(&text)
+    }
+
+    /// The listening port of shard `i`.
+    pub fn shard_port(&self, shard: usize) -> u16 {
+        self.listen_port + SHARD_PORT_STRIDE * shard as u16
+    }
+
+    /// The broker name shard `i` registers under.
+    pub fn shard_broker_name(&self, shard: usize) -> String {
+        format!("{}-{shard}", self.broker_name)
+    }
+
+    /// The address clients reach shard `i` at.
+    pub fn shard_addr(&self, shard: usize) -> String {
+        format!("{}:{}", self.broker_ip1, self.shard_port(shard))
+    }
+
+    /// Checks settings that relate; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let last =
+            self.listen_port as u32 + SHARD_PORT_STRIDE as u32 * (self.shards as u32 - 1) + 1;
+        if self.listen_port < 3 || last > u16::MAX as u32 {
+            return Err(ConfigError::BadValue {
+                key: "listenPort".into(),
+                value: self.listen_port.to_string(),
+                reason: format!(
+                    "{} shards need ports {}..={last}",
+                    self.shards,
+                    self.listen_port.saturating_sub(2)
+                ),
+            });
+        }
+        if self.broker_role == BrokerRole::Slave || self.broker_id != 0 {
+            return Err(ConfigError::BadValue {
+                key: "brokerRole".into(),
+                value: format!("{:?}/brokerId={}", self.broker_role, self.broker_id),
+                reason: "replication is not built yet: only masters (brokerId=0) run".into(),
+            });
+        }
+        self.engine_config(0)
+            .validate()
+            .map_err(|e| ConfigError::BadValue {
+                key: "store settings".into(),
+                value: String::new(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The engine settings of shard `i`.
+    pub fn engine_config(&self, shard: usize) -> EngineConfig {
+        let mut c = EngineConfig::new(self.store_path_root_dir.join(format!("shard-{shard}")));
+        c.commitlog_segment_size_bytes = self.mapped_file_size_commit_log;
+        c.flush_mode = self.flush_disk_type;
+        c.flush_interval_ms = self.flush_interval_commit_log_ms;
+        c.sync_flush_timeout_ms = self.sync_flush_timeout_ms;
+        c.message_size_max_bytes = self.max_message_size;
+        c.write_buffer_max_bytes = c.write_buffer_max_bytes.max(self.max_message_size * 4);
+        c.file_reserved_time_hours = self.file_reserved_time_hours;
+        c.delete_when_hour = self.delete_when_hour;
+        c.disk_max_used_ratio = self.disk_max_used_space_ratio;
+        let ip = self
+            .broker_ip1
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        c.store_host = SocketAddr::new(ip, self.shard_port(shard));
+        c
+    }
+
+    /// Every setting as `key=value`, for the start-up log and `apogee broker --print-config`.
+    pub fn describe(&self) -> BTreeMap<&'static str, String> {
+        let mut m = BTreeMap::new();
+        m.insert("brokerClusterName", self.broker_cluster_name.clone());
+        m.insert("brokerName", self.broker_name.clone());
+        m.insert("listenPort", self.listen_port.to_string());
+        m.insert("namesrvAddr", self.namesrv_addr.join(";"));
+        m.insert(
+            "storePathRootDir",
+            self.store_path_root_dir.display().to_string(),
+        );
+        m.insert("flushDiskType", format!("{:?}", self.flush_disk_type));
+        m.insert("shards", self.shards.to_string());
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_conf_keys_are_read_and_bad_values_name_their_key() {
+        let mut c = BrokerConfig::default();
+        c.apply_text("brokerName = b1\n# comment\nflushDiskType=SYNC_FLUSH\ndiskMaxUsedSpaceRatio=88\nnamesrvAddr=a:1;b:2\nmystery=1\n").unwrap();
+        assert_eq!(c.broker_name, "b1");
+        assert_eq!(c.flush_disk_type, FlushMode::Sync);
+        assert_eq!(c.namesrv_addr, vec!["a:1", "b:2"]);
+        assert!((c.disk_max_used_space_ratio - 0.88).abs() < 1e-9);
+        let err = c.apply_text("listenPort=abc").unwrap_err().to_string();
+        assert!(err.contains("listenPort"), "{err}");
+        assert!(c
+            .apply_text("flushDiskType=SOMETIMES")
+            .unwrap_err()
+            .to_string()
+            .contains("flushDiskType"));
+    }
+
+    #[test]
+    fn shard_ports_never_collide_with_vip_or_ha_ports() {
+        let mut c = BrokerConfig::default();
+        c.shards = 8;
+        let mut used = std::collections::HashSet::new();
+        for s in 0..8 {
+            let p = c.shard_port(s);
+            for port in [p - 2, p, p + 1] {
+                assert!(used.insert(port), "port {port} used twice");
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! # apogee: a RocketMQ-compatible broker, thread-per-core on io_uring
+//!
+//! The `apogee` binary (`src/main.rs`) runs a broker, a name server, or both in one process (standalone).
+//! This library is that binary's body, so that tests and `apogee-perf --embedded` can start a real broker
+//! in-process.
+//!
+//! - [`config`]: `broker.conf` keys and the shard/port layout.
+//! - [`shard`]: one glommio executor per shard, start and clean stop.
+//! - [`broker`]: one shard's broker and its request handlers.
+
+pub mod broker;
+pub mod config;
+pub mod shard;
+
+pub use config::BrokerConfig;
+pub use shard::{start, Running};

@@ -1,0 +1,299 @@
+//! Starting and stopping the process: one glommio executor per shard, pinned, each a complete broker; the
+//! embedded name server (standalone) on an executor of its own; clean shutdown on request.
+//!
+//! Shutdown order per shard: stop accepting, wake parked long polls (they answer PULL_NOT_FOUND), wait for
+//! in-flight requests (bounded), unregister from name servers, flush and checkpoint the store.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use apogee_engine::notify::Notify;
+use apogee_engine::Engine;
+use apogee_nameserver::transport::{self, Limits, StopSignal};
+use apogee_nameserver::{run_nameserver, NameServerConfig};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{error, info, warn};
+
+use crate::broker::topics::{GroupTable, TopicTable};
+use crate::broker::{registration, Broker};
+use crate::config::BrokerConfig;
+
+/// How long a stopping shard waits for in-flight requests.
+pub const DRAIN_MAX_MS: u64 = 5_000;
+/// How often client channels are checked for expiry.
+const HOUSEKEEPING_INTERVAL_MS: u64 = 10_000;
+
+/// A running Apogee: its threads and the switch that stops them.
+pub struct Running {
+    stops: Vec<futures::channel::oneshot::Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+    /// The embedded name server, stopped last so that shards can unregister from it.
+    nameserver: Option<(futures::channel::oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// Stops every shard, then the embedded name server, cleanly, and waits for them.
+    pub fn stop(self) {
+        for s in self.stops {
+            let _ = s.send(());
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some((stop, thread)) = self.nameserver {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Starts the broker's shards, and a name server first when `nameserver` is given (standalone). Returns once
+/// every shard serves or one failed to start.
+pub fn start(
+    config: BrokerConfig,
+    nameserver: Option<NameServerConfig>,
+) -> Result<Running, String> {
+    config.validate().map_err(|e| e.to_string())?;
+    let mut running = Running {
+        stops: Vec::new(),
+        threads: Vec::new(),
+        nameserver: None,
+    };
+    if let Some(ns) = nameserver {
+        let (stop_tx, stop) = transport::stop_signal();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let listen = ns.listen;
+        let handle = LocalExecutorBuilder::new(Placement::Unbound)
+            .name("nameserver")
+            .spawn(move || async move {
+                // Bind first so that readiness means "accepting".
+                match TcpListener::bind(listen) {
+                    Ok(l) => drop(l),
+                    Err(e) => {
+                        let _ = ready_tx
+                            .send(Err(format!("name server cannot listen on {listen}: {e}")));
+                        return;
+                    }
+                }
+                let _ = ready_tx.send(Ok(()));
+                if let Err(e) = run_nameserver(ns, stop).await {
+                    error!(error = %e, "name server stopped");
+                }
+            })
+            .map_err(|e| format!("cannot start the name server executor: {e}"))?;
+        let thread = std::thread::spawn(move || {
+            let _ = handle.join();
+        });
+        running.nameserver = Some((stop_tx, thread));
+        ready_rx
+            .recv()
+            .map_err(|_| "name server thread died".to_string())??;
+    }
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    for shard in 0..config.shards {
+        let (stop_tx, stop) = transport::stop_signal();
+        let config = config.clone();
+        let ready = ready_tx.clone();
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(shard % cpu_count()))
+            .name(&format!("shard-{shard}"));
+        if config.spin_before_park_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
+        }
+        let handle = builder
+            .spawn(move || async move { run_shard(shard, config, stop, ready).await })
+            .map_err(|e| format!("cannot start the executor of shard {shard} (glommio needs locked memory: run as root or raise `ulimit -l`): {e}"))?;
+        running.stops.push(stop_tx);
+        running.threads.push(std::thread::spawn(move || {
+            let _ = handle.join();
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..config.shards {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                running.stop();
+                return Err(e);
+            }
+            Err(_) => {
+                running.stop();
+                return Err("a shard thread died during start".into());
+            }
+        }
+    }
+    let ports: Vec<String> = (0..config.shards)
+        .map(|s| config.shard_port(s).to_string())
+        .collect();
+    info!(
+        shards = config.shards,
+        ports = %ports.join(","),
+        vip_ports = "port-2 (served)",
+        store = %config.store_path_root_dir.display(),
+        flush = ?config.flush_disk_type,
+        nameservers = %config.namesrv_addr.join(";"),
+        "apogee started"
+    );
+    Ok(running)
+}
+
+async fn run_shard(
+    shard: usize,
+    config: BrokerConfig,
+    stop: StopSignal,
+    ready: mpsc::Sender<Result<usize, String>>,
+) {
+    let config = Rc::new(config);
+    let engine = match Engine::open(config.engine_config(shard)).await {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {shard}: cannot open the store: {e}")));
+            return;
+        }
+    };
+    let cfg_dir = config.engine_config(shard).store_dir.join("config");
+    let tables = TopicTable::load(
+        cfg_dir.join("topics"),
+        config.auto_create_topic_enable,
+        config.default_topic_queue_nums,
+    )
+    .and_then(|t| GroupTable::load(cfg_dir.join("subscriptionGroups")).map(|g| (t, g)));
+    let (topics, groups) = match tables {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {shard}: {e}")));
+            return;
+        }
+    };
+    let port = config.shard_port(shard);
+    let listeners = (
+        TcpListener::bind(("0.0.0.0", port)),
+        TcpListener::bind(("0.0.0.0", port - 2)),
+    );
+    let (main, vip) = match listeners {
+        (Ok(m), Ok(v)) => (m, v),
+        (Err(e), _) => {
+            let _ = ready.send(Err(format!(
+                "shard {shard}: cannot listen on port {port}: {e}"
+            )));
+            return;
+        }
+        (_, Err(e)) => {
+            let _ = ready.send(Err(format!(
+                "shard {shard}: cannot listen on VIP port {}: {e}",
+                port - 2
+            )));
+            return;
+        }
+    };
+    let broker = Rc::new(Broker {
+        shard,
+        name: config.shard_broker_name(shard),
+        addr: config.shard_addr(shard),
+        config: config.clone(),
+        engine: engine.clone(),
+        topics: RefCell::new(topics),
+        groups: RefCell::new(groups),
+        clients: RefCell::new(Default::default()),
+        long_poll: Default::default(),
+        locks: RefCell::new(Default::default()),
+        register_now: Notify::default(),
+        in_flight: Cell::new(0),
+        stopping: Cell::new(false),
+    });
+    let weak = Rc::downgrade(&broker);
+    engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
+        if let Some(b) = weak.upgrade() {
+            b.long_poll.notify(topic, queue, max);
+        }
+    }));
+    let servers = [main, vip].map(|l| {
+        let (b, s) = (broker.clone(), stop.clone());
+        glommio::spawn_local(async move { transport::serve(l, b, Limits::default(), s).await })
+    });
+    registration::register_all(&broker).await;
+    let registrar = glommio::spawn_local(registration::run(broker.clone(), stop.clone()));
+    let housekeeping = {
+        let (b, s) = (broker.clone(), stop.clone());
+        glommio::spawn_local(async move {
+            loop {
+                let tick = glommio::timer::sleep(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
+                if let futures::future::Either::Right(_) =
+                    futures::future::select(Box::pin(tick), s.clone()).await
+                {
+                    return;
+                }
+                let now = crate::broker::now_ms();
+                let expiry = b.config.channel_expiry_ms;
+                let changed = b.clients.borrow_mut().remove_where(|e| {
+                    e.conn.is_closed() || now.saturating_sub(e.last_heartbeat_ms) > expiry
+                });
+                for g in changed {
+                    b.notify_group_changed(&g);
+                }
+                b.long_poll.sweep();
+            }
+        })
+    };
+    info!(shard, broker = %broker.name, addr = %broker.addr, "shard serving");
+    let _ = ready.send(Ok(shard));
+    stop.await.ok();
+    broker.stopping.set(true);
+    broker.long_poll.wake_all();
+    for s in servers {
+        s.await;
+    }
+    let mut waited = 0;
+    while broker.in_flight.get() > 0 && waited < DRAIN_MAX_MS {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+        waited += 10;
+    }
+    if broker.in_flight.get() > 0 {
+        warn!(
+            shard,
+            in_flight = broker.in_flight.get(),
+            "stopping with requests still in flight"
+        );
+    }
+    registrar.await;
+    housekeeping.await;
+    registration::unregister_all(&broker).await;
+    if let Err(e) = engine.shutdown().await {
+        error!(shard, error = %e, "store did not close cleanly");
+    }
+    info!(shard, "shard stopped");
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it starts afterwards), so that
+/// [`wait_for_signal`] receives them.
+pub fn block_stop_signals() {
+    // SAFETY: plain libc signal-mask calls on a zeroed, then filled, sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for SIGINT or SIGTERM (blocked beforehand by [`block_stop_signals`]).
+pub fn wait_for_signal() -> i32 {
+    // SAFETY: as above; sigwait writes the received signal number into `sig`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+        sig
+    }
+}
