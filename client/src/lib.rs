@@ -1,1 +1,36 @@
-//! placeholder
+//! # apogee-client: an async Rust client for Apogee and any RocketMQ-compatible broker
+//!
+//! Built on tokio. Every handle is `Send + Sync` and cheap to clone. Nothing Apogee-specific goes on the
+//! wire: this client speaks RocketMQ's remoting protocol (binary headers) to any RocketMQ 4.x/5.x broker.
+//!
+//! - [`Producer`]: sync, async, oneway and batch sends, retries on another broker, ordered sends by key.
+//! - [`PullConsumer`]: assign or subscribe, `poll`, commit, seek.
+//! - [`PushConsumer`]: long polling, clustering (client-side rebalance) or broadcasting, at-least-once.
+//! - [`Admin`]: topics, clusters, offsets and lag, view a message by id.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), apogee_client::ClientError> {
+//! use apogee_client::{Message, Producer, ProducerConfig};
+//! let producer = Producer::start(ProducerConfig::new("127.0.0.1:9876", "my-producer-group")).await?;
+//! let result = producer.send(Message::new("orders", b"hello".to_vec()).with_tags("created")).await?;
+//! println!("stored at queue {} offset {}", result.queue.queue_id, result.queue_offset);
+//! # Ok(()) }
+//! ```
+//!
+//! Connections: one per broker address, requests multiplexed by `opaque`. Routes are refreshed every 30 s
+//! and after errors; name servers are tried in turn.
+
+pub mod admin;
+pub mod consumer;
+pub mod error;
+pub mod message;
+pub mod producer;
+pub mod remoting;
+pub mod route;
+
+pub use admin::Admin;
+pub use consumer::pull::{PullConsumer, PullConsumerConfig};
+pub use consumer::push::{ConsumeResult, MessageModel, PushConsumer, PushConsumerConfig};
+pub use error::ClientError;
+pub use message::{Message, MessageExt, MessageQueue};
+pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};

@@ -1,0 +1,162 @@
+//! Administration: create topics on a cluster, list clusters and topics, offsets and lag of a group,
+//! view a message by its offset id.
+
+use std::time::Duration;
+
+use apogee_net::body::cluster::ClusterInfo;
+use apogee_net::body::from_json;
+use apogee_net::body::topic_config::TopicList;
+use apogee_net::codes::RequestCode;
+use apogee_net::{msgid, record, RemotingCommand};
+
+use crate::consumer::{query_offset, queue_offset};
+use crate::error::ClientError;
+use crate::message::{MessageExt, MessageQueue};
+use crate::remoting::Remoting;
+use crate::route::{self, parse_namesrv, Routes};
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Admin {
+    routes: Routes,
+}
+
+impl Admin {
+    pub fn new(namesrv: &str) -> Self {
+        let (remoting, _) = Remoting::new();
+        Self {
+            routes: Routes::new(remoting, parse_namesrv(namesrv)),
+        }
+    }
+
+    pub async fn clusters(&self) -> Result<ClusterInfo, ClientError> {
+        self.routes.cluster_info().await
+    }
+
+    pub async fn topics(&self) -> Result<Vec<String>, ClientError> {
+        let r = self
+            .routes
+            .ask(RemotingCommand::request(
+                RequestCode::GetAllTopicListFromNameserver as i32,
+                0,
+            ))
+            .await?;
+        Ok(from_json::<TopicList>(&r.body)
+            .map_err(|e| ClientError::Protocol {
+                addr: "name server".into(),
+                source: e,
+            })?
+            .topic_list)
+    }
+
+    /// Creates (or updates) a topic with `queues` read and write queues on every master of `cluster`.
+    pub async fn create_topic(
+        &self,
+        cluster: &str,
+        topic: &str,
+        queues: i32,
+    ) -> Result<usize, ClientError> {
+        let info = self.clusters().await?;
+        let names = info
+            .cluster_addr_table
+            .get(cluster)
+            .ok_or_else(|| ClientError::NameServer(format!("no cluster `{cluster}`")))?;
+        let mut done = 0;
+        for name in names {
+            let Some(addr) = info
+                .broker_addr_table
+                .get(name)
+                .and_then(|b| b.master_addr())
+            else {
+                continue;
+            };
+            self.create_topic_on(addr, topic, queues).await?;
+            done += 1;
+        }
+        self.routes.invalidate(topic);
+        Ok(done)
+    }
+
+    /// Creates (or updates) a topic on one broker.
+    pub async fn create_topic_on(
+        &self,
+        broker_addr: &str,
+        topic: &str,
+        queues: i32,
+    ) -> Result<(), ClientError> {
+        let req = RemotingCommand::request(RequestCode::UpdateAndCreateTopic as i32, 0)
+            .with_ext("topic", topic)
+            .with_ext("defaultTopic", apogee_net::topic::DEFAULT_TOPIC)
+            .with_ext("readQueueNums", queues)
+            .with_ext("writeQueueNums", queues)
+            .with_ext("perm", 6)
+            .with_ext("topicFilterType", "SINGLE_TAG")
+            .with_ext("topicSysFlag", 0)
+            .with_ext("order", false);
+        self.routes
+            .remoting()
+            .invoke_ok(broker_addr, req, ADMIN_TIMEOUT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Readable queues of a topic.
+    pub async fn queues(&self, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
+        let r = self.routes.refresh(topic).await?;
+        Ok(route::read_queues(topic, &r))
+    }
+
+    pub async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, ClientError> {
+        queue_offset(&self.routes, mq, true).await
+    }
+
+    pub async fn min_offset(&self, mq: &MessageQueue) -> Result<i64, ClientError> {
+        queue_offset(&self.routes, mq, false).await
+    }
+
+    pub async fn consumer_offset(
+        &self,
+        group: &str,
+        mq: &MessageQueue,
+    ) -> Result<Option<i64>, ClientError> {
+        query_offset(&self.routes, group, mq).await
+    }
+
+    /// A group's lag on a topic: per queue (max offset − committed offset), and the total.
+    pub async fn lag(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<(Vec<(MessageQueue, i64)>, i64), ClientError> {
+        let mut per = Vec::new();
+        let mut total = 0;
+        for mq in self.queues(topic).await? {
+            let max = self.max_offset(&mq).await?;
+            let done = self.consumer_offset(group, &mq).await?.unwrap_or(0);
+            let lag = (max - done).max(0);
+            total += lag;
+            per.push((mq, lag));
+        }
+        Ok((per, total))
+    }
+
+    /// A message by its offset id (as a send result's `offset_msg_id`).
+    pub async fn view_message(&self, offset_msg_id: &str) -> Result<MessageExt, ClientError> {
+        let (addr, offset) =
+            msgid::decode(offset_msg_id).map_err(|e| ClientError::BadMessage(e.to_string()))?;
+        let addr = addr.to_string();
+        let req = RemotingCommand::request(RequestCode::ViewMessageById as i32, 0)
+            .with_ext("offset", offset);
+        let r = self
+            .routes
+            .remoting()
+            .invoke_ok(&addr, req, ADMIN_TIMEOUT)
+            .await?;
+        let rec = record::decode(&r.body).map_err(|e| ClientError::Protocol {
+            addr: addr.clone(),
+            source: e,
+        })?;
+        Ok(MessageExt::from_record(rec, ""))
+    }
+}

@@ -1,0 +1,264 @@
+//! The lite pull consumer: assign queues (or every queue of a topic), `poll` for messages, commit, seek.
+//!
+//! One task per assigned queue long-polls the broker and fills a bounded buffer ([`PullConsumerConfig::
+//! buffer_batches_max`] pull answers); `poll` takes from it. Offsets advance when messages are polled and
+//! reach the broker on `commit_sync`/`commit_async`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{
+    addr_of, commit_offset, pull_once, start_offset, ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND,
+    PULL_BATCH_DEFAULT,
+};
+use crate::error::ClientError;
+use crate::message::{MessageExt, MessageQueue};
+use crate::remoting::Remoting;
+use crate::route::{self, parse_namesrv, Routes};
+
+#[derive(Debug, Clone)]
+pub struct PullConsumerConfig {
+    pub namesrv: Vec<String>,
+    pub group: String,
+    pub consume_from: ConsumeFrom,
+    pub pull_batch: i32,
+    /// Pull answers buffered before the queue tasks wait for `poll`.
+    pub buffer_batches_max: usize,
+}
+
+impl PullConsumerConfig {
+    pub fn new(namesrv: &str, group: &str) -> Self {
+        Self {
+            namesrv: parse_namesrv(namesrv),
+            group: group.into(),
+            consume_from: ConsumeFrom::FirstOffset,
+            pull_batch: PULL_BATCH_DEFAULT,
+            buffer_batches_max: 64,
+        }
+    }
+}
+
+struct Batch {
+    mq: MessageQueue,
+    generation: u64,
+    messages: Vec<MessageExt>,
+}
+
+struct QueueState {
+    task: JoinHandle<()>,
+    generation: u64,
+    /// Next offset to hand out (the offset to commit).
+    consumed: Option<i64>,
+}
+
+pub struct PullConsumer {
+    config: PullConsumerConfig,
+    routes: Routes,
+    tx: mpsc::Sender<Batch>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
+    queues: Mutex<HashMap<MessageQueue, QueueState>>,
+    generation: std::sync::atomic::AtomicU64,
+    expression: Mutex<HashMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PullConsumer {
+    pub fn new(config: PullConsumerConfig) -> Self {
+        let (remoting, _) = Remoting::new();
+        let routes = Routes::new(remoting, config.namesrv.clone());
+        let (tx, rx) = mpsc::channel(config.buffer_batches_max.max(1));
+        Self {
+            config,
+            routes,
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            queues: Mutex::new(HashMap::new()),
+            generation: Default::default(),
+            expression: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every readable queue of a topic.
+    pub async fn fetch_queues(&self, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
+        let r = self.routes.refresh(topic).await?;
+        Ok(route::read_queues(topic, &r))
+    }
+
+    /// Takes every queue of `topic`, filtered by a tag expression (`*` or `a || b`).
+    pub async fn subscribe(&self, topic: &str, expression: &str) -> Result<(), ClientError> {
+        lock(&self.expression).insert(topic.into(), expression.into());
+        let queues = self.fetch_queues(topic).await?;
+        self.assign(queues).await
+    }
+
+    /// Consumes exactly these queues (replacing any earlier assignment of their topics).
+    pub async fn assign(&self, queues: Vec<MessageQueue>) -> Result<(), ClientError> {
+        for mq in queues {
+            let offset = start_offset(
+                &self.routes,
+                &self.config.group,
+                &mq,
+                self.config.consume_from,
+            )
+            .await?;
+            self.start_queue(mq, offset);
+        }
+        Ok(())
+    }
+
+    fn start_queue(&self, mq: MessageQueue, offset: i64) {
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let expr = lock(&self.expression)
+            .get(&mq.topic)
+            .cloned()
+            .unwrap_or_else(|| "*".into());
+        let (routes, tx, group, batch, mq2) = (
+            self.routes.clone(),
+            self.tx.clone(),
+            self.config.group.clone(),
+            self.config.pull_batch,
+            mq.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let mut offset = offset;
+            loop {
+                let addr = match addr_of(&routes, &mq2).await {
+                    Ok(a) => a,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                match pull_once(
+                    routes.remoting(),
+                    &addr,
+                    &group,
+                    &mq2,
+                    offset,
+                    batch,
+                    &expr,
+                    Some(LONG_POLL_SUSPEND),
+                    None,
+                )
+                .await
+                {
+                    Ok(PullOutcome::Found { messages, next }) => {
+                        offset = next;
+                        if !messages.is_empty()
+                            && tx
+                                .send(Batch {
+                                    mq: mq2.clone(),
+                                    generation,
+                                    messages,
+                                })
+                                .await
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(
+                        PullOutcome::NoNew { next }
+                        | PullOutcome::Moved { next }
+                        | PullOutcome::NoMatch { next },
+                    ) => offset = next,
+                    Err(_) => {
+                        routes.invalidate(&mq2.topic);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        if let Some(old) = lock(&self.queues).insert(
+            mq,
+            QueueState {
+                task,
+                generation,
+                consumed: Some(offset),
+            },
+        ) {
+            old.task.abort();
+        }
+    }
+
+    /// Waits up to `timeout` for messages; returns what arrived (possibly nothing).
+    pub async fn poll(&self, timeout: Duration) -> Vec<MessageExt> {
+        let mut rx = self.rx.lock().await;
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = if out.is_empty() {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(b)) => Some(b),
+                    _ => None,
+                }
+            } else {
+                rx.try_recv().ok()
+            };
+            let Some(b) = next else { break };
+            let mut queues = lock(&self.queues);
+            let Some(state) = queues.get_mut(&b.mq) else {
+                continue;
+            };
+            if state.generation != b.generation {
+                continue; // from before a seek
+            }
+            if let Some(last) = b.messages.last() {
+                state.consumed = Some(last.queue_offset + 1);
+            }
+            out.extend(b.messages);
+        }
+        out
+    }
+
+    /// Moves a queue's position; buffered messages from before are dropped.
+    pub fn seek(&self, mq: &MessageQueue, offset: i64) {
+        self.start_queue(mq.clone(), offset);
+    }
+
+    /// Commits the position of every queue to the broker and waits.
+    pub async fn commit_sync(&self) -> Result<(), ClientError> {
+        let todo: Vec<(MessageQueue, i64)> = lock(&self.queues)
+            .iter()
+            .filter_map(|(mq, s)| s.consumed.map(|o| (mq.clone(), o)))
+            .collect();
+        for (mq, o) in todo {
+            commit_offset(&self.routes, &self.config.group, &mq, o).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits in the background.
+    pub fn commit_async(self: &Arc<Self>) -> JoinHandle<Result<(), ClientError>> {
+        let me = self.clone();
+        tokio::spawn(async move { me.commit_sync().await })
+    }
+
+    /// Where the consumer is on a queue (the offset the next poll returns from).
+    pub fn position(&self, mq: &MessageQueue) -> Option<i64> {
+        lock(&self.queues).get(mq).and_then(|s| s.consumed)
+    }
+
+    /// Stops every queue task.
+    pub fn shutdown(&self) {
+        for (_, s) in lock(&self.queues).drain() {
+            s.task.abort();
+        }
+    }
+}
+
+impl Drop for PullConsumer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,509 @@
+//! The push consumer: long polling, a handler per batch, at-least-once.
+//!
+//! - **Clustering**: members of a group share the queues. Every member sorts the group's members (from
+//!   GET_CONSUMER_LIST_BY_GROUP) and the queues and takes its [`super::allocate_averagely`] share; it
+//!   rebalances every 20 s and at once when a broker sends NOTIFY_CONSUMER_IDS_CHANGED. Offsets live on the
+//!   broker: committed with each pull and every 5 s, and when a queue is given up.
+//! - **Broadcasting**: every member takes every queue; offsets live in a local file.
+//!
+//! Each queue is consumed in order by one task: pull, hand the batch to the handler, and only when it
+//! returns [`ConsumeResult::Success`] move the offset past it. [`ConsumeResult::Later`] redelivers the same
+//! batch after a pause, so a message whose handler fails is never committed past. (Sending failed messages
+//! to the broker's retry topic comes with retry support.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apogee_net::body::heartbeat::ConsumerListBody;
+use apogee_net::body::{from_json, to_json};
+use apogee_net::codes::RequestCode;
+use apogee_net::RemotingCommand;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::{
+    addr_of, allocate_averagely, client_id, commit_offset, heartbeat_body, pull_once, start_offset,
+    ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT,
+};
+use crate::error::ClientError;
+use crate::message::{MessageExt, MessageQueue};
+use crate::remoting::Remoting;
+use crate::route::{self, parse_namesrv, Routes};
+
+pub const REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+pub const PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+/// Pause before a batch the handler asked to see later is delivered again.
+pub const REDELIVER_PAUSE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageModel {
+    Clustering,
+    Broadcasting,
+}
+
+/// What the handler says about a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeResult {
+    /// Consumed: the offset moves past the batch.
+    Success,
+    /// Not consumed: deliver the same batch again later.
+    Later,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushConsumerConfig {
+    pub namesrv: Vec<String>,
+    pub group: String,
+    pub model: MessageModel,
+    pub consume_from: ConsumeFrom,
+    pub pull_batch: i32,
+    /// Broadcasting: folder of the local offset file (default: `~/.apogee/offsets`).
+    pub offset_dir: Option<PathBuf>,
+}
+
+impl PushConsumerConfig {
+    pub fn new(namesrv: &str, group: &str) -> Self {
+        Self {
+            namesrv: parse_namesrv(namesrv),
+            group: group.into(),
+            model: MessageModel::Clustering,
+            consume_from: ConsumeFrom::FirstOffset,
+            pull_batch: PULL_BATCH_DEFAULT,
+            offset_dir: None,
+        }
+    }
+}
+
+type Handler = Arc<dyn Fn(&[MessageExt]) -> ConsumeResult + Send + Sync>;
+
+struct QueueTask {
+    task: JoinHandle<()>,
+    offset: Arc<AtomicI64>,
+}
+
+struct Inner {
+    config: PushConsumerConfig,
+    client_id: String,
+    routes: Routes,
+    subscriptions: Mutex<BTreeMap<String, String>>,
+    queues: Mutex<HashMap<MessageQueue, QueueTask>>,
+    rebalance_now: Notify,
+    stopped: AtomicBool,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A push consumer handle.
+pub struct PushConsumer {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PushConsumer {
+    pub fn new(config: PushConsumerConfig) -> Self {
+        let (remoting, incoming) = Remoting::new();
+        let routes = Routes::new(remoting, config.namesrv.clone());
+        let inner = Arc::new(Inner {
+            config,
+            client_id: client_id(),
+            routes,
+            subscriptions: Mutex::new(BTreeMap::new()),
+            queues: Mutex::new(HashMap::new()),
+            rebalance_now: Notify::new(),
+            stopped: AtomicBool::new(false),
+            background: Mutex::new(Vec::new()),
+        });
+        // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now.
+        let weak = Arc::downgrade(&inner);
+        let listener = tokio::spawn(async move {
+            let mut incoming = incoming;
+            while let Some((_, cmd)) = incoming.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                if cmd.code == RequestCode::NotifyConsumerIdsChanged as i32 {
+                    inner.rebalance_now.notify_one();
+                }
+            }
+        });
+        lock(&inner.background).push(listener);
+        Self { inner }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// Subscribes to a topic with a tag expression (`*` or `a || b`). Call before [`Self::start`].
+    pub fn subscribe(&self, topic: &str, expression: &str) {
+        lock(&self.inner.subscriptions).insert(topic.into(), expression.into());
+    }
+
+    /// Starts consuming; `handler` sees each batch of one queue, in queue order.
+    pub async fn start<F>(&self, handler: F) -> Result<(), ClientError>
+    where
+        F: Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
+    {
+        let handler: Handler = Arc::new(handler);
+        let topics: Vec<String> = lock(&self.inner.subscriptions).keys().cloned().collect();
+        for t in &topics {
+            self.inner.routes.refresh(t).await?;
+        }
+        self.inner.heartbeat().await;
+        self.inner.clone().rebalance(&handler).await;
+        let inner = self.inner.clone();
+        let h = handler.clone();
+        let rebalancer = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = inner.rebalance_now.notified() => {}
+                    _ = tokio::time::sleep(REBALANCE_INTERVAL) => {}
+                }
+                if inner.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                inner.clone().rebalance(&h).await;
+            }
+        });
+        let inner = self.inner.clone();
+        let heartbeater = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+                let topics: Vec<String> = lock(&inner.subscriptions).keys().cloned().collect();
+                for t in topics {
+                    let _ = inner.routes.refresh(&t).await;
+                }
+                inner.heartbeat().await;
+            }
+        });
+        let inner = self.inner.clone();
+        let persister = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PERSIST_INTERVAL).await;
+                inner.persist_offsets().await;
+            }
+        });
+        lock(&self.inner.background).extend([rebalancer, heartbeater, persister]);
+        Ok(())
+    }
+
+    /// Queues this consumer currently holds.
+    pub fn assigned(&self) -> Vec<MessageQueue> {
+        let mut v: Vec<MessageQueue> = lock(&self.inner.queues).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Stops: commits offsets, leaves the group (so the others rebalance at once) and ends every task.
+    pub async fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::Release);
+        for b in lock(&self.inner.background).drain(..) {
+            b.abort();
+        }
+        let tasks: Vec<(MessageQueue, QueueTask)> = lock(&self.inner.queues).drain().collect();
+        for (_, t) in &tasks {
+            t.task.abort();
+        }
+        for (mq, t) in tasks {
+            self.inner
+                .store_offset(&mq, t.offset.load(Ordering::Acquire))
+                .await;
+        }
+        self.inner.save_local();
+        self.inner.unregister().await;
+    }
+}
+
+impl Inner {
+    fn model_name(&self) -> &'static str {
+        match self.config.model {
+            MessageModel::Clustering => "CLUSTERING",
+            MessageModel::Broadcasting => "BROADCASTING",
+        }
+    }
+
+    async fn brokers(&self) -> Vec<String> {
+        let topics: Vec<String> = lock(&self.subscriptions).keys().cloned().collect();
+        let mut out = Vec::new();
+        for t in topics {
+            if let Ok(r) = self.routes.route(&t).await {
+                out.extend(
+                    r.broker_datas
+                        .iter()
+                        .filter_map(|b| b.master_addr().map(str::to_owned)),
+                );
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    async fn heartbeat(&self) {
+        let subs: Vec<(String, String)> = lock(&self.subscriptions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let body = to_json(&heartbeat_body(
+            &self.client_id,
+            &self.config.group,
+            self.model_name(),
+            &subs,
+        ));
+        for addr in self.brokers().await {
+            let req =
+                RemotingCommand::request(RequestCode::HeartBeat as i32, 0).with_body(body.clone());
+            if let Err(e) = self
+                .routes
+                .remoting()
+                .invoke_ok(&addr, req, Duration::from_secs(3))
+                .await
+            {
+                tracing::warn!(broker = %addr, error = %e, "heartbeat failed");
+            }
+        }
+    }
+
+    async fn unregister(&self) {
+        for addr in self.brokers().await {
+            let req = RemotingCommand::request(RequestCode::UnregisterClient as i32, 0)
+                .with_ext("clientID", &self.client_id)
+                .with_ext("consumerGroup", &self.config.group);
+            let _ = self
+                .routes
+                .remoting()
+                .invoke(&addr, req, Duration::from_secs(3))
+                .await;
+        }
+    }
+
+    async fn members(&self, topic: &str) -> Option<Vec<String>> {
+        let r = self.routes.route(topic).await.ok()?;
+        let addr = r
+            .broker_datas
+            .iter()
+            .find_map(|b| b.master_addr())?
+            .to_owned();
+        let req = RemotingCommand::request(RequestCode::GetConsumerListByGroup as i32, 0)
+            .with_ext("consumerGroup", &self.config.group);
+        let resp = self
+            .routes
+            .remoting()
+            .invoke_ok(&addr, req, Duration::from_secs(3))
+            .await
+            .ok()?;
+        let mut ids = from_json::<ConsumerListBody>(&resp.body)
+            .ok()?
+            .consumer_id_list;
+        ids.sort();
+        Some(ids)
+    }
+
+    /// Recomputes this member's queues; stops what it lost (committing), starts what it gained.
+    async fn rebalance(self: Arc<Self>, handler: &Handler) {
+        let subs: Vec<(String, String)> = lock(&self.subscriptions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut wanted: Vec<(MessageQueue, String)> = Vec::new();
+        for (topic, expr) in &subs {
+            let Ok(r) = self.routes.route(topic).await else {
+                continue;
+            };
+            let all = route::read_queues(topic, &r);
+            let mine = match self.config.model {
+                MessageModel::Broadcasting => all,
+                MessageModel::Clustering => match self.members(topic).await {
+                    Some(ids) => allocate_averagely(&all, &ids, &self.client_id),
+                    // Unknown membership: keep what we have for this topic.
+                    None => lock(&self.queues)
+                        .keys()
+                        .filter(|q| &q.topic == topic)
+                        .cloned()
+                        .collect(),
+                },
+            };
+            wanted.extend(mine.into_iter().map(|q| (q, expr.clone())));
+        }
+        let lost: Vec<(MessageQueue, QueueTask)> = {
+            let mut queues = lock(&self.queues);
+            let keep: Vec<&MessageQueue> = wanted.iter().map(|(q, _)| q).collect();
+            let gone: Vec<MessageQueue> = queues
+                .keys()
+                .filter(|q| !keep.contains(q))
+                .cloned()
+                .collect();
+            gone.into_iter()
+                .filter_map(|q| queues.remove(&q).map(|t| (q, t)))
+                .collect()
+        };
+        for (mq, t) in lost {
+            t.task.abort();
+            self.store_offset(&mq, t.offset.load(Ordering::Acquire))
+                .await;
+        }
+        for (mq, expr) in wanted {
+            if lock(&self.queues).contains_key(&mq) {
+                continue;
+            }
+            let start = match self.config.model {
+                MessageModel::Broadcasting => match self.load_local().get(&key(&mq)) {
+                    Some(o) => Ok(*o),
+                    None => start_offset(&self.routes, "", &mq, self.config.consume_from).await,
+                },
+                MessageModel::Clustering => {
+                    start_offset(
+                        &self.routes,
+                        &self.config.group,
+                        &mq,
+                        self.config.consume_from,
+                    )
+                    .await
+                }
+            };
+            let Ok(start) = start else { continue };
+            let offset = Arc::new(AtomicI64::new(start));
+            let task = tokio::spawn(consume_queue(
+                self.clone(),
+                mq.clone(),
+                expr,
+                offset.clone(),
+                handler.clone(),
+            ));
+            lock(&self.queues).insert(mq, QueueTask { task, offset });
+        }
+    }
+
+    async fn store_offset(&self, mq: &MessageQueue, offset: i64) {
+        match self.config.model {
+            MessageModel::Clustering => {
+                let _ = commit_offset(&self.routes, &self.config.group, mq, offset).await;
+            }
+            MessageModel::Broadcasting => self.save_local(),
+        }
+    }
+
+    async fn persist_offsets(&self) {
+        let snapshot: Vec<(MessageQueue, i64)> = lock(&self.queues)
+            .iter()
+            .map(|(q, t)| (q.clone(), t.offset.load(Ordering::Acquire)))
+            .collect();
+        match self.config.model {
+            MessageModel::Clustering => {
+                for (mq, o) in snapshot {
+                    let _ = commit_offset(&self.routes, &self.config.group, &mq, o).await;
+                }
+            }
+            MessageModel::Broadcasting => self.save_local(),
+        }
+    }
+
+    fn offset_file(&self) -> PathBuf {
+        let dir = self.config.offset_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
+                .join(".apogee")
+                .join("offsets")
+        });
+        dir.join(format!("{}.json", self.config.group))
+    }
+
+    fn load_local(&self) -> BTreeMap<String, i64> {
+        std::fs::read(self.offset_file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the broadcasting offsets atomically (temporary file, then rename).
+    fn save_local(&self) {
+        if self.config.model != MessageModel::Broadcasting {
+            return;
+        }
+        let mut all = self.load_local();
+        for (q, t) in lock(&self.queues).iter() {
+            all.insert(key(q), t.offset.load(Ordering::Acquire));
+        }
+        let path = self.offset_file();
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&all).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+}
+
+fn key(mq: &MessageQueue) -> String {
+    format!("{}@{}@{}", mq.topic, mq.broker_name, mq.queue_id)
+}
+
+async fn consume_queue(
+    inner: Arc<Inner>,
+    mq: MessageQueue,
+    expr: String,
+    offset: Arc<AtomicI64>,
+    handler: Handler,
+) {
+    let clustering = inner.config.model == MessageModel::Clustering;
+    loop {
+        if inner.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(addr) = addr_of(&inner.routes, &mq).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let at = offset.load(Ordering::Acquire);
+        let commit = clustering.then_some(at);
+        let group = inner.config.group.clone();
+        match pull_once(
+            inner.routes.remoting(),
+            &addr,
+            &group,
+            &mq,
+            at,
+            inner.config.pull_batch,
+            &expr,
+            Some(LONG_POLL_SUSPEND),
+            commit,
+        )
+        .await
+        {
+            Ok(PullOutcome::Found { messages, next }) => {
+                if messages.is_empty() {
+                    offset.store(next, Ordering::Release);
+                    continue;
+                }
+                loop {
+                    let h = handler.clone();
+                    let batch = messages.clone();
+                    let result = tokio::task::spawn_blocking(move || h(&batch))
+                        .await
+                        .unwrap_or(ConsumeResult::Later);
+                    if result == ConsumeResult::Success {
+                        break;
+                    }
+                    if inner.stopped.load(Ordering::Acquire) {
+                        return;
+                    }
+                    tokio::time::sleep(REDELIVER_PAUSE).await;
+                }
+                offset.store(next, Ordering::Release);
+            }
+            Ok(
+                PullOutcome::NoNew { next }
+                | PullOutcome::Moved { next }
+                | PullOutcome::NoMatch { next },
+            ) => offset.store(next, Ordering::Release),
+            Err(_) => {
+                inner.routes.invalidate(&mq.topic);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

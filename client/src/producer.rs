@@ -1,0 +1,394 @@
+//! The producer: picks a queue round-robin across brokers, avoids a broker that just failed for a while,
+//! retries on another broker, and reports the broker's verdict as [`SendResult`] or a typed error.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use apogee_net::codes::{RequestCode, ResponseCode};
+use apogee_net::headers::{SendMessageRequest, SendMessageResponse};
+use apogee_net::{batch, RemotingCommand};
+
+use crate::error::ClientError;
+use crate::message::{Message, MessageQueue};
+use crate::remoting::Remoting;
+use crate::route::{self, parse_namesrv, Routes};
+
+/// How long a broker that failed a send is avoided.
+pub const FAULT_ISOLATION: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Name servers, `host:port;host:port`.
+    pub namesrv: Vec<String>,
+    pub group: String,
+    /// Per-call timeout.
+    pub send_timeout: Duration,
+    /// Extra attempts, each on another broker when there is one (RocketMQ's retryTimesWhenSendFailed).
+    pub retry_times_when_send_failed: u32,
+    /// Queues a topic gets when the broker auto-creates it.
+    pub default_topic_queue_nums: i32,
+}
+
+impl ProducerConfig {
+    pub fn new(namesrv: &str, group: &str) -> Self {
+        Self {
+            namesrv: parse_namesrv(namesrv),
+            group: group.into(),
+            send_timeout: Duration::from_secs(3),
+            retry_times_when_send_failed: 2,
+            default_topic_queue_nums: 4,
+        }
+    }
+}
+
+/// The broker's verdict on a stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    SendOk,
+    /// Stored on the master; durability on disk not confirmed in time.
+    FlushDiskTimeout,
+    /// Stored on the master; the slave did not confirm in time.
+    FlushSlaveTimeout,
+    /// Stored on the master; no slave to replicate to.
+    SlaveNotAvailable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendResult {
+    pub status: SendStatus,
+    /// The client-made id (UNIQ_KEY); comma separated for a batch.
+    pub msg_id: String,
+    /// The offset id(s) the broker gave.
+    pub offset_msg_id: String,
+    pub queue: MessageQueue,
+    pub queue_offset: i64,
+}
+
+struct Inner {
+    config: ProducerConfig,
+    routes: Routes,
+    counter: AtomicUsize,
+    faults: Mutex<HashMap<String, Instant>>,
+}
+
+/// A producer handle; clones share one producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+enum Payload<'a> {
+    One(&'a Message),
+    Batch(&'a [Message]),
+}
+
+impl Producer {
+    pub async fn start(config: ProducerConfig) -> Result<Self, ClientError> {
+        let (remoting, _incoming) = Remoting::new();
+        let routes = Routes::new(remoting, config.namesrv.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                routes,
+                counter: AtomicUsize::new(0),
+                faults: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The writable queues of a topic (auto-created topics: those of the default topic until it exists).
+    pub async fn queues(&self, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
+        match self.inner.routes.route(topic).await {
+            Ok(r) => Ok(route::write_queues(topic, &r)),
+            Err(ClientError::NoRoute(_)) => {
+                // Like the Java client: send to the brokers that serve the default topic; they create it.
+                let r = self
+                    .inner
+                    .routes
+                    .route(apogee_net::topic::DEFAULT_TOPIC)
+                    .await
+                    .map_err(|_| ClientError::NoRoute(topic.into()))?;
+                let mut qs = route::write_queues(topic, &r);
+                let n = self.inner.config.default_topic_queue_nums;
+                qs.retain(|q| q.queue_id < n);
+                Ok(qs)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_faulty(&self, broker: &str) -> bool {
+        let mut f = self.inner.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match f.get(broker) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                f.remove(broker);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn mark_fault(&self, broker: &str) {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(broker.to_owned(), Instant::now() + FAULT_ISOLATION);
+    }
+
+    /// Next queue: round-robin, skipping faulty brokers and the one that failed last, when others exist.
+    fn pick(&self, queues: &[MessageQueue], last_failed: Option<&str>) -> MessageQueue {
+        let n = queues.len();
+        for _ in 0..n {
+            let i = self.inner.counter.fetch_add(1, Ordering::Relaxed) % n;
+            let q = &queues[i];
+            if Some(q.broker_name.as_str()) != last_failed && !self.is_faulty(&q.broker_name) {
+                return q.clone();
+            }
+        }
+        queues[self.inner.counter.fetch_add(1, Ordering::Relaxed) % n].clone()
+    }
+
+    /// Sends and waits for the broker's answer, retrying on another broker after a failure.
+    pub async fn send(&self, msg: Message) -> Result<SendResult, ClientError> {
+        self.send_with_retries(Payload::One(&msg), &msg.topic, None)
+            .await
+    }
+
+    /// Sends a batch of messages of one topic; they land in one queue, in order.
+    pub async fn send_batch(&self, msgs: &[Message]) -> Result<SendResult, ClientError> {
+        let Some(first) = msgs.first() else {
+            return Err(ClientError::BadMessage("empty batch".into()));
+        };
+        if msgs.iter().any(|m| m.topic != first.topic) {
+            return Err(ClientError::BadMessage(
+                "a batch must have one topic".into(),
+            ));
+        }
+        self.send_with_retries(Payload::Batch(msgs), &first.topic, None)
+            .await
+    }
+
+    /// Sends to the queue `selector` picks among the topic's queues (ordered sends by key: the same key
+    /// picks the same queue). No retry on another queue, which would break the order.
+    pub async fn send_with_selector<F>(
+        &self,
+        msg: Message,
+        selector: F,
+    ) -> Result<SendResult, ClientError>
+    where
+        F: FnOnce(&[MessageQueue]) -> usize,
+    {
+        let queues = self.queues(&msg.topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::NoRoute(msg.topic.clone()));
+        }
+        let idx = selector(&queues) % queues.len();
+        self.send_to(Payload::One(&msg), &queues[idx]).await
+    }
+
+    /// Sends to one given queue.
+    pub async fn send_to_queue(
+        &self,
+        msg: Message,
+        queue: &MessageQueue,
+    ) -> Result<SendResult, ClientError> {
+        self.send_to(Payload::One(&msg), queue).await
+    }
+
+    /// Starts a send and returns at once; await the handle to collect the result.
+    pub fn send_async(
+        &self,
+        msg: Message,
+    ) -> tokio::task::JoinHandle<Result<SendResult, ClientError>> {
+        let me = self.clone();
+        tokio::spawn(async move { me.send(msg).await })
+    }
+
+    /// Sends without waiting for any answer; a lost message is not reported.
+    pub async fn send_oneway(&self, msg: Message) -> Result<(), ClientError> {
+        let queues = self.queues(&msg.topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::NoRoute(msg.topic.clone()));
+        }
+        let q = self.pick(&queues, None);
+        let (req, _) = self.build(Payload::One(&msg), &q)?;
+        let addr = self.addr_of(&q).await?;
+        self.inner.routes.remoting().invoke_oneway(&addr, req).await
+    }
+
+    async fn send_with_retries(
+        &self,
+        payload: Payload<'_>,
+        topic: &str,
+        mut last_failed: Option<String>,
+    ) -> Result<SendResult, ClientError> {
+        let attempts = 1 + self.inner.config.retry_times_when_send_failed;
+        let mut last_err = None;
+        for _ in 0..attempts {
+            let queues = match self.queues(topic).await {
+                Ok(q) if !q.is_empty() => q,
+                Ok(_) => return Err(ClientError::NoRoute(topic.into())),
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            let q = self.pick(&queues, last_failed.as_deref());
+            let payload_again = match &payload {
+                Payload::One(m) => Payload::One(m),
+                Payload::Batch(b) => Payload::Batch(b),
+            };
+            match self.send_to(payload_again, &q).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let retriable = match &e {
+                        ClientError::Broker { code, .. } => [
+                            ResponseCode::SystemError as i32,
+                            ResponseCode::SystemBusy as i32,
+                            ResponseCode::ServiceNotAvailable as i32,
+                            ResponseCode::TopicNotExist as i32,
+                            ResponseCode::NoPermission as i32,
+                        ]
+                        .contains(code),
+                        ClientError::BadMessage(_) => false,
+                        _ => true,
+                    };
+                    self.mark_fault(&q.broker_name);
+                    self.inner.routes.invalidate(topic);
+                    last_failed = Some(q.broker_name.clone());
+                    if !retriable {
+                        return Err(e);
+                    }
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ClientError::NoRoute(topic.into())))
+    }
+
+    async fn addr_of(&self, q: &MessageQueue) -> Result<String, ClientError> {
+        let lookup =
+            |r: &apogee_net::body::route::TopicRouteData| route::master_addr(r, &q.broker_name);
+        if let Ok(r) = self.inner.routes.route(&q.topic).await {
+            if let Some(a) = lookup(&r) {
+                return Ok(a);
+            }
+        }
+        let r = self
+            .inner
+            .routes
+            .route(apogee_net::topic::DEFAULT_TOPIC)
+            .await?;
+        lookup(&r).ok_or_else(|| ClientError::NoRoute(q.topic.clone()))
+    }
+
+    fn build(
+        &self,
+        payload: Payload<'_>,
+        q: &MessageQueue,
+    ) -> Result<(RemotingCommand, String), ClientError> {
+        let (code, body, props, flag, uniq) = match payload {
+            Payload::One(m) => {
+                let (props, uniq) = m.encode_properties()?;
+                (
+                    RequestCode::SendMessageV2,
+                    m.body.clone(),
+                    props,
+                    m.flag,
+                    uniq,
+                )
+            }
+            Payload::Batch(msgs) => {
+                let mut body = Vec::new();
+                let mut ids = Vec::with_capacity(msgs.len());
+                for m in msgs {
+                    let (props, uniq) = m.encode_properties()?;
+                    batch::encode_one(m.flag, &m.body, &props, &mut body)
+                        .map_err(|e| ClientError::BadMessage(e.to_string()))?;
+                    ids.push(uniq);
+                }
+                (
+                    RequestCode::SendBatchMessage,
+                    bytes::Bytes::from(body),
+                    String::new(),
+                    0,
+                    ids.join(","),
+                )
+            }
+        };
+        let header = SendMessageRequest {
+            producer_group: self.inner.config.group.clone(),
+            topic: q.topic.clone(),
+            default_topic: apogee_net::topic::DEFAULT_TOPIC.into(),
+            default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
+            queue_id: q.queue_id,
+            sys_flag: 0,
+            born_timestamp: now_ms(),
+            flag,
+            properties: props,
+            reconsume_times: 0,
+            unit_mode: false,
+            max_reconsume_times: None,
+            batch: code == RequestCode::SendBatchMessage,
+            broker_name: Some(q.broker_name.clone()),
+        };
+        let mut req = RemotingCommand::request(code as i32, 0).with_body(body);
+        req.ext_fields = header.to_ext_v2();
+        Ok((req, uniq))
+    }
+
+    async fn send_to(
+        &self,
+        payload: Payload<'_>,
+        q: &MessageQueue,
+    ) -> Result<SendResult, ClientError> {
+        let (req, uniq) = self.build(payload, q)?;
+        let addr = self.addr_of(q).await?;
+        let r = self
+            .inner
+            .routes
+            .remoting()
+            .invoke(&addr, req, self.inner.config.send_timeout)
+            .await?;
+        let status = match ResponseCode::from_i32(r.code) {
+            Some(ResponseCode::Success) => SendStatus::SendOk,
+            Some(ResponseCode::FlushDiskTimeout) => SendStatus::FlushDiskTimeout,
+            Some(ResponseCode::FlushSlaveTimeout) => SendStatus::FlushSlaveTimeout,
+            Some(ResponseCode::SlaveNotAvailable) => SendStatus::SlaveNotAvailable,
+            _ => {
+                return Err(ClientError::Broker {
+                    addr,
+                    code: r.code,
+                    remark: r.remark.unwrap_or_default(),
+                })
+            }
+        };
+        let h =
+            SendMessageResponse::from_ext(&r.ext_fields).map_err(|e| ClientError::Protocol {
+                addr: addr.clone(),
+                source: e,
+            })?;
+        Ok(SendResult {
+            status,
+            msg_id: uniq,
+            offset_msg_id: h.msg_id,
+            queue: q.clone(),
+            queue_offset: h.queue_offset,
+        })
+    }
+
+    /// The route and connection machinery, shared with admin helpers.
+    pub fn routes(&self) -> &Routes {
+        &self.inner.routes
+    }
+}

@@ -1,0 +1,224 @@
+//! Connections to brokers and name servers: one per address, requests multiplexed by `opaque`.
+//!
+//! Each connection has a writer task (fed by a bounded channel) and a reader task that completes waiting
+//! requests by opaque and hands requests from the server (NOTIFY_CONSUMER_IDS_CHANGED) to a listener.
+//! A closed connection fails its waiting requests at once and is replaced on next use.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apogee_net::codes::ResponseCode;
+use apogee_net::{frame, RemotingCommand};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ClientError;
+
+/// Frames queued per connection for writing at most.
+pub const WRITE_QUEUE_MAX: usize = 4096;
+/// How long a connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
+
+/// A request a server sent us, with the address it came from.
+pub type Incoming = (String, RemotingCommand);
+
+struct Connection {
+    tx: mpsc::Sender<RemotingCommand>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+}
+
+/// The connection pool. Cloning shares it.
+#[derive(Clone)]
+pub struct Remoting {
+    conns: Arc<tokio::sync::Mutex<HashMap<String, Arc<Connection>>>>,
+    opaque: Arc<AtomicI32>,
+    incoming: mpsc::Sender<Incoming>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Remoting {
+    /// A pool whose server-initiated requests go to the returned receiver (bounded; extra ones are dropped).
+    pub fn new() -> (Self, mpsc::Receiver<Incoming>) {
+        let (tx, rx) = mpsc::channel(1024);
+        (
+            Self {
+                conns: Default::default(),
+                opaque: Arc::new(AtomicI32::new(1)),
+                incoming: tx,
+            },
+            rx,
+        )
+    }
+
+    pub fn next_opaque(&self) -> i32 {
+        self.opaque.fetch_add(1, Ordering::Relaxed) & i32::MAX
+    }
+
+    async fn connection(&self, addr: &str) -> Result<Arc<Connection>, ClientError> {
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(addr) {
+            if !c.closed.load(Ordering::Acquire) {
+                return Ok(c.clone());
+            }
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                addr: addr.into(),
+                timeout_ms: CONNECT_TIMEOUT.as_millis() as u64,
+            })?
+            .map_err(|e| ClientError::Connect {
+                addr: addr.into(),
+                source: e,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<RemotingCommand>(WRITE_QUEUE_MAX);
+        let pending: Pending = Default::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_w = closed.clone();
+        tokio::spawn(async move {
+            let mut out = BytesMut::with_capacity(64 * 1024);
+            while let Some(cmd) = rx.recv().await {
+                out.clear();
+                if frame::encode(&cmd, &mut out).is_err() {
+                    continue;
+                }
+                // Batch whatever else is already queued into the same write.
+                while out.len() < 1024 * 1024 {
+                    match rx.try_recv() {
+                        Ok(more) => {
+                            let _ = frame::encode(&more, &mut out);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if writer.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+            closed_w.store(true, Ordering::Release);
+        });
+        let (pending_r, closed_r, incoming, addr_r) = (
+            pending.clone(),
+            closed.clone(),
+            self.incoming.clone(),
+            addr.to_owned(),
+        );
+        tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            'read: loop {
+                loop {
+                    match frame::decode(&mut buf) {
+                        Ok(Some(cmd)) if cmd.is_response() => {
+                            let waiter = lock(&pending_r).remove(&cmd.opaque);
+                            if let Some(w) = waiter {
+                                let _ = w.send(cmd);
+                            }
+                        }
+                        Ok(Some(cmd)) => {
+                            let _ = incoming.try_send((addr_r.clone(), cmd));
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(addr = %addr_r, error = %e, "malformed frame from server; closing");
+                            break 'read;
+                        }
+                    }
+                }
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            closed_r.store(true, Ordering::Release);
+            // Dropping the senders fails every waiting request with "connection closed".
+            lock(&pending_r).clear();
+        });
+        let conn = Arc::new(Connection {
+            tx,
+            pending,
+            closed,
+        });
+        conns.insert(addr.to_owned(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn invoke(
+        &self,
+        addr: &str,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, ClientError> {
+        request.opaque = self.next_opaque();
+        let conn = self.connection(addr).await?;
+        let (tx, rx) = oneshot::channel();
+        lock(&conn.pending).insert(request.opaque, tx);
+        let opaque = request.opaque;
+        if conn.tx.send(request).await.is_err() {
+            lock(&conn.pending).remove(&opaque);
+            return Err(ClientError::ConnectionClosed { addr: addr.into() });
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(ClientError::ConnectionClosed { addr: addr.into() }),
+            Err(_) => {
+                lock(&conn.pending).remove(&opaque);
+                Err(ClientError::Timeout {
+                    addr: addr.into(),
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    /// Sends a request and returns the response if its code is SUCCESS, else the broker's error.
+    pub async fn invoke_ok(
+        &self,
+        addr: &str,
+        request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, ClientError> {
+        let r = self.invoke(addr, request, timeout).await?;
+        if r.code == ResponseCode::Success as i32 {
+            Ok(r)
+        } else {
+            Err(ClientError::Broker {
+                addr: addr.into(),
+                code: r.code,
+                remark: r.remark.unwrap_or_default(),
+            })
+        }
+    }
+
+    /// Sends a request that expects no response.
+    pub async fn invoke_oneway(
+        &self,
+        addr: &str,
+        mut request: RemotingCommand,
+    ) -> Result<(), ClientError> {
+        request.opaque = self.next_opaque();
+        request = request.oneway();
+        let conn = self.connection(addr).await?;
+        conn.tx
+            .send(request)
+            .await
+            .map_err(|_| ClientError::ConnectionClosed { addr: addr.into() })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.conns.lock().await.clear();
+    }
+}

@@ -1,0 +1,280 @@
+//! Starting real `apogee` processes on loopback for end-to-end tests: free ports, a temporary store, a
+//! wait for the start line, and kill or clean stop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+static NEXT: AtomicU16 = AtomicU16::new(0);
+
+fn port_free(p: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("0.0.0.0", p)).is_ok()
+}
+
+/// A base port with `span` free ports from `base - 2`.
+pub fn free_ports(span: u16) -> u16 {
+    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    for _ in 0..200 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + (seed.wrapping_add(n.wrapping_mul(97)) % 30_000);
+        if (base - 2..base - 2 + span).all(port_free) {
+            return base;
+        }
+    }
+    panic!("no free port range of {span} found");
+}
+
+pub struct Process {
+    pub child: Child,
+    pub log: mpsc::Receiver<String>,
+    pub lines: Vec<String>,
+}
+
+impl Process {
+    fn spawn(args: &[String], ready_marker: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_apogee"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn apogee");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = Self {
+            child,
+            log: rx,
+            lines: Vec::new(),
+        };
+        p.wait_for(ready_marker, START_TIMEOUT);
+        p
+    }
+
+    /// Waits for a log line containing `marker`.
+    pub fn wait_for(&mut self, marker: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.log.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let hit = line.contains(marker);
+                    self.lines.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!(
+                            "apogee exited ({status}) before `{marker}`:\n{}",
+                            self.lines.join("\n")
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!(
+            "no `{marker}` within {timeout:?}:\n{}",
+            self.lines.join("\n")
+        );
+    }
+
+    /// SIGKILL, then wait.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM (clean stop), then wait; returns the collected log.
+    pub fn stop(&mut self) -> Vec<String> {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        self.lines.extend(self.log.try_iter());
+        self.lines.clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A standalone Apogee (name server + broker) with its own ports and store.
+pub struct Standalone {
+    pub process: Process,
+    pub namesrv: String,
+    pub listen_port: u16,
+    pub shards: usize,
+    pub store: PathBuf,
+    pub extra: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Standalone {
+    pub fn start(shards: usize, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().to_owned();
+        let mut s = Self::start_in(store, shards, extra, None, None);
+        s._dir = Some(dir);
+        s
+    }
+
+    pub fn start_in(
+        store: PathBuf,
+        shards: usize,
+        extra: &[&str],
+        ns_port: Option<u16>,
+        listen_port: Option<u16>,
+    ) -> Self {
+        let ns_port = ns_port.unwrap_or_else(|| free_ports(3) - 1);
+        let listen_port = listen_port.unwrap_or_else(|| free_ports(4 * shards as u16));
+        let namesrv = format!("127.0.0.1:{ns_port}");
+        let mut args: Vec<String> = vec![
+            "standalone".into(),
+            "--store".into(),
+            store.display().to_string(),
+            "--namesrv-addr".into(),
+            namesrv.clone(),
+            "--listen-port".into(),
+            listen_port.to_string(),
+            "--shards".into(),
+            shards.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let process = Process::spawn(&args, "apogee started");
+        Self {
+            process,
+            namesrv,
+            listen_port,
+            shards,
+            store,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _dir: None,
+        }
+    }
+
+    pub fn shard_addr(&self, shard: usize) -> String {
+        format!("127.0.0.1:{}", self.listen_port + 4 * shard as u16)
+    }
+
+    /// Restarts on the same ports and store, after a clean stop or a SIGKILL.
+    pub fn restart(&mut self, clean: bool) {
+        if clean {
+            let log = self.process.stop();
+            assert!(
+                log.iter().any(|l| l.contains("stopped cleanly")),
+                "no clean stop:\n{}",
+                log.join("\n")
+            );
+        } else {
+            self.process.kill();
+        }
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let ns_port = self
+            .namesrv
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok());
+        let next = Self::start_in(
+            self.store.clone(),
+            self.shards,
+            &extra,
+            ns_port,
+            Some(self.listen_port),
+        );
+        self.process = next.process;
+    }
+}
+
+/// A name server process of its own.
+pub fn nameserver(expiry_ms: u64) -> (Process, String) {
+    let port = free_ports(3) - 1;
+    let addr = format!("127.0.0.1:{port}");
+    let p = Process::spawn(
+        &[
+            "nameserver".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--broker-expiry-ms".into(),
+            expiry_ms.to_string(),
+        ],
+        "name server started",
+    );
+    (p, addr)
+}
+
+/// A broker process registering with `namesrv` (several separated by `;`).
+pub fn broker(
+    namesrv: &str,
+    shards: usize,
+    store: &std::path::Path,
+    extra: &[&str],
+) -> (Process, u16) {
+    let port = free_ports(4 * shards as u16);
+    let mut args: Vec<String> = vec![
+        "broker".into(),
+        "--store".into(),
+        store.display().to_string(),
+        "--namesrv-addr".into(),
+        namesrv.into(),
+        "--listen-port".into(),
+        port.to_string(),
+        "--shards".into(),
+        shards.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    (Process::spawn(&args, "apogee started"), port)
+}
+
+/// Polls `f` until it returns Some, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Creates a topic on every broker of the default cluster and waits until the name server routes it.
+pub async fn create_topic(
+    namesrv: &str,
+    topic: &str,
+    queues: i32,
+) -> Vec<apogee_client::MessageQueue> {
+    let admin = apogee_client::Admin::new(namesrv);
+    let brokers = admin
+        .create_topic("DefaultCluster", topic, queues)
+        .await
+        .expect("create topic");
+    let want = brokers * queues as usize;
+    eventually(Duration::from_secs(20), || async {
+        admin.queues(topic).await.ok().filter(|q| q.len() == want)
+    })
+    .await
+    .unwrap_or_else(|| panic!("topic {topic} never appeared in routes with {want} queues"))
+}
