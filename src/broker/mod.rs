@@ -158,6 +158,14 @@ impl Service for Broker {
             self.in_flight.set(self.in_flight.get() - 1);
             if let Some(r) = response.as_mut() {
                 r.serialize_type = request.serialize_type;
+                let normal = [
+                    ResponseCode::Success,
+                    ResponseCode::PullNotFound,
+                    ResponseCode::PullRetryImmediately,
+                ];
+                if !normal.iter().any(|c| *c as i32 == r.code) {
+                    tracing::debug!(shard = self.shard, request = request.code, code = r.code, remark = ?r.remark, "error response");
+                }
             }
             response
         })

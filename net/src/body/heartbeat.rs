@@ -23,11 +23,12 @@ pub struct ProducerData {
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerData {
     pub group_name: String,
-    #[serde(default)]
+    /// Enum fields: Java writes names, older C++ clients write ordinals; both read as names.
+    #[serde(default, deserialize_with = "lenient::consume_type")]
     pub consume_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::message_model")]
     pub message_model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::consume_from_where")]
     pub consume_from_where: String,
     #[serde(default)]
     pub subscription_data_set: Vec<SubscriptionData>,
@@ -42,14 +43,75 @@ pub struct SubscriptionData {
     pub sub_string: String,
     #[serde(default)]
     pub tags_set: Vec<String>,
-    #[serde(default)]
+    /// Tag hash codes. The C++ client writes them as strings; fastjson accepts both, and so do we.
+    #[serde(default, deserialize_with = "lenient::i32_list")]
     pub code_set: Vec<i32>,
-    #[serde(default)]
+    /// Written as a number by Java, as a string by the C++ client.
+    #[serde(default, deserialize_with = "lenient::i64")]
     pub sub_version: i64,
     #[serde(default)]
     pub expression_type: Option<String>,
     #[serde(default)]
     pub class_filter_mode: bool,
+}
+
+/// Numbers that some clients write as JSON strings.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn number(v: &Value) -> Option<i64> {
+        match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        Ok(number(&Value::deserialize(d)?).unwrap_or(0))
+    }
+
+    /// An enum written by name or by Java ordinal.
+    fn enum_name<'de, D: Deserializer<'de>>(d: D, names: &[&str]) -> Result<String, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => s,
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| names.get(i as usize))
+                .map_or_else(String::new, |s| s.to_string()),
+            _ => String::new(),
+        })
+    }
+
+    pub fn consume_type<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        enum_name(d, &["CONSUME_ACTIVELY", "CONSUME_PASSIVELY"])
+    }
+
+    pub fn message_model<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        enum_name(d, &["BROADCASTING", "CLUSTERING"])
+    }
+
+    pub fn consume_from_where<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        enum_name(
+            d,
+            &[
+                "CONSUME_FROM_LAST_OFFSET",
+                "CONSUME_FROM_LAST_OFFSET_AND_FROM_MIN_WHEN_BOOT_FIRST",
+                "CONSUME_FROM_MIN_OFFSET",
+                "CONSUME_FROM_MAX_OFFSET",
+                "CONSUME_FROM_FIRST_OFFSET",
+                "CONSUME_FROM_TIMESTAMP",
+            ],
+        )
+    }
+
+    pub fn i32_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Array(items) => Ok(items.iter().filter_map(number).map(|n| n as i32).collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
 }
 
 /// GET_CONSUMER_LIST_BY_GROUP response body.

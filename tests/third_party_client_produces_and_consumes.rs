@@ -1,0 +1,100 @@
+//! An existing RocketMQ client, installed from a package registry, produces to and consumes from Apogee
+//! unchanged: the Apache RocketMQ C++ client (`librocketmq`), as the PyPI package `rocketmq` 0.4.4 ships it
+//! in its manylinux wheel, driven by `tests/third_party/rocketmq_cpp_client.py`.
+//!
+//! The package is installed into `target/third-party-venv` on first use (needs `python3` with `venv`, and
+//! PyPI). Its messages are then read back with Apogee's own client to check tags and keys crossed over.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use apogee_client::consumer::ConsumeFrom;
+use apogee_client::{PullConsumer, PullConsumerConfig};
+
+const PACKAGE: &str = "rocketmq==0.4.4";
+
+fn venv_python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target").join("third-party-venv");
+    let python = venv.join("bin").join("python");
+    let ready = venv.join(".installed-rocketmq-0.4.4");
+    if !ready.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "this test needs `python3 -m venv` (Debian: apt-get install python3-venv)"
+        );
+        let pip = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", PACKAGE])
+            .status()
+            .expect("run pip");
+        assert!(pip.success(), "pip could not install {PACKAGE} from PyPI");
+        std::fs::write(&ready, PACKAGE).expect("mark the venv ready");
+    }
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn third_party_client_produces_and_consumes() {
+    let python = venv_python();
+    let apogee = common::Standalone::start(1, &[]);
+    common::create_topic(&apogee.namesrv, "CppTopic", 2).await;
+    let home = tempfile::tempdir().unwrap(); // the C++ client logs under $HOME/logs
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/third_party/rocketmq_cpp_client.py");
+    let namesrv = apogee.namesrv.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(&namesrv)
+            .arg("CppTopic")
+            .env("HOME", home.path())
+            .output()
+            .expect("run the C++ client")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("SENT status=0"))
+        .collect();
+    assert_eq!(sent.len(), 5, "every send is SEND_OK:\n{stdout}");
+    let consumed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CONSUMED "))
+        .unwrap_or_default();
+    assert_eq!(
+        consumed, "from-cpp-0,from-cpp-1,from-cpp-2,from-cpp-3,from-cpp-4",
+        "{stdout}"
+    );
+
+    // What the C++ client stored reads back with Apogee's client, tags and keys included.
+    let mut config = PullConsumerConfig::new(&apogee.namesrv, "rust-reader");
+    config.consume_from = ConsumeFrom::FirstOffset;
+    let reader = PullConsumer::new(config);
+    reader.subscribe("CppTopic", "CppTag").await.unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 5 && std::time::Instant::now() < deadline {
+        seen.extend(reader.poll(Duration::from_millis(300)).await);
+    }
+    assert_eq!(seen.len(), 5);
+    for m in &seen {
+        assert_eq!(m.tags(), Some("CppTag"));
+        let body = String::from_utf8(m.body.to_vec()).unwrap();
+        let n = body.trim_start_matches("from-cpp-");
+        assert_eq!(m.keys(), vec![format!("cpp-key-{n}").as_str()]);
+    }
+}
