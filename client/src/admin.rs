@@ -1,5 +1,5 @@
 //! Administration: create topics on a cluster, list clusters and topics, offsets and lag of a group,
-//! view a message by its offset id.
+//! view a message by its offset id, query messages by key.
 
 use std::time::Duration;
 
@@ -139,6 +139,55 @@ impl Admin {
             per.push((mq, lag));
         }
         Ok((per, total))
+    }
+
+    /// Messages of `topic` with `key` (a key given at send, or the client-made message id) stored between
+    /// `begin_ms` and `end_ms`, from every broker of the topic; at most `max` per broker.
+    pub async fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: i32,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<MessageExt>, ClientError> {
+        let r = self.routes.refresh(topic).await?;
+        let mut out = Vec::new();
+        for b in &r.broker_datas {
+            let Some(addr) = b.master_addr() else {
+                continue;
+            };
+            let req = RemotingCommand::request(RequestCode::QueryMessage as i32, 0)
+                .with_ext("topic", topic)
+                .with_ext("key", key)
+                .with_ext("maxNum", max)
+                .with_ext("beginTimestamp", begin_ms)
+                .with_ext("endTimestamp", end_ms);
+            let resp = self
+                .routes
+                .remoting()
+                .invoke(addr, req, ADMIN_TIMEOUT)
+                .await?;
+            if resp.code == apogee_net::codes::ResponseCode::QueryNotFound as i32 {
+                continue;
+            }
+            if resp.code != apogee_net::codes::ResponseCode::Success as i32 {
+                return Err(ClientError::Broker {
+                    addr: addr.into(),
+                    code: resp.code,
+                    remark: resp.remark.unwrap_or_default(),
+                });
+            }
+            let recs = record::decode_all(&resp.body).map_err(|e| ClientError::Protocol {
+                addr: addr.into(),
+                source: e,
+            })?;
+            out.extend(
+                recs.into_iter()
+                    .map(|rec| MessageExt::from_record(rec, &b.broker_name)),
+            );
+        }
+        Ok(out)
     }
 
     /// A message by its offset id (as a send result's `offset_msg_id`).

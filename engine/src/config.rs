@@ -30,6 +30,10 @@ pub struct EngineConfig {
     pub disk_refuse_ratio: f64,
     /// The address written as STOREHOSTADDRESS and in offset message ids.
     pub store_host: SocketAddr,
+    /// Hash slots per key index file.
+    pub index_slots: u32,
+    /// Entries per key index file: the bound of the in-memory active index (20 bytes each).
+    pub index_entries_max: u32,
 }
 
 impl EngineConfig {
@@ -48,6 +52,8 @@ impl EngineConfig {
             disk_max_used_ratio: DISK_MAX_USED_RATIO_DEFAULT,
             disk_refuse_ratio: DISK_REFUSE_RATIO_DEFAULT,
             store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
+            index_slots: crate::index::INDEX_SLOTS_DEFAULT,
+            index_entries_max: crate::index::INDEX_ENTRIES_DEFAULT,
         }
     }
 

@@ -11,6 +11,7 @@
 //! | `commitlog/<20-digit start>` | [`commitlog`] (record layout: [`apogee_net::record`]) over [`log`] | [`commitlog::recovery`] |
 //! | `consumequeue/<topic>/<queueId>/<20-digit start>` | [`consumequeue`] | rebuilt from the commit log past the checkpoint |
 //! | `checkpoint` | [`checkpoint`] | read first at start |
+//! | `index/<20-digit first offset>` | [`index`] (sealed key index files) | active index rebuilt from the commit log |
 //! | `config/consumerOffset` | [`offsets`] via [`metadata`] | read at start |
 //!
 //! Flushing and group commit live in [`store`] (the flusher task) and [`log`] (block-aligned O_DIRECT writes
@@ -46,6 +47,7 @@ pub mod commitlog;
 pub mod config;
 pub mod consumequeue;
 pub mod error;
+pub mod index;
 pub mod limits;
 pub mod log;
 pub mod metadata;

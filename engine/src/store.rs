@@ -40,6 +40,7 @@ use crate::commitlog::{recovery, CommitLog};
 use crate::config::{EngineConfig, FlushMode};
 use crate::consumequeue::{ConsumeQueue, CqEntry};
 use crate::error::{EngineError, Result};
+use crate::index::{self, KeyIndex};
 use crate::limits::*;
 use crate::log::SegmentedLog;
 use crate::notify::Notify;
@@ -105,6 +106,9 @@ struct Dispatch {
     queue_offset: u64,
     entry: CqEntry,
     end: u64,
+    store_timestamp: i64,
+    /// Key index hashes of the message's keys (KEYS tokens and UNIQ_KEY).
+    key_hashes: Vec<u32>,
 }
 
 type Listener = Rc<dyn Fn(&str, i32, u64)>;
@@ -123,6 +127,7 @@ pub struct Engine {
     flush_done: Notify,
     flush_busy: Cell<bool>,
     offsets: RefCell<ConsumerOffsets>,
+    index: RefCell<KeyIndex>,
     disk_used_ratio: Cell<f64>,
     failed: RefCell<Option<String>>,
     closing: Cell<bool>,
@@ -188,6 +193,13 @@ impl Engine {
         let log =
             SegmentedLog::open(dir.join("commitlog"), config.commitlog_segment_size_bytes).await?;
         let offsets = ConsumerOffsets::load(dir.join("config").join("consumerOffset"))?;
+        let (key_index, index_from) = KeyIndex::open(
+            dir.join("index"),
+            config.index_slots,
+            config.index_entries_max,
+            log.min_offset(),
+        )
+        .await?;
         let engine = Rc::new(Self {
             commitlog: CommitLog { log },
             queues: RefCell::new(HashMap::new()),
@@ -199,6 +211,7 @@ impl Engine {
             flush_done: Notify::default(),
             flush_busy: Cell::new(false),
             offsets: RefCell::new(offsets),
+            index: RefCell::new(key_index),
             disk_used_ratio: Cell::new(disk_used_ratio(&dir)),
             failed: RefCell::new(None),
             closing: Cell::new(false),
@@ -206,14 +219,14 @@ impl Engine {
             listener: RefCell::new(None),
             config,
         });
-        engine.recover(cp).await?;
+        engine.recover(cp, index_from).await?;
         // The re-dispatched queue entries must be on disk before a checkpoint vouches for them.
         engine.checkpoint_once(false).await?;
         engine.start_tasks();
         Ok(engine)
     }
 
-    async fn recover(&self, cp: Option<Checkpoint>) -> Result<()> {
+    async fn recover(&self, cp: Option<Checkpoint>, index_from: u64) -> Result<()> {
         let log = &self.commitlog.log;
         self.load_queues().await?;
         let start = match cp {
@@ -224,35 +237,52 @@ impl Engine {
         for q in &queues {
             q.truncate_from_log_offset(start).await?;
         }
+        // One scan feeds both derived structures: consume queues from the checkpoint on, the key index from
+        // where its last sealed file ends.
+        let scan_from = start.min(index_from);
         let mut redispatched = 0u64;
         let mut bad: Option<EngineError> = None;
-        let mut found: Vec<(String, i32, u64, CqEntry)> = Vec::new();
-        let scan = recovery::scan(log, start, &mut |rec, at| {
+        let scan = recovery::scan(log, scan_from, &mut |rec, at| {
+            if bad.is_some() {
+                return;
+            }
+            if at >= index_from {
+                self.index.borrow_mut().add(&rec.topic, &rec.properties, at, rec.total_size as u32, rec.store_timestamp);
+            }
+            if at < start {
+                return;
+            }
             let entry = CqEntry {
                 commit_log_offset: at,
                 size: rec.total_size as u32,
                 tag_hash: properties::tag_hash_of(&rec.properties),
             };
-            found.push((rec.topic, rec.queue_id, rec.queue_offset as u64, entry));
-        })
-        .await?;
-        for (topic, queue_id, queue_offset, entry) in found {
-            let q = self.queue_or_create(&topic, queue_id)?;
+            let q = match self.queue_or_create(&rec.topic, rec.queue_id) {
+                Ok(q) => q,
+                Err(e) => {
+                    bad = Some(e);
+                    return;
+                }
+            };
+            let queue_offset = rec.queue_offset as u64;
             if queue_offset != q.max_index() {
-                bad.get_or_insert(EngineError::Corrupt {
+                bad = Some(EngineError::Corrupt {
                     what: "commit log record",
                     path: log.dir().to_owned(),
-                    offset: entry.commit_log_offset,
+                    offset: at,
                     reason: format!(
-                        "queue offset {queue_offset} of {topic}@{queue_id} does not follow the consume queue's {}",
+                        "queue offset {queue_offset} of {}@{} does not follow the consume queue's {}",
+                        rec.topic,
+                        rec.queue_id,
                         q.max_index()
                     ),
                 });
-                break;
+                return;
             }
             q.append(queue_offset, entry);
             redispatched += 1;
-        }
+        })
+        .await?;
         if let Some(e) = bad {
             return Err(e);
         }
@@ -414,7 +444,15 @@ impl Engine {
                     tag_hash: properties::tag_hash_of(&m.properties),
                 },
                 end: physical_offset + size as u64,
+                store_timestamp: 0,
+                key_hashes: Vec::new(),
             });
+            let key_hashes = index::keys_of(&m.properties)
+                .map(|k| index::key_hash(&m.topic, k))
+                .collect();
+            let dispatch = dispatches.last_mut().expect("pushed above");
+            dispatch.store_timestamp = store_timestamp;
+            dispatch.key_hashes = key_hashes;
             out.push(Appended {
                 physical_offset,
                 size,
@@ -459,6 +497,12 @@ impl Engine {
     fn dispatch(&self, d: Dispatch) -> Result<()> {
         let q = self.queue_or_create(&d.topic, d.queue_id)?;
         q.append(d.queue_offset, d.entry);
+        self.index.borrow_mut().add_hashes(
+            &d.key_hashes,
+            d.entry.commit_log_offset,
+            d.entry.size,
+            d.store_timestamp,
+        );
         if let Some(l) = self.listener.borrow().clone() {
             l(&d.topic, d.queue_id, d.queue_offset + 1);
         }
@@ -575,6 +619,7 @@ impl Engine {
             q.flush().await?;
         }
         self.offsets.borrow_mut().persist()?;
+        self.seal_indexes().await?;
         checkpoint::write(
             &self.config.store_dir.join("checkpoint"),
             &Checkpoint {
@@ -583,6 +628,72 @@ impl Engine {
                 written_at_ms: now_ms(),
             },
         )
+    }
+
+    /// Writes full key indexes to disk (they stay searchable in memory until written).
+    async fn seal_indexes(&self) -> Result<()> {
+        loop {
+            let next = self.index.borrow().take_sealing();
+            let Some((path, bytes, _)) = next else {
+                return Ok(());
+            };
+            let dir = self.index.borrow().dir().to_owned();
+            index::write_sealed(&dir, &path, &bytes).await?;
+            self.index.borrow_mut().sealed_written(path).await?;
+        }
+    }
+
+    /// Messages of `topic` with `key` (a KEYS token or the UNIQ_KEY) stored within `[from_ms, to_ms]`,
+    /// newest first, at most `max`: the stored records, verified against the commit log.
+    pub async fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Bytes>> {
+        let max = max.clamp(1, READ_MESSAGES_MAX);
+        // Ask for more candidates than wanted: hash collisions are filtered out below. The in-memory part is
+        // searched under a short borrow; sealed files are read after it is released (no borrow crosses an
+        // await), through their own `Rc`s.
+        let want = max * 4;
+        let hash = index::key_hash(topic, key);
+        let (mut candidates, sealed) = {
+            let idx = self.index.borrow();
+            (
+                idx.memory_candidates(hash, from_ms, to_ms, want),
+                idx.sealed_newest_first(),
+            )
+        };
+        for file in sealed {
+            if candidates.len() >= want {
+                break;
+            }
+            file.candidates(hash, from_ms, to_ms, want, &mut candidates)
+                .await?;
+        }
+        let mut out = Vec::new();
+        for offset in candidates {
+            if out.len() >= max {
+                break;
+            }
+            let Some(bytes) = self.read_record(offset).await? else {
+                continue;
+            };
+            let Ok(rec) = record::decode(&bytes) else {
+                continue;
+            };
+            if rec.topic == topic && index::keys_of(&rec.properties).any(|k| k == key) {
+                out.push(bytes);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commit log offset up to which messages are indexed, and the newest store time indexed.
+    pub fn index_progress(&self) -> (u64, i64) {
+        self.index.borrow().progress()
     }
 
     async fn run_retention(&self) {
@@ -633,6 +744,7 @@ impl Engine {
         }
         if !doomed.is_empty() {
             let min = log.min_offset();
+            self.index.borrow_mut().drop_below(min);
             let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
             for q in queues {
                 q.drop_below_log_offset(min).await?;
@@ -871,6 +983,8 @@ impl Engine {
             self.flush_commitlog().await?;
         }
         let clean = self.failed.borrow().is_none();
+        // Seal the active key index too, so a restart does not rebuild it from the log.
+        self.index.borrow_mut().seal_now();
         self.checkpoint_once(clean).await?;
         let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
         for q in queues {

@@ -84,6 +84,43 @@ pub fn create_group(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     }
 }
 
+/// QUERY_MESSAGE: messages of a topic by key (a KEYS token or the UNIQ_KEY) within a time range.
+pub async fn query_message(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+    let e = &req.ext_fields;
+    let parsed = (
+        required(e, "topic"),
+        required(e, "key"),
+        required_num::<i32>(e, "maxNum"),
+        optional_num::<i64>(e, "beginTimestamp"),
+        optional_num::<i64>(e, "endTimestamp"),
+    );
+    let (topic, key, max, begin, end) = match parsed {
+        (Ok(t), Ok(k), Ok(m), Ok(b), Ok(en)) => (t, k, m, b.unwrap_or(0), en.unwrap_or(i64::MAX)),
+        (Err(x), ..) | (_, Err(x), ..) | (_, _, Err(x), ..) | (.., Err(x), _) | (.., Err(x)) => {
+            return req.error_to(ResponseCode::SystemError, x.to_string())
+        }
+    };
+    match broker
+        .engine
+        .query_by_key(topic, key, max.max(1) as usize, begin, end)
+        .await
+    {
+        Ok(found) if found.is_empty() => req.error_to(
+            ResponseCode::QueryNotFound,
+            "can not find message, maybe time range not correct",
+        ),
+        Ok(found) => {
+            let (offset, time) = broker.engine.index_progress();
+            let body: Vec<u8> = found.iter().flat_map(|b| b.iter().copied()).collect();
+            req.response_to(ResponseCode::Success, None)
+                .with_ext("indexLastUpdateTimestamp", time)
+                .with_ext("indexLastUpdatePhyoffset", offset)
+                .with_body(body)
+        }
+        Err(err) => engine_error(req, &err),
+    }
+}
+
 pub async fn view_by_id(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let offset: u64 = match required_num(&req.ext_fields, "offset") {
         Ok(o) => o,

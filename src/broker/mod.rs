@@ -9,7 +9,7 @@
 //! | [`pull`] | PULL_MESSAGE (+ long polling through [`long_poll`]) |
 //! | [`offsets`] | QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME, GET_ALL_CONSUMER_OFFSET |
 //! | [`heartbeat`] | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP ([`clients`] holds the table) |
-//! | [`admin`] | UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, VIEW_MESSAGE_BY_ID |
+//! | [`admin`] | UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, VIEW_MESSAGE_BY_ID, QUERY_MESSAGE |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
@@ -113,6 +113,7 @@ impl Broker {
             RequestCode::GetAllTopicConfig => admin::all_topics(&self, &req),
             RequestCode::UpdateAndCreateSubscriptionGroup => admin::create_group(&self, &req),
             RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,
+            RequestCode::QueryMessage => admin::query_message(&self, &req).await,
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
             _ => req.error_to(

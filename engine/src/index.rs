@@ -1,0 +1,488 @@
+//! The key index: `topic#KEY` (each KEYS token) and `topic#UNIQ_KEY` → commit log offsets, for QUERY_MESSAGE.
+//!
+//! Like RocketMQ's index files: a hash slot table and entries chained per slot, newest first. One *active*
+//! index lives in memory (bounded by `entries_max`); when full it is *sealed*: written once to
+//! `<store>/index/<20-digit first commit log offset>` and never changed. Lookups walk the active index, then
+//! sealed files newest first; answers are candidates that the engine verifies against the commit log (hashes
+//! collide).
+//!
+//! Sealed file layout (big-endian), padded to a multiple of 4 KiB:
+//! ```text
+//! header (64): magic "APIX" | version u16 | 0 u16 | slot count u32 | entry count u32 | first log offset u64 |
+//!              end log offset u64 | first store time ms i64 | last store time ms i64 | CRC32 of the rest u32 | 0…
+//! slots:       slot count × u32   (entry number + 1 of the newest entry in the slot; 0 = empty)
+//! entries:     entry count × 20   (key hash u32 | log offset u64 | store time − first store time, s, i32 |
+//!                                  previous entry number + 1 in the slot u32)
+//! ```
+//! The active index is not on disk: after a crash it is rebuilt by scanning the commit log from the last
+//! sealed file's end offset. A sealed file that fails its checks at start is deleted and rebuilt the same way.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes};
+use glommio::io::{DmaFile, OpenOptions};
+
+use crate::error::{EngineError, Result};
+use crate::log::write_buffer::align_up;
+
+pub const MAGIC: &[u8; 4] = b"APIX";
+pub const VERSION: u16 = 1;
+const HEADER_BYTES: usize = 64;
+const ENTRY_BYTES: usize = 20;
+
+/// Default slots per index file.
+pub const INDEX_SLOTS_DEFAULT: u32 = 500_000;
+/// Default entries per index file (the active index's memory bound: 20 bytes each).
+pub const INDEX_ENTRIES_DEFAULT: u32 = 2_000_000;
+
+/// Java's `String.hashCode()` of `topic#key`, made non-negative, as RocketMQ's index does.
+pub fn key_hash(topic: &str, key: &str) -> u32 {
+    let mut h: i32 = 0;
+    for unit in topic
+        .encode_utf16()
+        .chain("#".encode_utf16())
+        .chain(key.encode_utf16())
+    {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    h.unsigned_abs()
+}
+
+/// The keys a message is indexed under: each KEYS token and its UNIQ_KEY.
+pub fn keys_of(properties: &str) -> impl Iterator<Item = &str> {
+    let keys =
+        apogee_net::properties::get(properties, apogee_net::properties::names::KEYS).unwrap_or("");
+    let uniq = apogee_net::properties::get(properties, apogee_net::properties::names::UNIQ_KEY);
+    keys.split(' ').filter(|k| !k.is_empty()).chain(uniq)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    hash: u32,
+    offset: u64,
+    time_diff_s: i32,
+    prev: u32,
+}
+
+/// The in-memory index being filled.
+#[derive(Debug)]
+struct Active {
+    slots: Vec<u32>,
+    entries: Vec<Entry>,
+    first_offset: u64,
+    end_offset: u64,
+    first_time_ms: i64,
+    last_time_ms: i64,
+}
+
+impl Active {
+    fn new(slot_count: u32, first_offset: u64) -> Self {
+        Self {
+            slots: vec![0; slot_count as usize],
+            entries: Vec::new(),
+            first_offset,
+            end_offset: first_offset,
+            first_time_ms: 0,
+            last_time_ms: 0,
+        }
+    }
+
+    fn add(&mut self, hash: u32, offset: u64, time_ms: i64) {
+        if self.entries.is_empty() {
+            self.first_time_ms = time_ms;
+        }
+        self.last_time_ms = self.last_time_ms.max(time_ms);
+        let slot = (hash % self.slots.len() as u32) as usize;
+        let prev = self.slots[slot];
+        self.entries.push(Entry {
+            hash,
+            offset,
+            time_diff_s: ((time_ms - self.first_time_ms) / 1000) as i32,
+            prev,
+        });
+        self.slots[slot] = self.entries.len() as u32;
+    }
+
+    fn candidates(&self, hash: u32, from_ms: i64, to_ms: i64, max: usize, out: &mut Vec<u64>) {
+        let mut n = self.slots[(hash % self.slots.len() as u32) as usize];
+        let mut steps = 0;
+        while n != 0 && out.len() < max && steps < self.entries.len() {
+            let e = self.entries[n as usize - 1];
+            let t = self.first_time_ms + e.time_diff_s as i64 * 1000;
+            if e.hash == hash && t + 1000 > from_ms && t <= to_ms && !out.contains(&e.offset) {
+                out.push(e.offset);
+            }
+            n = e.prev;
+            steps += 1;
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let body_len = self.slots.len() * 4 + self.entries.len() * ENTRY_BYTES;
+        let mut body = Vec::with_capacity(body_len);
+        for s in &self.slots {
+            body.put_u32(*s);
+        }
+        for e in &self.entries {
+            body.put_u32(e.hash);
+            body.put_u64(e.offset);
+            body.put_i32(e.time_diff_s);
+            body.put_u32(e.prev);
+        }
+        let mut out = Vec::with_capacity(align_up((HEADER_BYTES + body_len) as u64) as usize);
+        out.extend_from_slice(MAGIC);
+        out.put_u16(VERSION);
+        out.put_u16(0);
+        out.put_u32(self.slots.len() as u32);
+        out.put_u32(self.entries.len() as u32);
+        out.put_u64(self.first_offset);
+        out.put_u64(self.end_offset);
+        out.put_i64(self.first_time_ms);
+        out.put_i64(self.last_time_ms);
+        out.put_u32(crc32fast::hash(&body));
+        out.resize(HEADER_BYTES, 0);
+        out.extend_from_slice(&body);
+        out.resize(align_up(out.len() as u64) as usize, 0);
+        out
+    }
+}
+
+/// A sealed index file: its header in memory, its slots and entries read on lookup.
+pub struct Sealed {
+    path: PathBuf,
+    file: DmaFile,
+    slot_count: u32,
+    entry_count: u32,
+    first_offset: u64,
+    end_offset: u64,
+    first_time_ms: i64,
+    last_time_ms: i64,
+}
+
+impl Sealed {
+    async fn open(path: PathBuf) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| EngineError::io(&path, e))?;
+        let corrupt = |reason: String| EngineError::Corrupt {
+            what: "index file",
+            path: path.clone(),
+            offset: 0,
+            reason,
+        };
+        let size = file
+            .file_size()
+            .await
+            .map_err(|e| EngineError::io(&path, e))? as usize;
+        if size < HEADER_BYTES {
+            return Err(corrupt(format!("{size} bytes, shorter than its header")));
+        }
+        let all = file
+            .read_at(0, size)
+            .await
+            .map_err(|e| EngineError::io(&path, e))?;
+        let h = &all[..HEADER_BYTES];
+        if &h[0..4] != MAGIC {
+            return Err(corrupt("bad magic".into()));
+        }
+        let version = u16::from_be_bytes([h[4], h[5]]);
+        if version != VERSION {
+            return Err(corrupt(format!(
+                "version {version}, this build reads {VERSION}"
+            )));
+        }
+        let u32_at = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[i..i + 8]);
+            u64::from_be_bytes(b)
+        };
+        let (slot_count, entry_count) = (u32_at(8), u32_at(12));
+        let body_len = slot_count as usize * 4 + entry_count as usize * ENTRY_BYTES;
+        if slot_count == 0 || HEADER_BYTES + body_len > all.len() {
+            return Err(corrupt("counts do not fit the file".into()));
+        }
+        if crc32fast::hash(&all[HEADER_BYTES..HEADER_BYTES + body_len]) != u32_at(48) {
+            return Err(corrupt("checksum mismatch".into()));
+        }
+        Ok(Self {
+            file,
+            slot_count,
+            entry_count,
+            first_offset: u64_at(16),
+            end_offset: u64_at(24),
+            first_time_ms: u64_at(32) as i64,
+            last_time_ms: u64_at(40) as i64,
+            path,
+        })
+    }
+
+    async fn read_u32(&self, pos: usize) -> Result<u32> {
+        let b = self
+            .file
+            .read_at(pos as u64, 4)
+            .await
+            .map_err(|e| EngineError::io(&self.path, e))?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Adds this file's offsets for `hash` stored within the time range to `out`, up to `max` in all.
+    pub async fn candidates(
+        &self,
+        hash: u32,
+        from_ms: i64,
+        to_ms: i64,
+        max: usize,
+        out: &mut Vec<u64>,
+    ) -> Result<()> {
+        if self.last_time_ms + 1000 < from_ms || self.first_time_ms > to_ms {
+            return Ok(());
+        }
+        let slot = (hash % self.slot_count) as usize;
+        let mut n = self.read_u32(HEADER_BYTES + slot * 4).await?;
+        let entries_at = HEADER_BYTES + self.slot_count as usize * 4;
+        let mut steps = 0;
+        while n != 0 && n <= self.entry_count && out.len() < max && steps < self.entry_count {
+            let pos = entries_at + (n as usize - 1) * ENTRY_BYTES;
+            let b: Bytes = {
+                let r = self
+                    .file
+                    .read_at(pos as u64, ENTRY_BYTES)
+                    .await
+                    .map_err(|e| EngineError::io(&self.path, e))?;
+                Bytes::copy_from_slice(&r[..])
+            };
+            let mut o = [0u8; 8];
+            o.copy_from_slice(&b[4..12]);
+            let e = Entry {
+                hash: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                offset: u64::from_be_bytes(o),
+                time_diff_s: i32::from_be_bytes([b[12], b[13], b[14], b[15]]),
+                prev: u32::from_be_bytes([b[16], b[17], b[18], b[19]]),
+            };
+            let t = self.first_time_ms + e.time_diff_s as i64 * 1000;
+            if e.hash == hash && t + 1000 > from_ms && t <= to_ms && !out.contains(&e.offset) {
+                out.push(e.offset);
+            }
+            n = e.prev;
+            steps += 1;
+        }
+        Ok(())
+    }
+}
+
+/// See the module docs.
+pub struct KeyIndex {
+    dir: PathBuf,
+    slot_count: u32,
+    entries_max: u32,
+    active: Active,
+    /// Full indexes not yet written; still searched.
+    sealing: Vec<Active>,
+    /// Written indexes, oldest first. `Rc` so a lookup can read one after releasing the index's borrow.
+    sealed: Vec<Rc<Sealed>>,
+}
+
+impl KeyIndex {
+    /// Opens the index folder; returns the index and the commit log offset from which records must be fed
+    /// to it again (the end of the last good sealed file, or `log_min` when there is none).
+    pub async fn open(
+        dir: PathBuf,
+        slot_count: u32,
+        entries_max: u32,
+        log_min: u64,
+    ) -> Result<(Self, u64)> {
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
+        let mut sealed: Vec<Rc<Sealed>> = Vec::new();
+        let mut broken = false;
+        for base in crate::log::list_segments(&dir)? {
+            let path = dir.join(crate::log::segment_file_name(base));
+            if !broken {
+                match Sealed::open(path.clone()).await {
+                    Ok(s) if sealed.last().is_none_or(|p| p.end_offset <= s.first_offset) => {
+                        sealed.push(Rc::new(s));
+                        continue;
+                    }
+                    Ok(_) => tracing::warn!(path = %path.display(), "index file out of order"),
+                    Err(e) => tracing::warn!(error = %e, "index file unusable"),
+                }
+                broken = true;
+            }
+            // From the first bad file on, everything is rebuilt from the commit log (the scan starts at the
+            // last good file's end), so later files would only duplicate entries.
+            tracing::warn!(path = %path.display(), "index file dropped; its keys are rebuilt from the commit log");
+            let _ = std::fs::remove_file(&path);
+        }
+        let _ = std::fs::remove_file(dir.join("sealing.tmp"));
+        let from = sealed.last().map_or(log_min, |s| s.end_offset).max(log_min);
+        Ok((
+            Self {
+                dir,
+                slot_count,
+                entries_max,
+                active: Active::new(slot_count, from),
+                sealing: Vec::new(),
+                sealed,
+            },
+            from,
+        ))
+    }
+
+    /// Indexes a stored record's keys. Never waits: a full active index is queued for sealing.
+    pub fn add(
+        &mut self,
+        topic: &str,
+        properties: &str,
+        offset: u64,
+        size: u32,
+        store_time_ms: i64,
+    ) {
+        let hashes: Vec<u32> = keys_of(properties).map(|k| key_hash(topic, k)).collect();
+        self.add_hashes(&hashes, offset, size, store_time_ms);
+    }
+
+    /// Indexes a record under precomputed key hashes.
+    pub fn add_hashes(&mut self, hashes: &[u32], offset: u64, size: u32, store_time_ms: i64) {
+        for h in hashes {
+            self.active.add(*h, offset, store_time_ms);
+        }
+        self.active.end_offset = offset + size as u64;
+        if self.active.entries.len() as u32 >= self.entries_max {
+            self.seal_now();
+        }
+    }
+
+    /// Queues the active index for sealing, if it holds anything.
+    pub fn seal_now(&mut self) {
+        if self.active.entries.is_empty() {
+            return;
+        }
+        let next = Active::new(self.slot_count, self.active.end_offset);
+        self.sealing.push(std::mem::replace(&mut self.active, next));
+    }
+
+    pub fn has_sealing(&self) -> bool {
+        !self.sealing.is_empty()
+    }
+
+    /// The oldest full index, encoded, and where [`write_sealed`] puts it.
+    pub fn take_sealing(&self) -> Option<(PathBuf, Vec<u8>, u64)> {
+        let a = self.sealing.first()?;
+        Some((
+            self.dir.join(crate::log::segment_file_name(a.first_offset)),
+            a.encode(),
+            a.first_offset,
+        ))
+    }
+
+    /// Records that the oldest sealing index is now the file at `path`.
+    pub async fn sealed_written(&mut self, path: PathBuf) -> Result<()> {
+        let s = Sealed::open(path).await?;
+        self.sealing.remove(0);
+        self.sealed.push(Rc::new(s));
+        Ok(())
+    }
+
+    /// Candidate offsets for a key hash from the indexes in memory (active, then waiting to be sealed),
+    /// newest first.
+    pub fn memory_candidates(&self, hash: u32, from_ms: i64, to_ms: i64, max: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        self.active.candidates(hash, from_ms, to_ms, max, &mut out);
+        for a in self.sealing.iter().rev() {
+            a.candidates(hash, from_ms, to_ms, max, &mut out);
+        }
+        out
+    }
+
+    /// Sealed files, newest first, for lookups that continue after the borrow of the index ends.
+    pub fn sealed_newest_first(&self) -> Vec<Rc<Sealed>> {
+        self.sealed.iter().rev().cloned().collect()
+    }
+
+    /// Deletes sealed files wholly below the commit log's minimum offset.
+    pub fn drop_below(&mut self, log_min: u64) {
+        while self.sealed.first().is_some_and(|s| s.end_offset <= log_min) {
+            let s = self.sealed.remove(0);
+            let _ = std::fs::remove_file(&s.path);
+        }
+    }
+
+    /// Commit log offset up to which records are indexed, and the last store time indexed.
+    pub fn progress(&self) -> (u64, i64) {
+        (
+            self.active.end_offset,
+            self.active
+                .last_time_ms
+                .max(self.sealed.last().map_or(0, |s| s.last_time_ms)),
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Writes a sealed index file atomically: a temporary file through O_DIRECT, synced, then renamed.
+pub async fn write_sealed(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join("sealing.tmp");
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(&tmp)
+        .await
+        .map_err(|e| EngineError::io(&tmp, e))?;
+    let mut buf = file.alloc_dma_buffer(bytes.len());
+    buf.as_bytes_mut().copy_from_slice(bytes);
+    file.write_at(buf, 0)
+        .await
+        .map_err(|e| EngineError::io(&tmp, e))?;
+    file.fdatasync()
+        .await
+        .map_err(|e| EngineError::io(&tmp, e))?;
+    file.close().await.map_err(|e| EngineError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EngineError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_find_every_entry_of_a_key_newest_first_within_time() {
+        let mut a = Active::new(7, 0);
+        for i in 0..50u64 {
+            a.add(
+                key_hash("T", &format!("k{}", i % 5)),
+                i * 100,
+                1_000_000 + i as i64 * 1000,
+            );
+        }
+        let mut out = Vec::new();
+        a.candidates(key_hash("T", "k3"), 0, i64::MAX, 100, &mut out);
+        assert_eq!(out.len(), 10);
+        assert_eq!(out[0], 4800, "newest first");
+        let mut windowed = Vec::new();
+        a.candidates(
+            key_hash("T", "k3"),
+            1_000_000 + 30_000,
+            1_000_000 + 40_000,
+            100,
+            &mut windowed,
+        );
+        assert_eq!(windowed, vec![3800, 3300]);
+    }
+
+    #[test]
+    fn keys_are_keys_tokens_and_the_uniq_key() {
+        let props = "KEYS\u{1}a b\u{2}UNIQ_KEY\u{1}U1\u{2}";
+        assert_eq!(keys_of(props).collect::<Vec<_>>(), vec!["a", "b", "U1"]);
+        assert_ne!(key_hash("T", "a"), key_hash("U", "a"));
+    }
+}
