@@ -108,6 +108,17 @@ async fn bad_input_is_answered_and_isolated() {
     assert_eq!(bad_topic.code, ResponseCode::SystemError as i32);
     assert!(bad_topic.remark.unwrap().contains("bad topic!"));
 
+    // Delay levels are refused, not delivered early.
+    let delayed = producer
+        .send(Message::new("Good", "later").with_delay_level(3))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        delayed.code(),
+        Some(ResponseCode::MessageIllegal as i32),
+        "{delayed}"
+    );
+
     // After all that, the broker still serves.
     let ok = producer
         .send(Message::new("Good", "still here"))

@@ -17,6 +17,11 @@ use crate::route::{self, parse_namesrv, Routes};
 
 /// How long a broker that failed a send is avoided.
 pub const FAULT_ISOLATION: Duration = Duration::from_secs(10);
+/// A send slower than this marks its broker slow, avoided like a failing one for [`SLOW_ISOLATION`].
+pub const SLOW_SEND: Duration = Duration::from_millis(550);
+pub const SLOW_ISOLATION: Duration = Duration::from_secs(5);
+/// How often the producer tells the brokers of its routes that its group is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -71,6 +76,21 @@ struct Inner {
     routes: Routes,
     counter: AtomicUsize,
     faults: Mutex<HashMap<String, Instant>>,
+    client_id: String,
+    heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(h) = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            h.abort();
+        }
+    }
 }
 
 /// A producer handle; clones share one producer.
@@ -94,14 +114,51 @@ impl Producer {
     pub async fn start(config: ProducerConfig) -> Result<Self, ClientError> {
         let (remoting, _incoming) = Remoting::new();
         let routes = Routes::new(remoting, config.namesrv.clone());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                config,
-                routes,
-                counter: AtomicUsize::new(0),
-                faults: Mutex::new(HashMap::new()),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            config,
+            routes,
+            counter: AtomicUsize::new(0),
+            faults: Mutex::new(HashMap::new()),
+            client_id: crate::consumer::client_id(),
+            heartbeat: Mutex::new(None),
+        });
+        // Heartbeats to every broker the producer has routes to, so brokers know its group (RocketMQ uses
+        // this for transaction check-backs). A weak reference: the task ends with the last handle.
+        let weak = Arc::downgrade(&inner);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+                let Some(inner) = weak.upgrade() else { return };
+                Producer { inner }.heartbeat().await;
+            }
+        });
+        *inner.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(Self { inner })
+    }
+
+    /// Sends a heartbeat naming this producer's group to every broker of the cached routes.
+    pub async fn heartbeat(&self) {
+        let body = apogee_net::body::heartbeat::HeartbeatData {
+            client_id: self.inner.client_id.clone(),
+            producer_data_set: vec![apogee_net::body::heartbeat::ProducerData {
+                group_name: self.inner.config.group.clone(),
+            }],
+            consumer_data_set: vec![],
+        };
+        let body = apogee_net::body::to_json(&body);
+        for addr in self.inner.routes.known_brokers() {
+            let req =
+                RemotingCommand::request(RequestCode::HeartBeat as i32, 0).with_body(body.clone());
+            if let Err(e) = self
+                .inner
+                .routes
+                .remoting()
+                .invoke_ok(&addr, req, self.inner.config.send_timeout)
+                .await
+            {
+                tracing::warn!(broker = %addr, error = %e, "producer heartbeat failed");
+            }
+        }
     }
 
     /// The writable queues of a topic (auto-created topics: those of the default topic until it exists).
@@ -137,12 +194,12 @@ impl Producer {
         }
     }
 
-    fn mark_fault(&self, broker: &str) {
+    fn mark_fault(&self, broker: &str, for_how_long: Duration) {
         self.inner
             .faults
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(broker.to_owned(), Instant::now() + FAULT_ISOLATION);
+            .insert(broker.to_owned(), Instant::now() + for_how_long);
     }
 
     /// Next queue: round-robin, skipping faulty brokers and the one that failed last, when others exist.
@@ -263,7 +320,7 @@ impl Producer {
                         ClientError::BadMessage(_) => false,
                         _ => true,
                     };
-                    self.mark_fault(&q.broker_name);
+                    self.mark_fault(&q.broker_name, FAULT_ISOLATION);
                     self.inner.routes.invalidate(topic);
                     last_failed = Some(q.broker_name.clone());
                     if !retriable {
@@ -354,12 +411,16 @@ impl Producer {
     ) -> Result<SendResult, ClientError> {
         let (req, uniq) = self.build(payload, q)?;
         let addr = self.addr_of(q).await?;
+        let started = Instant::now();
         let r = self
             .inner
             .routes
             .remoting()
             .invoke(&addr, req, self.inner.config.send_timeout)
             .await?;
+        if started.elapsed() > SLOW_SEND {
+            self.mark_fault(&q.broker_name, SLOW_ISOLATION);
+        }
         let status = match ResponseCode::from_i32(r.code) {
             Some(ResponseCode::Success) => SendStatus::SendOk,
             Some(ResponseCode::FlushDiskTimeout) => SendStatus::FlushDiskTimeout,

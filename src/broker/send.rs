@@ -81,6 +81,15 @@ pub async fn handle(
                 format!("the message body size over max value, MAX: {max}"),
             );
         }
+        // Delay levels are not built yet: storing such a message would deliver it early, silently.
+        if apogee_net::properties::get(&properties, apogee_net::properties::names::DELAY)
+            .is_some_and(|d| d.trim() != "0")
+        {
+            return req.error_to(
+                ResponseCode::MessageIllegal,
+                "delayed delivery (DELAY property) is not supported by this broker yet; send without a delay level",
+            );
+        }
         if properties.len() > apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES {
             return req.error_to(
                 ResponseCode::MessageIllegal,
