@@ -330,8 +330,10 @@ mod tests {
 
     #[test]
     fn shard_ports_never_collide_with_vip_or_ha_ports() {
-        let mut c = BrokerConfig::default();
-        c.shards = 8;
+        let c = BrokerConfig {
+            shards: 8,
+            ..Default::default()
+        };
         let mut used = std::collections::HashSet::new();
         for s in 0..8 {
             let p = c.shard_port(s);

@@ -8,6 +8,8 @@
 //! - [`shard`]: one glommio executor per shard, start and clean stop.
 //! - [`broker`]: one shard's broker and its request handlers.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod broker;
 pub mod config;
 pub mod shard;

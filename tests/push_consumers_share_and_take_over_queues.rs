@@ -12,8 +12,11 @@ use apogee_client::{
     PushConsumerConfig,
 };
 
+/// What a collecting handler has seen.
+type Seen = Arc<Mutex<Vec<String>>>;
+
 fn collector() -> (
-    Arc<Mutex<Vec<String>>>,
+    Seen,
     impl Fn(&[apogee_client::MessageExt]) -> ConsumeResult + Send + Sync + 'static,
 ) {
     let seen = Arc::new(Mutex::new(Vec::new()));

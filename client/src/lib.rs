@@ -20,6 +20,8 @@
 //! Connections: one per broker address, requests multiplexed by `opaque`. Routes are refreshed every 30 s
 //! and after errors; name servers are tried in turn.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod admin;
 pub mod consumer;
 pub mod error;

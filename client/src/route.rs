@@ -20,12 +20,15 @@ pub const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Name server call timeout.
 pub const NAMESERVER_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// topic → (when fetched, route).
+type RouteCache = HashMap<String, (Instant, Arc<TopicRouteData>)>;
+
 #[derive(Clone)]
 pub struct Routes {
     remoting: Remoting,
     namesrv: Arc<Vec<String>>,
     preferred: Arc<AtomicUsize>,
-    cache: Arc<Mutex<HashMap<String, (Instant, Arc<TopicRouteData>)>>>,
+    cache: Arc<Mutex<RouteCache>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -91,7 +91,7 @@ async fn phase(dir: &std::path::Path, name: &str, mode: FlushMode, appenders: u6
                     h.record(t.elapsed().as_micros() as u64).expect("record");
                     seq += appenders;
                     n += 1;
-                    if n % 64 == 0 {
+                    if n.is_multiple_of(64) {
                         glommio::yield_if_needed().await;
                     }
                 }

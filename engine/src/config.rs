@@ -60,7 +60,9 @@ impl EngineConfig {
     /// Checks relations between settings; the error names the setting.
     pub fn validate(&self) -> crate::Result<()> {
         let err = |m: String| Err(crate::EngineError::Config(m));
-        if self.commitlog_segment_size_bytes % DIRECT_IO_ALIGN_BYTES != 0
+        if !self
+            .commitlog_segment_size_bytes
+            .is_multiple_of(DIRECT_IO_ALIGN_BYTES)
             || self.commitlog_segment_size_bytes < 64 * 1024
         {
             return err(format!(

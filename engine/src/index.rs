@@ -161,7 +161,8 @@ pub struct Sealed {
 }
 
 impl Sealed {
-    async fn open(path: PathBuf) -> Result<Self> {
+    /// Opens and checks a sealed file (magic, version, counts, checksum).
+    pub async fn open(path: PathBuf) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .dma_open(&path)
@@ -378,12 +379,11 @@ impl KeyIndex {
         ))
     }
 
-    /// Records that the oldest sealing index is now the file at `path`.
-    pub async fn sealed_written(&mut self, path: PathBuf) -> Result<()> {
-        let s = Sealed::open(path).await?;
+    /// Records that the oldest sealing index is now the opened file `s`. Synchronous on purpose: callers
+    /// open the file first, so no borrow of the index is held across that await.
+    pub fn sealed_written(&mut self, s: Sealed) {
         self.sealing.remove(0);
         self.sealed.push(Rc::new(s));
-        Ok(())
     }
 
     /// Candidate offsets for a key hash from the indexes in memory (active, then waiting to be sealed),

@@ -42,6 +42,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod checkpoint;
 pub mod commitlog;
 pub mod config;

@@ -46,7 +46,7 @@ pub const READ_MESSAGES_MAX: usize = 1024;
 /// Bytes one queue read returns at most.
 pub const READ_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-const _: () = assert!((CQ_ENTRY_BYTES * CQ_SEGMENT_ENTRIES) % DIRECT_IO_ALIGN_BYTES == 0);
-const _: () = assert!(COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT % DIRECT_IO_ALIGN_BYTES == 0);
+const _: () = assert!((CQ_ENTRY_BYTES * CQ_SEGMENT_ENTRIES).is_multiple_of(DIRECT_IO_ALIGN_BYTES));
+const _: () = assert!(COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(DISK_MAX_USED_RATIO_DEFAULT < DISK_FORCE_CLEAN_RATIO);
 const _: () = assert!(DISK_FORCE_CLEAN_RATIO < DISK_REFUSE_RATIO_DEFAULT);

@@ -112,16 +112,19 @@ struct Dispatch {
 }
 
 type Listener = Rc<dyn Fn(&str, i32, u64)>;
+type QueueTable = HashMap<(Rc<str>, i32), Rc<ConsumeQueue>>;
+/// A SYNC_FLUSH append waiting for the durable offset to pass `end`; told the flush error if one fails.
+type Waiter = (u64, oneshot::Sender<std::result::Result<(), String>>);
 
 /// See the module docs.
 pub struct Engine {
     config: EngineConfig,
     commitlog: CommitLog,
-    queues: RefCell<HashMap<(Rc<str>, i32), Rc<ConsumeQueue>>>,
+    queues: RefCell<QueueTable>,
     /// Next queue offset to assign, per queue (ahead of the consume queue while records wait to dispatch).
     next_queue_offset: RefCell<HashMap<(Rc<str>, i32), u64>>,
     pending: RefCell<VecDeque<Dispatch>>,
-    waiters: RefCell<VecDeque<(u64, oneshot::Sender<std::result::Result<(), String>>)>>,
+    waiters: RefCell<VecDeque<Waiter>>,
     dispatched: Cell<u64>,
     flush_wanted: Notify,
     flush_done: Notify,
@@ -639,7 +642,8 @@ impl Engine {
             };
             let dir = self.index.borrow().dir().to_owned();
             index::write_sealed(&dir, &path, &bytes).await?;
-            self.index.borrow_mut().sealed_written(path).await?;
+            let sealed = index::Sealed::open(path).await?;
+            self.index.borrow_mut().sealed_written(sealed);
         }
     }
 

@@ -8,6 +8,8 @@
 //! - [`server`]: the name server process on one glommio executor.
 //! - [`transport`]: the glommio connection loop (frames in, handler, frames out), shared with the broker.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod registry;
 pub mod server;
 pub mod transport;

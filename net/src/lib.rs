@@ -33,6 +33,8 @@
 //! assert_eq!(decoded.ext("topic"), Some("orders"));
 //! ```
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod batch;
 pub mod body;
 pub mod codes;

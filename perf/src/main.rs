@@ -258,12 +258,14 @@ fn main() {
             .expect("temporary store");
         let ns_port = free_port_range(3) - 1;
         let listen = free_port_range(4 * cli.shards as u16);
-        let mut c = apogee::BrokerConfig::default();
-        c.store_path_root_dir = dir.path().to_owned();
-        c.shards = cli.shards;
-        c.listen_port = listen;
-        c.namesrv_addr = vec![format!("127.0.0.1:{ns_port}")];
-        c.mapped_file_size_commit_log = 256 * 1024 * 1024;
+        let mut c = apogee::BrokerConfig {
+            store_path_root_dir: dir.path().to_owned(),
+            shards: cli.shards,
+            listen_port: listen,
+            namesrv_addr: vec![format!("127.0.0.1:{ns_port}")],
+            mapped_file_size_commit_log: 256 * 1024 * 1024,
+            ..Default::default()
+        };
         if cli.sync_flush {
             c.set("flushDiskType", "SYNC_FLUSH").expect("a known key");
         }

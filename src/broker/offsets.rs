@@ -58,11 +58,11 @@ pub fn update(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     }
 }
 
-fn topic_queue(req: &RemotingCommand) -> Result<(&str, i32), RemotingCommand> {
+fn topic_queue(req: &RemotingCommand) -> Result<(&str, i32), Box<RemotingCommand>> {
     let e = &req.ext_fields;
     match (required(e, "topic"), required_num::<i32>(e, "queueId")) {
         (Ok(t), Ok(q)) => Ok((t, q)),
-        (Err(x), _) | (_, Err(x)) => Err(bad(req, x)),
+        (Err(x), _) | (_, Err(x)) => Err(Box::new(bad(req, x))),
     }
 }
 
@@ -71,7 +71,7 @@ pub fn max(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
         Ok((t, q)) => req
             .response_to(ResponseCode::Success, None)
             .with_ext("offset", broker.engine.max_offset(t, q)),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -80,14 +80,14 @@ pub fn min(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
         Ok((t, q)) => req
             .response_to(ResponseCode::Success, None)
             .with_ext("offset", broker.engine.min_offset(t, q)),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 pub async fn search_by_time(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let (t, q) = match topic_queue(req) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ts: i64 = match required_num(&req.ext_fields, "timestamp") {
         Ok(ts) => ts,
@@ -104,7 +104,7 @@ pub async fn search_by_time(broker: &Rc<Broker>, req: &RemotingCommand) -> Remot
 pub async fn earliest_time(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let (t, q) = match topic_queue(req) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let min = broker.engine.min_offset(t, q);
     match broker.engine.store_time(t, q, min).await {

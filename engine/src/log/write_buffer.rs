@@ -115,7 +115,7 @@ impl WriteBuffer {
         );
         // At a segment boundary the bytes belong to the next file: they need a chunk of their own unless
         // an empty one already starts here.
-        if self.written % self.segment_size == 0
+        if self.written.is_multiple_of(self.segment_size)
             && self.chunks.back().is_some_and(|c| c.start != self.written)
         {
             self.chunks.push_back(Chunk {
