@@ -4,8 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use apogee_client::consumer::ConsumeFrom;
-use apogee_client::{Message, Producer, ProducerConfig, PullConsumer, PullConsumerConfig};
+use apogee_client::{Message, Producer, ProducerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_sends_survive_broker_sigkill() {
@@ -24,25 +23,13 @@ async fn acked_sends_survive_broker_sigkill() {
         acked.push(format!("d{i}"));
     }
     apogee.restart(false);
-    let mut config = PullConsumerConfig::new(&apogee.namesrv, "after-crash");
-    config.consume_from = ConsumeFrom::FirstOffset;
-    let consumer = PullConsumer::new(config);
+    let consumer = common::pull_consumer(&apogee.namesrv, "after-crash");
     let queues = common::eventually(Duration::from_secs(20), || async {
         consumer.fetch_queues("Durable").await.ok()
     })
     .await
     .unwrap();
     consumer.assign(queues).await.unwrap();
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while got.len() < acked.len() && std::time::Instant::now() < deadline {
-        got.extend(
-            consumer
-                .poll(Duration::from_millis(300))
-                .await
-                .into_iter()
-                .map(|m| String::from_utf8(m.body.to_vec()).unwrap()),
-        );
-    }
+    let got = common::drain(&consumer, acked.len(), Duration::from_secs(20)).await;
     assert_eq!(got, acked);
 }

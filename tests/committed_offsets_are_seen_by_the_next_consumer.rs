@@ -8,20 +8,6 @@ use std::time::Duration;
 use apogee_client::consumer::ConsumeFrom;
 use apogee_client::{Admin, Message, Producer, ProducerConfig, PullConsumer, PullConsumerConfig};
 
-async fn drain(c: &PullConsumer, n: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while out.len() < n && std::time::Instant::now() < deadline {
-        out.extend(
-            c.poll(Duration::from_millis(300))
-                .await
-                .into_iter()
-                .map(|m| String::from_utf8(m.body.to_vec()).unwrap()),
-        );
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_are_seen_by_the_next_consumer() {
     let mut apogee = common::Standalone::start(1, &["-o", "flushDiskType=SYNC_FLUSH"]);
@@ -40,7 +26,7 @@ async fn committed_offsets_are_seen_by_the_next_consumer() {
     config.pull_batch = 10;
     let first = PullConsumer::new(config.clone());
     first.subscribe("Offs", "*").await.unwrap();
-    let got = drain(&first, 10).await;
+    let got = common::drain(&first, 10, Duration::from_secs(20)).await;
     assert!(got.len() >= 10);
     first.commit_sync().await.unwrap();
     let committed = got.len();
@@ -49,7 +35,7 @@ async fn committed_offsets_are_seen_by_the_next_consumer() {
 
     let second = PullConsumer::new(config.clone());
     second.subscribe("Offs", "*").await.unwrap();
-    let rest = drain(&second, 20 - committed).await;
+    let rest = common::drain(&second, 20 - committed, Duration::from_secs(20)).await;
     assert_eq!(
         rest.first().map(String::as_str),
         Some(format!("m{committed}").as_str()),

@@ -11,9 +11,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use apogee_client::consumer::ConsumeFrom;
-use apogee_client::{PullConsumer, PullConsumerConfig};
-
 const PACKAGE: &str = "rocketmq==0.4.4";
 
 fn venv_python() -> PathBuf {
@@ -81,15 +78,9 @@ async fn third_party_client_produces_and_consumes() {
     );
 
     // What the C++ client stored reads back with Apogee's client, tags and keys included.
-    let mut config = PullConsumerConfig::new(&apogee.namesrv, "rust-reader");
-    config.consume_from = ConsumeFrom::FirstOffset;
-    let reader = PullConsumer::new(config);
+    let reader = common::pull_consumer(&apogee.namesrv, "rust-reader");
     reader.subscribe("CppTopic", "CppTag").await.unwrap();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while seen.len() < 5 && std::time::Instant::now() < deadline {
-        seen.extend(reader.poll(Duration::from_millis(300)).await);
-    }
+    let seen = common::drain_messages(&reader, 5, Duration::from_secs(20)).await;
     assert_eq!(seen.len(), 5);
     for m in &seen {
         assert_eq!(m.tags(), Some("CppTag"));

@@ -6,8 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use apogee_client::consumer::ConsumeFrom;
-use apogee_client::{Admin, Message, Producer, ProducerConfig, PullConsumer, PullConsumerConfig};
+use apogee_client::{Admin, Message, Producer, ProducerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_spread_queues() {
@@ -42,16 +41,11 @@ async fn two_shards_spread_queues() {
         "both shards got messages: {per_shard:?}"
     );
 
-    let mut config = PullConsumerConfig::new(&apogee.namesrv, "cg");
-    config.consume_from = ConsumeFrom::FirstOffset;
-    let consumer = PullConsumer::new(config);
+    let consumer = common::pull_consumer(&apogee.namesrv, "cg");
     consumer.subscribe("Spread", "*").await.unwrap();
-    let mut got = BTreeSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while got.len() < 40 && std::time::Instant::now() < deadline {
-        for m in consumer.poll(Duration::from_millis(300)).await {
-            got.insert(String::from_utf8(m.body.to_vec()).unwrap());
-        }
-    }
+    let got: BTreeSet<String> = common::drain(&consumer, 40, Duration::from_secs(20))
+        .await
+        .into_iter()
+        .collect();
     assert_eq!(got.len(), 40);
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apogee_net::body::route::{perm, TopicRouteData};
+use apogee_net::body::route::{perm, QueueData, TopicRouteData};
 use apogee_net::body::{cluster::ClusterInfo, from_json};
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::RemotingCommand;
@@ -163,40 +163,38 @@ pub fn master_addr(route: &TopicRouteData, broker_name: &str) -> Option<String> 
         .map(str::to_owned)
 }
 
-/// Writable queues of a topic, sorted by broker then id.
-pub fn write_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
-    let mut out = Vec::new();
-    for q in &route.queue_datas {
-        if q.perm & perm::WRITE == 0 || master_addr(route, &q.broker_name).is_none() {
-            continue;
-        }
-        for id in 0..q.write_queue_nums {
-            out.push(MessageQueue {
+/// Queues of a topic whose brokers allow `needed` (a perm bit), `count` of each broker's queue data
+/// apiece, sorted by broker then id.
+fn queues_with(
+    topic: &str,
+    route: &TopicRouteData,
+    needed: i32,
+    count: fn(&QueueData) -> i32,
+) -> Vec<MessageQueue> {
+    let mut out: Vec<MessageQueue> = route
+        .queue_datas
+        .iter()
+        .filter(|q| q.perm & needed != 0)
+        .flat_map(|q| {
+            (0..count(q)).map(move |id| MessageQueue {
                 topic: topic.into(),
                 broker_name: q.broker_name.clone(),
                 queue_id: id,
-            });
-        }
-    }
+            })
+        })
+        .collect();
     out.sort();
+    out
+}
+
+/// Writable queues of a topic (on brokers with a master), sorted by broker then id.
+pub fn write_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
+    let mut out = queues_with(topic, route, perm::WRITE, |q| q.write_queue_nums);
+    out.retain(|q| master_addr(route, &q.broker_name).is_some());
     out
 }
 
 /// Readable queues of a topic, sorted by broker then id.
 pub fn read_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
-    let mut out = Vec::new();
-    for q in &route.queue_datas {
-        if q.perm & perm::READ == 0 {
-            continue;
-        }
-        for id in 0..q.read_queue_nums {
-            out.push(MessageQueue {
-                topic: topic.into(),
-                broker_name: q.broker_name.clone(),
-                queue_id: id,
-            });
-        }
-    }
-    out.sort();
-    out
+    queues_with(topic, route, perm::READ, |q| q.read_queue_nums)
 }

@@ -278,3 +278,37 @@ pub async fn create_topic(
     .await
     .unwrap_or_else(|| panic!("topic {topic} never appeared in routes with {want} queues"))
 }
+
+/// Polls `consumer` until `n` messages arrived or `timeout` passed; returns their bodies as text, in order.
+pub async fn drain(
+    consumer: &apogee_client::PullConsumer,
+    n: usize,
+    timeout: Duration,
+) -> Vec<String> {
+    drain_messages(consumer, n, timeout)
+        .await
+        .into_iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).expect("test bodies are text"))
+        .collect()
+}
+
+/// Polls `consumer` until `n` messages arrived or `timeout` passed.
+pub async fn drain_messages(
+    consumer: &apogee_client::PullConsumer,
+    n: usize,
+    timeout: Duration,
+) -> Vec<apogee_client::MessageExt> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.len() < n && Instant::now() < deadline {
+        out.extend(consumer.poll(Duration::from_millis(300)).await);
+    }
+    out
+}
+
+/// A pull consumer of `group` that starts from the first offset when the group has none.
+pub fn pull_consumer(namesrv: &str, group: &str) -> apogee_client::PullConsumer {
+    let mut config = apogee_client::PullConsumerConfig::new(namesrv, group);
+    config.consume_from = apogee_client::consumer::ConsumeFrom::FirstOffset;
+    apogee_client::PullConsumer::new(config)
+}
