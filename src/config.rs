@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     pub file_reserved_time_hours: u64,
     pub delete_when_hour: u32,
     pub disk_max_used_space_ratio: f64,
+    /// Above this disk usage, sends are refused with SERVICE_NOT_AVAILABLE (RocketMQ's
+    /// `diskSpaceWarningLevelRatio`, a system property there, 0.90).
+    pub disk_space_warning_level_ratio: f64,
     pub max_message_size: usize,
     pub auto_create_topic_enable: bool,
     pub default_topic_queue_nums: i32,
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
             file_reserved_time_hours: 72,
             delete_when_hour: 4,
             disk_max_used_space_ratio: 0.75,
+            disk_space_warning_level_ratio: 0.90,
             max_message_size: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
             auto_create_topic_enable: true,
             default_topic_queue_nums: 4,
@@ -176,6 +180,16 @@ impl BrokerConfig {
             "diskMaxUsedSpaceRatio" => {
                 let pct: f64 = parse(key, v)?;
                 self.disk_max_used_space_ratio = pct / 100.0;
+            }
+            "diskSpaceWarningLevelRatio" => {
+                self.disk_space_warning_level_ratio = parse(key, v)?;
+                if !(0.0..=1.0).contains(&self.disk_space_warning_level_ratio) {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "a ratio within 0.0..=1.0".into(),
+                    });
+                }
             }
             "maxMessageSize" => self.max_message_size = parse(key, v)?,
             "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
@@ -287,6 +301,7 @@ impl BrokerConfig {
         c.file_reserved_time_hours = self.file_reserved_time_hours;
         c.delete_when_hour = self.delete_when_hour;
         c.disk_max_used_ratio = self.disk_max_used_space_ratio;
+        c.disk_refuse_ratio = self.disk_space_warning_level_ratio;
         let ip = self
             .broker_ip1
             .parse()

@@ -28,7 +28,11 @@ pub enum EngineError {
     #[error(
         "flush did not complete within {timeout_ms} ms; the message is stored but not yet durable"
     )]
-    FlushTimeout { timeout_ms: u64 },
+    FlushTimeout {
+        timeout_ms: u64,
+        /// Where the messages were stored: they stay, and become durable with a later flush.
+        stored: Vec<crate::store::Appended>,
+    },
     #[error("corrupt {what} at {path}, offset {offset}: {reason}")]
     Corrupt {
         what: &'static str,

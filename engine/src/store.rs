@@ -491,6 +491,7 @@ impl Engine {
                     Either::Left((Err(_), _)) => Err(EngineError::ShuttingDown),
                     Either::Right(_) => Err(EngineError::FlushTimeout {
                         timeout_ms: self.config.sync_flush_timeout_ms,
+                        stored: out,
                     }),
                 }
             }

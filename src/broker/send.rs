@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use apogee_engine::Message;
+use apogee_engine::{EngineError, Message};
 use apogee_nameserver::transport::Conn;
 use apogee_net::body::route::perm;
 use apogee_net::body::topic_config::TopicConfig;
@@ -113,24 +113,45 @@ pub async fn handle(
         });
     }
     match broker.engine.append(&messages).await {
-        Ok(stored) => {
-            let msg_id = stored
-                .iter()
-                .map(|a| a.msg_id.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            let resp = SendMessageResponse {
-                msg_id,
-                queue_id: header.queue_id,
-                queue_offset: stored[0].queue_offset as i64,
-                transaction_id: None,
+        Ok(stored) => send_response(req, ResponseCode::Success, None, header.queue_id, &stored),
+        // Stored but not yet durable: RocketMQ answers FLUSH_DISK_TIMEOUT with the full send header.
+        Err(e @ EngineError::FlushTimeout { .. }) => {
+            let EngineError::FlushTimeout { stored, .. } = &e else {
+                unreachable!("matched above")
             };
-            let mut r = req.response_to(ResponseCode::Success, None);
-            r.ext_fields = resp.to_ext();
-            r
+            send_response(
+                req,
+                ResponseCode::FlushDiskTimeout,
+                Some(e.to_string()),
+                header.queue_id,
+                stored,
+            )
         }
         Err(e) => engine_error(req, &e),
     }
+}
+
+fn send_response(
+    req: &RemotingCommand,
+    code: ResponseCode,
+    remark: Option<String>,
+    queue_id: i32,
+    stored: &[apogee_engine::Appended],
+) -> RemotingCommand {
+    let msg_id = stored
+        .iter()
+        .map(|a| a.msg_id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let resp = SendMessageResponse {
+        msg_id,
+        queue_id,
+        queue_offset: stored.first().map_or(0, |a| a.queue_offset as i64),
+        transaction_id: None,
+    };
+    let mut r = req.response_to(code, remark);
+    r.ext_fields = resp.to_ext();
+    r
 }
 
 /// The topic a send goes to, created from the default topic when auto-creation allows it.
