@@ -7,6 +7,7 @@ use apogee_net::body::cluster::ClusterInfo;
 use apogee_net::body::from_json;
 use apogee_net::body::topic_config::TopicList;
 use apogee_net::codes::RequestCode;
+use apogee_net::headers::{CreateTopicRequest, QueryMessageRequest, ViewMessageRequest};
 use apogee_net::{msgid, record, RemotingCommand};
 
 use crate::consumer::{query_offset, queue_offset};
@@ -85,15 +86,18 @@ impl Admin {
         topic: &str,
         queues: i32,
     ) -> Result<(), ClientError> {
+        let header = CreateTopicRequest {
+            topic: topic.into(),
+            default_topic: Some(apogee_net::topic::DEFAULT_TOPIC.into()),
+            read_queue_nums: Some(queues),
+            write_queue_nums: Some(queues),
+            perm: Some(6),
+            topic_filter_type: Some("SINGLE_TAG".into()),
+            topic_sys_flag: Some(0),
+            order: false,
+        };
         let req = RemotingCommand::request(RequestCode::UpdateAndCreateTopic as i32, 0)
-            .with_ext("topic", topic)
-            .with_ext("defaultTopic", apogee_net::topic::DEFAULT_TOPIC)
-            .with_ext("readQueueNums", queues)
-            .with_ext("writeQueueNums", queues)
-            .with_ext("perm", 6)
-            .with_ext("topicFilterType", "SINGLE_TAG")
-            .with_ext("topicSysFlag", 0)
-            .with_ext("order", false);
+            .with_ext_fields(header.to_ext());
         self.routes
             .remoting()
             .invoke_ok(broker_addr, req, ADMIN_TIMEOUT)
@@ -157,12 +161,15 @@ impl Admin {
             let Some(addr) = b.master_addr() else {
                 continue;
             };
+            let header = QueryMessageRequest {
+                topic: topic.into(),
+                key: key.into(),
+                max_num: max,
+                begin_timestamp: Some(begin_ms),
+                end_timestamp: Some(end_ms),
+            };
             let req = RemotingCommand::request(RequestCode::QueryMessage as i32, 0)
-                .with_ext("topic", topic)
-                .with_ext("key", key)
-                .with_ext("maxNum", max)
-                .with_ext("beginTimestamp", begin_ms)
-                .with_ext("endTimestamp", end_ms);
+                .with_ext_fields(header.to_ext());
             let resp = self
                 .routes
                 .remoting()
@@ -196,7 +203,7 @@ impl Admin {
             msgid::decode(offset_msg_id).map_err(|e| ClientError::BadMessage(e.to_string()))?;
         let addr = addr.to_string();
         let req = RemotingCommand::request(RequestCode::ViewMessageById as i32, 0)
-            .with_ext("offset", offset);
+            .with_ext_fields(ViewMessageRequest { offset }.to_ext());
         let r = self
             .routes
             .remoting()

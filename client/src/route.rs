@@ -99,7 +99,12 @@ impl Routes {
     /// Fetches a topic's route now.
     pub async fn refresh(&self, topic: &str) -> Result<Arc<TopicRouteData>, ClientError> {
         let req = RemotingCommand::request(RequestCode::GetRouteInfoByTopic as i32, 0)
-            .with_ext("topic", topic);
+            .with_ext_fields(
+                apogee_net::headers::RouteRequest {
+                    topic: topic.into(),
+                }
+                .to_ext(),
+            );
         let r = self.ask(req).await?;
         if r.code == ResponseCode::TopicNotExist as i32 {
             lock(&self.cache).remove(topic);

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apogee_net::body::topic_config::{RegisterBrokerBody, TopicConfigSerializeWrapper, TopicList};
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::{RequestCode, ResponseCode};
-use apogee_net::headers::{required, RegisterBrokerRequest};
+use apogee_net::headers::{
+    RegisterBrokerRequest, RegisterBrokerResponse, RouteRequest, UnregisterBrokerRequest,
+};
 use apogee_net::RemotingCommand;
 use glommio::net::TcpListener;
 use tracing::{info, warn};
@@ -77,22 +79,28 @@ impl NameServer {
                         .registry
                         .borrow_mut()
                         .register(&header, &topics, now_ms());
-                    req.response_to(ResponseCode::Success, None)
-                        .with_ext("haServerAddr", "")
-                        .with_ext("masterAddr", r.master_addr)
+                    let mut resp = req.response_to(ResponseCode::Success, None);
+                    resp.ext_fields = RegisterBrokerResponse {
+                        ha_server_addr: Some(String::new()),
+                        master_addr: Some(r.master_addr),
+                    }
+                    .to_ext();
+                    resp
                 }
             },
-            RequestCode::UnregisterBroker => match required(&req.ext_fields, "brokerAddr") {
-                Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
-                Ok(addr) => {
-                    self.registry.borrow_mut().unregister(addr);
-                    info!(broker = addr, "broker unregistered");
-                    req.response_to(ResponseCode::Success, None)
+            RequestCode::UnregisterBroker => {
+                match UnregisterBrokerRequest::from_ext(&req.ext_fields) {
+                    Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
+                    Ok(h) => {
+                        self.registry.borrow_mut().unregister(&h.broker_addr);
+                        info!(broker = %h.broker_addr, "broker unregistered");
+                        req.response_to(ResponseCode::Success, None)
+                    }
                 }
-            },
-            RequestCode::GetRouteInfoByTopic => match required(&req.ext_fields, "topic") {
+            }
+            RequestCode::GetRouteInfoByTopic => match RouteRequest::from_ext(&req.ext_fields) {
                 Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
-                Ok(topic) => match self.registry.borrow().route(topic) {
+                Ok(RouteRequest { topic }) => match self.registry.borrow().route(&topic) {
                     Some(route) => req
                         .response_to(ResponseCode::Success, None)
                         .with_body(to_json(&route)),

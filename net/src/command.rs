@@ -74,6 +74,12 @@ impl RemotingCommand {
         self
     }
 
+    /// Sets every header field at once, from a typed header's `to_ext()`.
+    pub fn with_ext_fields(mut self, ext: ExtFields) -> Self {
+        self.ext_fields = ext;
+        self
+    }
+
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
         self

@@ -350,3 +350,186 @@ mod tests {
         ));
     }
 }
+
+/// A header field's type: how it is read from and written to `extFields`. Plain types are required;
+/// `Option`s and `bool` (false when absent) are optional.
+pub trait Field: Sized {
+    fn read(ext: &ExtFields, key: &'static str) -> Result<Self>;
+    fn write(&self, ext: &mut ExtFields, key: &str);
+}
+
+macro_rules! required_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            fn read(ext: &ExtFields, key: &'static str) -> Result<Self> {
+                required_num(ext, key)
+            }
+            fn write(&self, ext: &mut ExtFields, key: &str) {
+                ext.insert(key.to_owned(), self.to_string());
+            }
+        }
+        impl Field for Option<$t> {
+            fn read(ext: &ExtFields, key: &'static str) -> Result<Self> {
+                optional_num(ext, key)
+            }
+            fn write(&self, ext: &mut ExtFields, key: &str) {
+                if let Some(v) = self {
+                    ext.insert(key.to_owned(), v.to_string());
+                }
+            }
+        }
+    )*};
+}
+required_field!(i32, i64, u64);
+
+impl Field for String {
+    fn read(ext: &ExtFields, key: &'static str) -> Result<Self> {
+        required(ext, key).map(str::to_owned)
+    }
+    fn write(&self, ext: &mut ExtFields, key: &str) {
+        ext.insert(key.to_owned(), self.clone());
+    }
+}
+
+impl Field for Option<String> {
+    fn read(ext: &ExtFields, key: &'static str) -> Result<Self> {
+        Ok(ext.get(key).cloned())
+    }
+    fn write(&self, ext: &mut ExtFields, key: &str) {
+        if let Some(v) = self {
+            ext.insert(key.to_owned(), v.clone());
+        }
+    }
+}
+
+impl Field for bool {
+    fn read(ext: &ExtFields, key: &'static str) -> Result<Self> {
+        Ok(optional_bool(ext, key))
+    }
+    fn write(&self, ext: &mut ExtFields, key: &str) {
+        ext.insert(key.to_owned(), self.to_string());
+    }
+}
+
+/// Declares a typed header: its fields, each with its `extFields` key, and `from_ext`/`to_ext`.
+macro_rules! ext_header {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty = $key:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name { $($(#[$fm])* pub $field: $ty),* }
+        impl $name {
+            pub fn from_ext(ext: &ExtFields) -> Result<Self> {
+                Ok(Self { $($field: Field::read(ext, $key)?),* })
+            }
+            pub fn to_ext(&self) -> ExtFields {
+                let mut ext = ExtFields::new();
+                $(Field::write(&self.$field, &mut ext, $key);)*
+                ext
+            }
+        }
+    };
+}
+
+ext_header! {
+    /// QUERY_CONSUMER_OFFSET request.
+    QueryConsumerOffsetRequest { consumer_group: String = "consumerGroup", topic: String = "topic", queue_id: i32 = "queueId" }
+}
+ext_header! {
+    /// UPDATE_CONSUMER_OFFSET request.
+    UpdateConsumerOffsetRequest {
+        consumer_group: String = "consumerGroup", topic: String = "topic", queue_id: i32 = "queueId", commit_offset: i64 = "commitOffset",
+    }
+}
+ext_header! {
+    /// GET_MAX_OFFSET, GET_MIN_OFFSET and GET_EARLIEST_MSG_STORETIME request.
+    QueueRequest { topic: String = "topic", queue_id: i32 = "queueId" }
+}
+ext_header! {
+    /// SEARCH_OFFSET_BY_TIMESTAMP request.
+    SearchOffsetRequest { topic: String = "topic", queue_id: i32 = "queueId", timestamp: i64 = "timestamp" }
+}
+ext_header! {
+    /// Answer carrying an offset (QUERY_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP).
+    OffsetResponse { offset: i64 = "offset" }
+}
+ext_header! {
+    /// GET_EARLIEST_MSG_STORETIME answer.
+    StoreTimeResponse { timestamp: i64 = "timestamp" }
+}
+ext_header! {
+    /// VIEW_MESSAGE_BY_ID request: the commit log offset from the offset message id.
+    ViewMessageRequest { offset: u64 = "offset" }
+}
+ext_header! {
+    /// QUERY_MESSAGE request.
+    QueryMessageRequest {
+        topic: String = "topic", key: String = "key", max_num: i32 = "maxNum",
+        begin_timestamp: Option<i64> = "beginTimestamp", end_timestamp: Option<i64> = "endTimestamp",
+    }
+}
+ext_header! {
+    /// QUERY_MESSAGE answer.
+    QueryMessageResponse { index_last_update_timestamp: i64 = "indexLastUpdateTimestamp", index_last_update_phyoffset: i64 = "indexLastUpdatePhyoffset" }
+}
+ext_header! {
+    /// UNREGISTER_CLIENT request.
+    UnregisterClientRequest {
+        client_id: String = "clientID", producer_group: Option<String> = "producerGroup", consumer_group: Option<String> = "consumerGroup",
+    }
+}
+ext_header! {
+    /// GET_CONSUMER_LIST_BY_GROUP request and NOTIFY_CONSUMER_IDS_CHANGED (broker → consumer).
+    ConsumerGroupRequest { consumer_group: String = "consumerGroup" }
+}
+ext_header! {
+    /// UPDATE_AND_CREATE_TOPIC request.
+    CreateTopicRequest {
+        topic: String = "topic", default_topic: Option<String> = "defaultTopic", read_queue_nums: Option<i32> = "readQueueNums",
+        write_queue_nums: Option<i32> = "writeQueueNums", perm: Option<i32> = "perm", topic_filter_type: Option<String> = "topicFilterType",
+        topic_sys_flag: Option<i32> = "topicSysFlag", order: bool = "order",
+    }
+}
+ext_header! {
+    /// GET_ROUTEINFO_BY_TOPIC request.
+    RouteRequest { topic: String = "topic" }
+}
+ext_header! {
+    /// UNREGISTER_BROKER request.
+    UnregisterBrokerRequest { broker_name: String = "brokerName", broker_addr: String = "brokerAddr", cluster_name: String = "clusterName", broker_id: i64 = "brokerId" }
+}
+ext_header! {
+    /// REGISTER_BROKER answer.
+    RegisterBrokerResponse { ha_server_addr: Option<String> = "haServerAddr", master_addr: Option<String> = "masterAddr" }
+}
+
+#[cfg(test)]
+mod typed_header_tests {
+    use super::*;
+
+    #[test]
+    fn typed_headers_round_trip_and_name_missing_fields() {
+        let q = QueryMessageRequest {
+            topic: "T".into(),
+            key: "k".into(),
+            max_num: 3,
+            begin_timestamp: Some(1),
+            end_timestamp: None,
+        };
+        let ext = q.to_ext();
+        assert_eq!(ext.get("maxNum").map(String::as_str), Some("3"));
+        assert!(!ext.contains_key("endTimestamp"));
+        assert_eq!(QueryMessageRequest::from_ext(&ext).unwrap(), q);
+        let mut partial = ExtFields::new();
+        partial.insert("topic".into(), "T".into());
+        assert_eq!(
+            QueueRequest::from_ext(&partial),
+            Err(ProtocolError::MissingField("queueId"))
+        );
+        let t = CreateTopicRequest {
+            topic: "T".into(),
+            order: true,
+            ..Default::default()
+        };
+        assert_eq!(CreateTopicRequest::from_ext(&t.to_ext()).unwrap(), t);
+    }
+}

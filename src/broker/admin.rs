@@ -6,7 +6,9 @@ use apogee_net::body::route::perm;
 use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::ResponseCode;
-use apogee_net::headers::{optional_num, required, required_num};
+use apogee_net::headers::{
+    CreateTopicRequest, QueryMessageRequest, QueryMessageResponse, ViewMessageRequest,
+};
 use apogee_net::RemotingCommand;
 use tracing::info;
 
@@ -14,25 +16,18 @@ use super::topics::{SubscriptionGroupConfig, TOPIC_QUEUES_MAX};
 use super::{engine_error, Broker};
 
 pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let e = &req.ext_fields;
-    let topic = match required(e, "topic") {
-        Ok(t) => t,
-        Err(x) => return req.error_to(ResponseCode::SystemError, x.to_string()),
+    let h = match CreateTopicRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
-    if let Err(reason) = apogee_net::topic::validate(topic) {
+    if let Err(reason) = apogee_net::topic::validate(&h.topic) {
         return req.error_to(ResponseCode::SystemError, reason);
     }
-    let num = |k: &'static str, d: i32| optional_num::<i32>(e, k).map(|v| v.unwrap_or(d));
-    let (read, write, p) = match (
-        num("readQueueNums", 8),
-        num("writeQueueNums", 8),
-        num("perm", perm::READ_WRITE),
-    ) {
-        (Ok(r), Ok(w), Ok(p)) => (r, w, p),
-        (Err(x), ..) | (_, Err(x), _) | (.., Err(x)) => {
-            return req.error_to(ResponseCode::SystemError, x.to_string())
-        }
-    };
+    let (read, write, p) = (
+        h.read_queue_nums.unwrap_or(8),
+        h.write_queue_nums.unwrap_or(8),
+        h.perm.unwrap_or(perm::READ_WRITE),
+    );
     for (k, v) in [("readQueueNums", read), ("writeQueueNums", write)] {
         if !(1..=TOPIC_QUEUES_MAX).contains(&v) {
             return req.error_to(
@@ -41,24 +36,17 @@ pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             );
         }
     }
-    let mut config = TopicConfig::new(topic, write, p);
+    let mut config = TopicConfig::new(&h.topic, write, p);
     config.read_queue_nums = read;
-    config.order = e.get("order").is_some_and(|o| o == "true");
-    config.topic_sys_flag = optional_num(e, "topicSysFlag").ok().flatten().unwrap_or(0);
-    if let Some(f) = e.get("topicFilterType") {
-        config.topic_filter_type = f.clone();
+    config.order = h.order;
+    config.topic_sys_flag = h.topic_sys_flag.unwrap_or(0);
+    if let Some(f) = h.topic_filter_type {
+        config.topic_filter_type = f;
     }
     if let Err(err) = broker.topics.borrow_mut().upsert(config) {
         return engine_error(req, &err);
     }
-    info!(
-        shard = broker.shard,
-        topic,
-        read,
-        write,
-        perm = p,
-        "topic created or updated"
-    );
+    info!(shard = broker.shard, topic = %h.topic, read, write, perm = p, "topic created or updated");
     broker.register_now.notify();
     req.response_to(ResponseCode::Success, None)
 }
@@ -86,23 +74,17 @@ pub fn create_group(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
 
 /// QUERY_MESSAGE: messages of a topic by key (a KEYS token or the UNIQ_KEY) within a time range.
 pub async fn query_message(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let e = &req.ext_fields;
-    let parsed = (
-        required(e, "topic"),
-        required(e, "key"),
-        required_num::<i32>(e, "maxNum"),
-        optional_num::<i64>(e, "beginTimestamp"),
-        optional_num::<i64>(e, "endTimestamp"),
-    );
-    let (topic, key, max, begin, end) = match parsed {
-        (Ok(t), Ok(k), Ok(m), Ok(b), Ok(en)) => (t, k, m, b.unwrap_or(0), en.unwrap_or(i64::MAX)),
-        (Err(x), ..) | (_, Err(x), ..) | (_, _, Err(x), ..) | (.., Err(x), _) | (.., Err(x)) => {
-            return req.error_to(ResponseCode::SystemError, x.to_string())
-        }
+    let h = match QueryMessageRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
+    let (begin, end) = (
+        h.begin_timestamp.unwrap_or(0),
+        h.end_timestamp.unwrap_or(i64::MAX),
+    );
     match broker
         .engine
-        .query_by_key(topic, key, max.max(1) as usize, begin, end)
+        .query_by_key(&h.topic, &h.key, h.max_num.max(1) as usize, begin, end)
         .await
     {
         Ok(found) if found.is_empty() => req.error_to(
@@ -112,18 +94,21 @@ pub async fn query_message(broker: &Rc<Broker>, req: &RemotingCommand) -> Remoti
         Ok(found) => {
             let (offset, time) = broker.engine.index_progress();
             let body: Vec<u8> = found.iter().flat_map(|b| b.iter().copied()).collect();
-            req.response_to(ResponseCode::Success, None)
-                .with_ext("indexLastUpdateTimestamp", time)
-                .with_ext("indexLastUpdatePhyoffset", offset)
-                .with_body(body)
+            let mut r = req.response_to(ResponseCode::Success, None).with_body(body);
+            r.ext_fields = QueryMessageResponse {
+                index_last_update_timestamp: time,
+                index_last_update_phyoffset: offset as i64,
+            }
+            .to_ext();
+            r
         }
         Err(err) => engine_error(req, &err),
     }
 }
 
 pub async fn view_by_id(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let offset: u64 = match required_num(&req.ext_fields, "offset") {
-        Ok(o) => o,
+    let offset = match ViewMessageRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h.offset,
         Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
     match broker.engine.read_record(offset).await {

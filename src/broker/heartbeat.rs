@@ -8,7 +8,7 @@ use apogee_net::body::route::perm;
 use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::ResponseCode;
-use apogee_net::headers::required;
+use apogee_net::headers::{ConsumerGroupRequest, UnregisterClientRequest};
 use apogee_net::RemotingCommand;
 
 use super::topics::{SubscriptionGroupConfig, RETRY_TOPIC_QUEUES};
@@ -68,13 +68,14 @@ pub fn heartbeat(broker: &Rc<Broker>, conn: &Rc<Conn>, req: &RemotingCommand) ->
 }
 
 pub fn unregister(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let Ok(client_id) = required(&req.ext_fields, "clientID") else {
-        return req.error_to(ResponseCode::SystemError, "missing header field `clientID`");
+    let h = match UnregisterClientRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
     let changed = broker.clients.borrow_mut().unregister(
-        client_id,
-        req.ext("producerGroup"),
-        req.ext("consumerGroup"),
+        &h.client_id,
+        h.producer_group.as_deref(),
+        h.consumer_group.as_deref(),
     );
     for g in changed {
         broker.notify_group_changed(&g);
@@ -83,13 +84,11 @@ pub fn unregister(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand
 }
 
 pub fn consumer_list(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let Ok(group) = required(&req.ext_fields, "consumerGroup") else {
-        return req.error_to(
-            ResponseCode::SystemError,
-            "missing header field `consumerGroup`",
-        );
+    let group = match ConsumerGroupRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h.consumer_group,
+        Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
-    let ids = broker.clients.borrow().consumer_ids(group);
+    let ids = broker.clients.borrow().consumer_ids(&group);
     if ids.is_empty() {
         return req.error_to(
             ResponseCode::SystemError,

@@ -4,7 +4,10 @@
 use std::rc::Rc;
 
 use apogee_net::codes::ResponseCode;
-use apogee_net::headers::{required, required_num};
+use apogee_net::headers::{
+    OffsetResponse, QueryConsumerOffsetRequest, QueueRequest, SearchOffsetRequest,
+    StoreTimeResponse, UpdateConsumerOffsetRequest,
+};
 use apogee_net::RemotingCommand;
 
 use super::{engine_error, Broker};
@@ -16,25 +19,25 @@ fn bad(req: &RemotingCommand, e: impl std::fmt::Display) -> RemotingCommand {
     )
 }
 
+fn with_offset(req: &RemotingCommand, offset: i64) -> RemotingCommand {
+    let mut r = req.response_to(ResponseCode::Success, None);
+    r.ext_fields = OffsetResponse { offset }.to_ext();
+    r
+}
+
 pub fn query(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let e = &req.ext_fields;
-    let (group, topic, qid) = match (
-        required(e, "consumerGroup"),
-        required(e, "topic"),
-        required_num::<i32>(e, "queueId"),
-    ) {
-        (Ok(g), Ok(t), Ok(q)) => (g, t, q),
-        (Err(x), _, _) | (_, Err(x), _) | (_, _, Err(x)) => return bad(req, x),
+    let h = match QueryConsumerOffsetRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return bad(req, e),
     };
-    match broker.engine.query_offset(topic, group, qid) {
-        Some(o) => req
-            .response_to(ResponseCode::Success, None)
-            .with_ext("offset", o),
+    match broker
+        .engine
+        .query_offset(&h.topic, &h.consumer_group, h.queue_id)
+    {
+        Some(o) => with_offset(req, o),
         // RocketMQ answers 0 for a group that never committed while the queue still starts at 0, so a new
         // group sees every message of a new topic.
-        None if broker.engine.min_offset(topic, qid) == 0 => req
-            .response_to(ResponseCode::Success, None)
-            .with_ext("offset", 0),
+        None if broker.engine.min_offset(&h.topic, h.queue_id) == 0 => with_offset(req, 0),
         None => req.error_to(
             ResponseCode::QueryNotFound,
             "Not found, maybe this group consumer boot first",
@@ -43,77 +46,61 @@ pub fn query(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
 }
 
 pub fn update(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let e = &req.ext_fields;
-    match (
-        required(e, "consumerGroup"),
-        required(e, "topic"),
-        required_num::<i32>(e, "queueId"),
-        required_num::<i64>(e, "commitOffset"),
-    ) {
-        (Ok(g), Ok(t), Ok(q), Ok(o)) => {
-            broker.engine.commit_offset(t, g, q, o);
+    match UpdateConsumerOffsetRequest::from_ext(&req.ext_fields) {
+        Ok(h) => {
+            broker
+                .engine
+                .commit_offset(&h.topic, &h.consumer_group, h.queue_id, h.commit_offset);
             req.response_to(ResponseCode::Success, None)
         }
-        (Err(x), ..) | (_, Err(x), ..) | (_, _, Err(x), _) | (.., Err(x)) => bad(req, x),
-    }
-}
-
-fn topic_queue(req: &RemotingCommand) -> Result<(&str, i32), Box<RemotingCommand>> {
-    let e = &req.ext_fields;
-    match (required(e, "topic"), required_num::<i32>(e, "queueId")) {
-        (Ok(t), Ok(q)) => Ok((t, q)),
-        (Err(x), _) | (_, Err(x)) => Err(Box::new(bad(req, x))),
+        Err(e) => bad(req, e),
     }
 }
 
 pub fn max(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    match topic_queue(req) {
-        Ok((t, q)) => req
-            .response_to(ResponseCode::Success, None)
-            .with_ext("offset", broker.engine.max_offset(t, q)),
-        Err(r) => *r,
+    match QueueRequest::from_ext(&req.ext_fields) {
+        Ok(h) => with_offset(req, broker.engine.max_offset(&h.topic, h.queue_id) as i64),
+        Err(e) => bad(req, e),
     }
 }
 
 pub fn min(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    match topic_queue(req) {
-        Ok((t, q)) => req
-            .response_to(ResponseCode::Success, None)
-            .with_ext("offset", broker.engine.min_offset(t, q)),
-        Err(r) => *r,
+    match QueueRequest::from_ext(&req.ext_fields) {
+        Ok(h) => with_offset(req, broker.engine.min_offset(&h.topic, h.queue_id) as i64),
+        Err(e) => bad(req, e),
     }
 }
 
 pub async fn search_by_time(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let (t, q) = match topic_queue(req) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let ts: i64 = match required_num(&req.ext_fields, "timestamp") {
-        Ok(ts) => ts,
+    let h = match SearchOffsetRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
         Err(e) => return bad(req, e),
     };
-    match broker.engine.search_offset_by_time(t, q, ts).await {
-        Ok(o) => req
-            .response_to(ResponseCode::Success, None)
-            .with_ext("offset", o),
+    match broker
+        .engine
+        .search_offset_by_time(&h.topic, h.queue_id, h.timestamp)
+        .await
+    {
+        Ok(o) => with_offset(req, o as i64),
         Err(e) => engine_error(req, &e),
     }
 }
 
 pub async fn earliest_time(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let (t, q) = match topic_queue(req) {
-        Ok(x) => x,
-        Err(r) => return *r,
+    let h = match QueueRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return bad(req, e),
     };
-    let min = broker.engine.min_offset(t, q);
-    match broker.engine.store_time(t, q, min).await {
-        Ok(Some(ts)) => req
-            .response_to(ResponseCode::Success, None)
-            .with_ext("timestamp", ts),
+    let min = broker.engine.min_offset(&h.topic, h.queue_id);
+    match broker.engine.store_time(&h.topic, h.queue_id, min).await {
+        Ok(Some(timestamp)) => {
+            let mut r = req.response_to(ResponseCode::Success, None);
+            r.ext_fields = StoreTimeResponse { timestamp }.to_ext();
+            r
+        }
         Ok(None) => req.error_to(
             ResponseCode::SystemError,
-            format!("the queue {t}@{q} has no message"),
+            format!("the queue {}@{} has no message", h.topic, h.queue_id),
         ),
         Err(e) => engine_error(req, &e),
     }

@@ -11,7 +11,7 @@ use apogee_nameserver::transport::StopSignal;
 use apogee_net::body::to_json;
 use apogee_net::body::topic_config::RegisterBrokerBody;
 use apogee_net::codes::{RequestCode, ResponseCode};
-use apogee_net::headers::RegisterBrokerRequest;
+use apogee_net::headers::{RegisterBrokerRequest, UnregisterBrokerRequest};
 use apogee_net::{frame, RemotingCommand};
 use bytes::BytesMut;
 use futures::future::{join_all, select, Either};
@@ -101,13 +101,15 @@ pub async fn register_all(broker: &Rc<Broker>) -> usize {
 }
 
 pub async fn unregister_all(broker: &Rc<Broker>) {
-    let mut req = RemotingCommand::request(RequestCode::UnregisterBroker as i32, 2);
     let h = header(broker);
-    req = req
-        .with_ext("brokerName", &h.broker_name)
-        .with_ext("brokerAddr", &h.broker_addr)
-        .with_ext("clusterName", &h.cluster_name)
-        .with_ext("brokerId", h.broker_id);
+    let mut req = RemotingCommand::request(RequestCode::UnregisterBroker as i32, 2);
+    req.ext_fields = UnregisterBrokerRequest {
+        broker_name: h.broker_name,
+        broker_addr: h.broker_addr,
+        cluster_name: h.cluster_name,
+        broker_id: h.broker_id,
+    }
+    .to_ext();
     let calls = broker.config.namesrv_addr.iter().map(|ns| {
         let req = req.clone();
         async move { (ns, call(ns, &req).await) }

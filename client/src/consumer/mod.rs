@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use apogee_net::body::heartbeat::{ConsumerData, HeartbeatData, SubscriptionData};
 use apogee_net::codes::{RequestCode, ResponseCode};
-use apogee_net::headers::{pull_flag, PullMessageRequest, PullMessageResponse};
+use apogee_net::headers::{
+    pull_flag, OffsetResponse, PullMessageRequest, PullMessageResponse, QueryConsumerOffsetRequest,
+    QueueRequest, UpdateConsumerOffsetRequest,
+};
 use apogee_net::{record, RemotingCommand};
 
 use crate::error::ClientError;
@@ -162,16 +165,21 @@ pub async fn query_offset(
     mq: &MessageQueue,
 ) -> Result<Option<i64>, ClientError> {
     let addr = addr_of(routes, mq).await?;
+    let header = QueryConsumerOffsetRequest {
+        consumer_group: group.into(),
+        topic: mq.topic.clone(),
+        queue_id: mq.queue_id,
+    };
     let req = RemotingCommand::request(RequestCode::QueryConsumerOffset as i32, 0)
-        .with_ext("consumerGroup", group)
-        .with_ext("topic", &mq.topic)
-        .with_ext("queueId", mq.queue_id);
+        .with_ext_fields(header.to_ext());
     let r = routes
         .remoting()
         .invoke(&addr, req, Duration::from_secs(3))
         .await?;
     match ResponseCode::from_i32(r.code) {
-        Some(ResponseCode::Success) => Ok(r.ext("offset").and_then(|o| o.parse().ok())),
+        Some(ResponseCode::Success) => OffsetResponse::from_ext(&r.ext_fields)
+            .map(|h| Some(h.offset))
+            .map_err(|e| ClientError::Protocol { addr, source: e }),
         Some(ResponseCode::QueryNotFound) => Ok(None),
         _ => Err(ClientError::Broker {
             addr,
@@ -188,11 +196,14 @@ pub async fn commit_offset(
     offset: i64,
 ) -> Result<(), ClientError> {
     let addr = addr_of(routes, mq).await?;
+    let header = UpdateConsumerOffsetRequest {
+        consumer_group: group.into(),
+        topic: mq.topic.clone(),
+        queue_id: mq.queue_id,
+        commit_offset: offset,
+    };
     let req = RemotingCommand::request(RequestCode::UpdateConsumerOffset as i32, 0)
-        .with_ext("consumerGroup", group)
-        .with_ext("topic", &mq.topic)
-        .with_ext("queueId", mq.queue_id)
-        .with_ext("commitOffset", offset);
+        .with_ext_fields(header.to_ext());
     routes
         .remoting()
         .invoke_ok(&addr, req, Duration::from_secs(3))
@@ -212,20 +223,20 @@ pub async fn queue_offset(
     } else {
         RequestCode::GetMinOffset
     };
-    let req = RemotingCommand::request(code as i32, 0)
-        .with_ext("topic", &mq.topic)
-        .with_ext("queueId", mq.queue_id);
+    let req = RemotingCommand::request(code as i32, 0).with_ext_fields(
+        QueueRequest {
+            topic: mq.topic.clone(),
+            queue_id: mq.queue_id,
+        }
+        .to_ext(),
+    );
     let r = routes
         .remoting()
         .invoke_ok(&addr, req, Duration::from_secs(3))
         .await?;
-    r.ext("offset")
-        .and_then(|o| o.parse().ok())
-        .ok_or_else(|| ClientError::Broker {
-            addr,
-            code: r.code,
-            remark: "answer without an offset".into(),
-        })
+    OffsetResponse::from_ext(&r.ext_fields)
+        .map(|h| h.offset)
+        .map_err(|e| ClientError::Protocol { addr, source: e })
 }
 
 /// Where to start a queue that has no committed offset.

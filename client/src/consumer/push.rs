@@ -20,6 +20,7 @@ use std::time::Duration;
 use apogee_net::body::heartbeat::ConsumerListBody;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::RequestCode;
+use apogee_net::headers::{ConsumerGroupRequest, UnregisterClientRequest};
 use apogee_net::RemotingCommand;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -270,9 +271,13 @@ impl Inner {
 
     async fn unregister(&self) {
         for addr in self.brokers().await {
+            let header = UnregisterClientRequest {
+                client_id: self.client_id.clone(),
+                producer_group: None,
+                consumer_group: Some(self.config.group.clone()),
+            };
             let req = RemotingCommand::request(RequestCode::UnregisterClient as i32, 0)
-                .with_ext("clientID", &self.client_id)
-                .with_ext("consumerGroup", &self.config.group);
+                .with_ext_fields(header.to_ext());
             let _ = self
                 .routes
                 .remoting()
@@ -288,8 +293,11 @@ impl Inner {
             .iter()
             .find_map(|b| b.master_addr())?
             .to_owned();
+        let header = ConsumerGroupRequest {
+            consumer_group: self.config.group.clone(),
+        };
         let req = RemotingCommand::request(RequestCode::GetConsumerListByGroup as i32, 0)
-            .with_ext("consumerGroup", &self.config.group);
+            .with_ext_fields(header.to_ext());
         let resp = self
             .routes
             .remoting()
