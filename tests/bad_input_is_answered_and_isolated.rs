@@ -83,24 +83,7 @@ async fn bad_input_is_answered_and_isolated() {
         broker_name: "broker-a-0".into(),
         queue_id: 0,
     };
-    let mut req = RemotingCommand::request(apogee_net::codes::RequestCode::SendMessageV2 as i32, 0)
-        .with_body(&b"x"[..]);
-    for (k, v) in [
-        ("a", "pg"),
-        ("b", queue.topic.as_str()),
-        ("c", "TBW102"),
-        ("d", "4"),
-        ("e", "0"),
-        ("f", "0"),
-        ("g", "0"),
-        ("h", "0"),
-        ("i", ""),
-        ("j", "0"),
-        ("k", "false"),
-        ("m", "false"),
-    ] {
-        req.ext_fields.insert(k.into(), v.into());
-    }
+    let req = common::raw_send_v2(&queue.topic, b"x");
     let bad_topic = remoting
         .invoke(&addr, req, Duration::from_secs(5))
         .await

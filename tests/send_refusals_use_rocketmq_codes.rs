@@ -5,29 +5,11 @@ mod common;
 
 use apogee_client::remoting::Remoting;
 use apogee_client::{Message, Producer, ProducerConfig};
-use apogee_net::codes::{RequestCode, ResponseCode};
+use apogee_net::codes::ResponseCode;
 use apogee_net::RemotingCommand;
 
 fn send_request(topic: &str) -> RemotingCommand {
-    let mut req =
-        RemotingCommand::request(RequestCode::SendMessageV2 as i32, 0).with_body(&b"payload"[..]);
-    for (k, v) in [
-        ("a", "pg"),
-        ("b", topic),
-        ("c", "TBW102"),
-        ("d", "4"),
-        ("e", "0"),
-        ("f", "0"),
-        ("g", "0"),
-        ("h", "0"),
-        ("i", ""),
-        ("j", "0"),
-        ("k", "false"),
-        ("m", "false"),
-    ] {
-        req.ext_fields.insert(k.into(), v.into());
-    }
-    req
+    common::raw_send_v2(topic, b"payload")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

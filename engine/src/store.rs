@@ -112,7 +112,23 @@ struct Dispatch {
 }
 
 type Listener = Rc<dyn Fn(&str, i32, u64)>;
-type QueueTable = HashMap<(Rc<str>, i32), Rc<ConsumeQueue>>;
+/// Per topic, per queue id. Two levels so that lookups take a `&str` and never allocate on the send or
+/// pull path; the topic's `Rc<str>` is shared by everything that names the topic.
+type PerQueue<V> = HashMap<Rc<str>, HashMap<i32, V>>;
+
+/// The topic's shared name and its queues, created on first use.
+fn topic_slot<'a, V>(map: &'a mut PerQueue<V>, topic: &str) -> (Rc<str>, &'a mut HashMap<i32, V>) {
+    let name = match map.get_key_value(topic) {
+        Some((name, _)) => name.clone(),
+        None => {
+            let name: Rc<str> = Rc::from(topic);
+            map.insert(name.clone(), HashMap::new());
+            name
+        }
+    };
+    let queues = map.get_mut(topic).expect("inserted above when missing");
+    (name, queues)
+}
 /// A SYNC_FLUSH append waiting for the durable offset to pass `end`; told the flush error if one fails.
 type Waiter = (u64, oneshot::Sender<std::result::Result<(), String>>);
 
@@ -120,9 +136,9 @@ type Waiter = (u64, oneshot::Sender<std::result::Result<(), String>>);
 pub struct Engine {
     config: EngineConfig,
     commitlog: CommitLog,
-    queues: RefCell<QueueTable>,
+    queues: RefCell<PerQueue<Rc<ConsumeQueue>>>,
     /// Next queue offset to assign, per queue (ahead of the consume queue while records wait to dispatch).
-    next_queue_offset: RefCell<HashMap<(Rc<str>, i32), u64>>,
+    next_queue_offset: RefCell<PerQueue<u64>>,
     pending: RefCell<VecDeque<Dispatch>>,
     waiters: RefCell<VecDeque<Waiter>>,
     dispatched: Cell<u64>,
@@ -236,7 +252,7 @@ impl Engine {
             Some(cp) => cp.log_offset.max(log.min_offset()),
             None => log.min_offset(),
         };
-        let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+        let queues = self.all_queues();
         for q in &queues {
             q.truncate_from_log_offset(start).await?;
         }
@@ -300,8 +316,11 @@ impl Engine {
             );
         }
         let mut next = self.next_queue_offset.borrow_mut();
-        for ((t, id), q) in self.queues.borrow().iter() {
-            next.insert((t.clone(), *id), q.max_index());
+        for (t, queues) in self.queues.borrow().iter() {
+            let per = next.entry(t.clone()).or_default();
+            for (id, q) in queues {
+                per.insert(*id, q.max_index());
+            }
         }
         self.dispatched.set(scan.end);
         info!(
@@ -330,9 +349,9 @@ impl Engine {
                     continue;
                 };
                 let cq = ConsumeQueue::open(q.path(), &topic, id).await?;
-                self.queues
-                    .borrow_mut()
-                    .insert((Rc::from(topic.as_str()), id), Rc::new(cq));
+                topic_slot(&mut self.queues.borrow_mut(), &topic)
+                    .1
+                    .insert(id, Rc::new(cq));
             }
         }
         Ok(())
@@ -349,16 +368,17 @@ impl Engine {
             .join(topic)
             .join(queue_id.to_string());
         let q = Rc::new(ConsumeQueue::create(dir, topic, queue_id)?);
-        self.queues
-            .borrow_mut()
-            .insert((Rc::from(topic), queue_id), q.clone());
+        topic_slot(&mut self.queues.borrow_mut(), topic)
+            .1
+            .insert(queue_id, q.clone());
         Ok(q)
     }
 
     fn queue(&self, topic: &str, queue_id: i32) -> Option<Rc<ConsumeQueue>> {
         self.queues
             .borrow()
-            .get(&(Rc::from(topic), queue_id))
+            .get(topic)
+            .and_then(|q| q.get(&queue_id))
             .cloned()
     }
 
@@ -412,13 +432,13 @@ impl Engine {
         let mut out = Vec::with_capacity(messages.len());
         let mut dispatches = Vec::with_capacity(messages.len());
         for m in messages {
-            let key_topic: Rc<str> = Rc::from(m.topic.as_str());
-            let queue_offset = {
+            let (key_topic, queue_offset) = {
                 let mut next = self.next_queue_offset.borrow_mut();
-                let slot = next.entry((key_topic.clone(), m.queue_id)).or_insert(0);
+                let (name, queues) = topic_slot(&mut next, &m.topic);
+                let slot = queues.entry(m.queue_id).or_insert(0);
                 let q = *slot;
                 *slot += 1;
-                q
+                (name, q)
             };
             let rec = NewRecord {
                 topic: &m.topic,
@@ -618,7 +638,7 @@ impl Engine {
     /// Flushes consume queues and consumer offsets, then records the offset they are complete up to.
     async fn checkpoint_once(&self, clean: bool) -> Result<()> {
         let upto = self.dispatched.get().min(self.commitlog.log.durable());
-        let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+        let queues = self.all_queues();
         for q in queues {
             q.flush().await?;
         }
@@ -750,7 +770,7 @@ impl Engine {
         if !doomed.is_empty() {
             let min = log.min_offset();
             self.index.borrow_mut().drop_below(min);
-            let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+            let queues = self.all_queues();
             for q in queues {
                 q.drop_below_log_offset(min).await?;
             }
@@ -931,11 +951,20 @@ impl Engine {
     }
 
     /// Queues that exist in the store, for admin answers.
+    /// Every consume queue, for flushing and cleaning them all.
+    fn all_queues(&self) -> Vec<Rc<ConsumeQueue>> {
+        self.queues
+            .borrow()
+            .values()
+            .flat_map(|q| q.values().cloned())
+            .collect()
+    }
+
     pub fn queue_ids(&self) -> Vec<(String, i32)> {
         self.queues
             .borrow()
-            .keys()
-            .map(|(t, id)| (t.to_string(), *id))
+            .iter()
+            .flat_map(|(t, q)| q.keys().map(move |id| (t.to_string(), *id)))
             .collect()
     }
 
@@ -991,7 +1020,7 @@ impl Engine {
         // Seal the active key index too, so a restart does not rebuild it from the log.
         self.index.borrow_mut().seal_now();
         self.checkpoint_once(clean).await?;
-        let queues: Vec<Rc<ConsumeQueue>> = self.queues.borrow().values().cloned().collect();
+        let queues = self.all_queues();
         for q in queues {
             q.close().await;
         }

@@ -21,7 +21,9 @@ struct Parked {
 
 #[derive(Default)]
 pub struct LongPollTable {
-    parked: RefCell<HashMap<(String, i32), Vec<Parked>>>,
+    /// topic → queue id → parked pulls. Two levels so `notify`, called for every visible message, looks
+    /// up by `&str` without allocating.
+    parked: RefCell<HashMap<String, HashMap<i32, Vec<Parked>>>>,
     count: Cell<usize>,
 }
 
@@ -32,9 +34,14 @@ impl LongPollTable {
             return None;
         }
         let (tx, rx) = oneshot::channel();
-        self.parked
-            .borrow_mut()
-            .entry((topic.to_owned(), queue_id))
+        let mut parked = self.parked.borrow_mut();
+        if !parked.contains_key(topic) {
+            parked.insert(topic.to_owned(), HashMap::new());
+        }
+        parked
+            .get_mut(topic)
+            .expect("inserted above")
+            .entry(queue_id)
             .or_default()
             .push(Parked { offset, wake: tx });
         self.count.set(self.count.get() + 1);
@@ -45,7 +52,10 @@ impl LongPollTable {
     /// that timed out (their receivers are gone).
     pub fn notify(&self, topic: &str, queue_id: i32, max: u64) {
         let mut parked = self.parked.borrow_mut();
-        let Some(list) = parked.get_mut(&(topic.to_owned(), queue_id)) else {
+        let Some(queues) = parked.get_mut(topic) else {
+            return;
+        };
+        let Some(list) = queues.get_mut(&queue_id) else {
             return;
         };
         let before = list.len();
@@ -63,15 +73,15 @@ impl LongPollTable {
         let removed = before - keep.len();
         *list = keep;
         if list.is_empty() {
-            parked.remove(&(topic.to_owned(), queue_id));
+            queues.remove(&queue_id);
         }
         self.count.set(self.count.get() - removed);
     }
 
     /// Wakes every parked pull (shutdown).
     pub fn wake_all(&self) {
-        for (_, list) in self.parked.borrow_mut().drain() {
-            for p in list {
+        for (_, queues) in self.parked.borrow_mut().drain() {
+            for p in queues.into_values().flatten() {
                 let _ = p.wake.send(());
             }
         }
@@ -82,12 +92,15 @@ impl LongPollTable {
     pub fn sweep(&self) {
         let mut parked = self.parked.borrow_mut();
         let mut removed = 0;
-        for list in parked.values_mut() {
-            let before = list.len();
-            list.retain(|p| !p.wake.is_canceled());
-            removed += before - list.len();
+        for queues in parked.values_mut() {
+            for list in queues.values_mut() {
+                let before = list.len();
+                list.retain(|p| !p.wake.is_canceled());
+                removed += before - list.len();
+            }
+            queues.retain(|_, l| !l.is_empty());
         }
-        parked.retain(|_, l| !l.is_empty());
+        parked.retain(|_, q| !q.is_empty());
         self.count.set(self.count.get() - removed);
     }
 }

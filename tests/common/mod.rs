@@ -312,3 +312,18 @@ pub fn pull_consumer(namesrv: &str, group: &str) -> apogee_client::PullConsumer 
     config.consume_from = apogee_client::consumer::ConsumeFrom::FirstOffset;
     apogee_client::PullConsumer::new(config)
 }
+
+/// A SEND_MESSAGE_V2 request to queue 0 of `topic`, built from the typed header, for tests that talk to the
+/// broker below the client.
+pub fn raw_send_v2(topic: &str, body: &[u8]) -> apogee_net::RemotingCommand {
+    let header = apogee_net::headers::SendMessageRequest {
+        producer_group: "pg".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        ..Default::default()
+    };
+    apogee_net::RemotingCommand::request(apogee_net::codes::RequestCode::SendMessageV2 as i32, 0)
+        .with_body(body.to_vec())
+        .with_ext_fields(header.to_ext_v2())
+}
