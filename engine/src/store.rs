@@ -862,11 +862,10 @@ impl Engine {
                     read.body = body.freeze();
                     return Ok(read);
                 }
-                let rec = self
-                    .commitlog
-                    .read(e.commit_log_offset, e.size as usize)
+                self.commitlog
+                    .log
+                    .read_into(e.commit_log_offset, e.size as usize, &mut body)
                     .await?;
-                body.extend_from_slice(&rec);
                 read.messages += 1;
                 next += 1;
                 if read.messages >= max_messages {

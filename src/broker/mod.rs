@@ -154,18 +154,20 @@ impl Service for Broker {
                     format!("[TOO_MANY_REQUESTS] broker busy: {SHARD_IN_FLIGHT_MAX} requests in flight on this shard, try again"),
                 ));
             }
+            // Only these two are needed after dispatch takes the request: no copy of the request.
+            let (serialize_type, request_code) = (request.serialize_type, request.code);
             self.in_flight.set(self.in_flight.get() + 1);
-            let mut response = self.clone().dispatch(conn, request.clone()).await;
+            let mut response = self.clone().dispatch(conn, request).await;
             self.in_flight.set(self.in_flight.get() - 1);
             if let Some(r) = response.as_mut() {
-                r.serialize_type = request.serialize_type;
+                r.serialize_type = serialize_type;
                 let normal = [
                     ResponseCode::Success,
                     ResponseCode::PullNotFound,
                     ResponseCode::PullRetryImmediately,
                 ];
                 if !normal.iter().any(|c| *c as i32 == r.code) {
-                    tracing::debug!(shard = self.shard, request = request.code, code = r.code, remark = ?r.remark, "error response");
+                    tracing::debug!(shard = self.shard, request = request_code, code = r.code, remark = ?r.remark, "error response");
                 }
             }
             response

@@ -25,7 +25,7 @@ pub async fn handle(
     req: &RemotingCommand,
     code: RequestCode,
 ) -> RemotingCommand {
-    let header = match SendMessageRequest::from_ext(
+    let mut header = match SendMessageRequest::from_ext(
         &req.ext_fields,
         code == RequestCode::SendMessageV2 || req.ext_fields.contains_key("b"),
     ) {
@@ -71,7 +71,11 @@ pub async fn handle(
             Err(e) => return req.error_to(ResponseCode::MessageIllegal, e.to_string()),
         }
     } else {
-        vec![(header.flag, req.body.clone(), header.properties.clone())]
+        vec![(
+            header.flag,
+            req.body.clone(),
+            std::mem::take(&mut header.properties),
+        )]
     };
     let mut messages = Vec::with_capacity(bodies.len());
     for (flag, body, properties) in bodies {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use glommio::io::{DmaFile, OpenOptions};
 
 use crate::error::{EngineError, Result};
@@ -335,10 +335,19 @@ impl SegmentedLog {
 
     /// Reads `[offset, offset + len)`, which must lie inside one segment and below the written offset.
     pub async fn read(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let mut out = BytesMut::with_capacity(len);
+        self.read_into(offset, len, &mut out).await?;
+        Ok(out.freeze())
+    }
+
+    /// Appends `[offset, offset + len)` to `out`, straight from the write buffer or from the io_uring read:
+    /// one copy, so a pull answer is assembled without an intermediate buffer per record.
+    pub async fn read_into(&self, offset: u64, len: usize, out: &mut BytesMut) -> Result<()> {
         let split = {
             let inner = self.inner.borrow();
             if let Some(bytes) = inner.buffer.read(offset, len) {
-                return Ok(Bytes::copy_from_slice(bytes));
+                out.extend_from_slice(bytes);
+                return Ok(());
             }
             inner
                 .buffer
@@ -346,19 +355,24 @@ impl SegmentedLog {
                 .map(|(at, tail)| (at, tail.to_vec()))
         };
         match split {
-            None => self.read_disk(offset, len).await,
+            None => self.read_disk_into(offset, len, out).await,
             Some((at, tail)) => {
-                let head = self.read_disk(offset, (at - offset) as usize).await?;
-                let mut whole = Vec::with_capacity(len);
-                whole.extend_from_slice(&head);
-                whole.extend_from_slice(&tail);
-                Ok(Bytes::from(whole))
+                self.read_disk_into(offset, (at - offset) as usize, out)
+                    .await?;
+                out.extend_from_slice(&tail);
+                Ok(())
             }
         }
     }
 
     /// Reads from the segment files, never from memory.
     pub async fn read_disk(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let mut out = BytesMut::with_capacity(len);
+        self.read_disk_into(offset, len, &mut out).await?;
+        Ok(out.freeze())
+    }
+
+    async fn read_disk_into(&self, offset: u64, len: usize, out: &mut BytesMut) -> Result<()> {
         let base = align_down_segment(offset, self.segment_size);
         let file = self.inner.borrow().segments.get(&base).cloned();
         let path = self.dir.join(segment_file_name(base));
@@ -382,7 +396,8 @@ impl SegmentedLog {
                 reason: format!("short read: {} of {len} bytes", got.len()),
             });
         }
-        Ok(Bytes::copy_from_slice(&got[..len]))
+        out.extend_from_slice(&got[..len]);
+        Ok(())
     }
 
     /// Overwrites `[from, to)` of one segment with zeros on disk (recovery's cleanup after a truncation, so
