@@ -57,6 +57,11 @@ pub struct BrokerConfig {
     /// Above this disk usage, sends are refused with SERVICE_NOT_AVAILABLE (RocketMQ's
     /// `diskSpaceWarningLevelRatio`, a system property there, 0.90).
     pub disk_space_warning_level_ratio: f64,
+    /// Above this disk usage, retention deletes the oldest commit log segments even if unexpired (RocketMQ's
+    /// `diskSpaceCleanForciblyRatio` system property, 0.85).
+    pub disk_space_clean_forcibly_ratio: f64,
+    /// How often retention runs, in ms (`cleanResourceInterval`).
+    pub clean_resource_interval_ms: u64,
     pub max_message_size: usize,
     pub auto_create_topic_enable: bool,
     pub default_topic_queue_nums: i32,
@@ -90,6 +95,8 @@ impl Default for BrokerConfig {
             delete_when_hour: 4,
             disk_max_used_space_ratio: 0.75,
             disk_space_warning_level_ratio: 0.90,
+            disk_space_clean_forcibly_ratio: 0.85,
+            clean_resource_interval_ms: 10_000,
             max_message_size: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
             auto_create_topic_enable: true,
             default_topic_queue_nums: 4,
@@ -191,6 +198,17 @@ impl BrokerConfig {
                     });
                 }
             }
+            "diskSpaceCleanForciblyRatio" => {
+                self.disk_space_clean_forcibly_ratio = parse(key, v)?;
+                if !(0.0..=1.0).contains(&self.disk_space_clean_forcibly_ratio) {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "a ratio within 0.0..=1.0".into(),
+                    });
+                }
+            }
+            "cleanResourceInterval" => self.clean_resource_interval_ms = parse(key, v)?,
             "maxMessageSize" => self.max_message_size = parse(key, v)?,
             "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
             "defaultTopicQueueNums" => self.default_topic_queue_nums = parse(key, v)?,
@@ -302,6 +320,8 @@ impl BrokerConfig {
         c.delete_when_hour = self.delete_when_hour;
         c.disk_max_used_ratio = self.disk_max_used_space_ratio;
         c.disk_refuse_ratio = self.disk_space_warning_level_ratio;
+        c.disk_force_clean_ratio = self.disk_space_clean_forcibly_ratio;
+        c.clean_resource_interval_ms = self.clean_resource_interval_ms;
         let ip = self
             .broker_ip1
             .parse()

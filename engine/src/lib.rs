@@ -48,7 +48,10 @@ pub mod checkpoint;
 pub mod commitlog;
 pub mod config;
 pub mod consumequeue;
+pub mod disk;
 pub mod error;
+#[doc(hidden)]
+pub mod faults;
 pub mod index;
 pub mod limits;
 pub mod log;

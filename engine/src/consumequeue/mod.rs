@@ -183,10 +183,12 @@ impl ConsumeQueue {
                 _ => hi = mid,
             }
         }
-        self.min_index.set(lo);
+        self.min_index.set(self.min_index.get().max(lo));
+        // A segment goes when all its entries are dead and a later segment holds durable entries: the last
+        // segment with entries always stays, so a reopened queue still knows where it ends.
         for base in self.log.segment_bases() {
             if (base + CQ_SEGMENT_SIZE_BYTES) / CQ_ENTRY_BYTES <= lo
-                && base + CQ_SEGMENT_SIZE_BYTES <= self.log.durable()
+                && base + CQ_SEGMENT_SIZE_BYTES < self.log.durable()
             {
                 self.log.delete_segment(base).await?;
             }
