@@ -40,6 +40,9 @@ pub enum EngineError {
         offset: u64,
         reason: String,
     },
+    /// Shipped bytes that do not continue this log (replication).
+    #[error("replication: {0}")]
+    Replication(String),
     #[error("bad config: {0}")]
     Config(String),
     #[error("the engine is shutting down")]

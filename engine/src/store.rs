@@ -48,6 +48,8 @@ use crate::notify::Notify;
 use crate::offsets::ConsumerOffsets;
 use crate::retention::{self, SegmentAge};
 
+mod replica;
+
 /// A message to store, as the broker hands it over.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -164,6 +166,10 @@ pub struct Engine {
     closing: Cell<bool>,
     tasks: RefCell<Vec<JoinHandle<()>>>,
     listener: RefCell<Option<Listener>>,
+    /// Notified whenever the written offset moves (replication ships from it).
+    appended: Notify,
+    /// Replicated records up to here are dispatched or pending (slaves; see [`replica`]).
+    parsed: Cell<u64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -237,6 +243,8 @@ impl Engine {
             closing: Cell::new(false),
             tasks: RefCell::new(Vec::new()),
             listener: RefCell::new(None),
+            appended: Notify::default(),
+            parsed: Cell::new(0),
             config,
         });
         engine.recover(cp, index_from).await?;
@@ -337,6 +345,7 @@ impl Engine {
             }
         }
         self.dispatched.set(scan.end);
+        self.parsed.set(scan.end);
         info!(
             store = %self.config.store_dir.display(),
             clean = cp.is_some_and(|c| c.clean),
@@ -496,6 +505,8 @@ impl Engine {
             });
         }
         let end = self.commitlog.log.written();
+        self.parsed.set(end);
+        self.appended.notify();
         match self.config.flush_mode {
             FlushMode::Async => {
                 for d in dispatches {
@@ -780,7 +791,12 @@ impl Engine {
 
     /// Flushes consume queues and consumer offsets, then records the offset they are complete up to.
     async fn checkpoint_once(&self, clean: bool) -> Result<()> {
-        let upto = self.dispatched.get().min(self.commitlog.log.durable());
+        // On a slave the log may end inside a record still arriving: vouch only up to a record boundary.
+        let upto = self
+            .dispatched
+            .get()
+            .min(self.commitlog.log.durable())
+            .min(self.parsed.get());
         let queues = self.all_queues();
         for q in queues {
             q.flush().await?;

@@ -439,6 +439,34 @@ impl SegmentedLog {
         }
     }
 
+    /// Up to `max` bytes of the log from `offset`, as they are, within one segment: what a master ships to
+    /// a slave. Served from memory, from disk, or as the zeros of the padding after a segment's blank
+    /// (never written: the blank's size says the segment ends there). `None` at the written offset.
+    pub async fn read_for_shipping(&self, offset: u64, max: usize) -> Result<Option<Bytes>> {
+        let seg_end = align_down_segment(offset, self.segment_size) + self.segment_size;
+        let (span, end) = {
+            let inner = self.inner.borrow();
+            let Some((span, end)) = inner.buffer.span_at(offset) else {
+                return Ok(None);
+            };
+            let end = end.min(seg_end).min(offset + max as u64);
+            if span == write_buffer::Span::Memory {
+                let len = (end - offset) as usize;
+                let bytes = inner
+                    .buffer
+                    .read(offset, len)
+                    .expect("span_at said memory holds this range");
+                return Ok(Some(Bytes::copy_from_slice(bytes)));
+            }
+            (span, end)
+        };
+        let len = (end - offset) as usize;
+        match span {
+            write_buffer::Span::Padding => Ok(Some(Bytes::from(vec![0u8; len]))),
+            _ => self.read_disk(offset, len).await.map(Some),
+        }
+    }
+
     /// Reads from the segment files, never from memory.
     pub async fn read_disk(&self, offset: u64, len: usize) -> Result<Bytes> {
         let mut out = BytesMut::with_capacity(len);
