@@ -677,6 +677,8 @@ impl Engine {
                 if self.commitlog.log.take_allocated_bytes() > 0 {
                     self.sample_disk();
                 }
+                // SYNC_FLUSH masters ship only durable bytes: a flush is news for their slaves.
+                self.appended.notify();
                 loop {
                     let front = self.pending.borrow_mut().pop_front();
                     match front {

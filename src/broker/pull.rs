@@ -17,6 +17,8 @@ use apogee_net::{properties, RemotingCommand};
 use futures::future::{select, Either};
 
 use super::long_poll::SUSPEND_MAX_MS;
+use apogee_net::body::topic_config::TopicConfig;
+
 use super::{engine_error, now_ms, Broker};
 
 /// Bytes one pull answers at most when the client does not say.
@@ -61,7 +63,8 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         Ok(h) => h,
         Err(e) => return req.error_to(ResponseCode::SystemError, format!("bad pull header: {e}")),
     };
-    let Some(topic) = broker.topics.borrow().get(&h.topic).cloned() else {
+    let known = broker.topics.borrow().get(&h.topic).cloned();
+    let Some(topic) = known.or_else(|| replicated_topic(broker, &h.topic)) else {
         return req.error_to(
             ResponseCode::TopicNotExist,
             format!("topic[{}] not exist, apply first please!", h.topic),
@@ -174,6 +177,23 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         }
         return r;
     }
+}
+
+/// On a slave, a topic whose messages arrived through replication before its config was copied from the
+/// master (the copy runs every 10 s, and not at all while the master is down): readable, with the queues
+/// the log holds.
+fn replicated_topic(broker: &Broker, topic: &str) -> Option<TopicConfig> {
+    if !broker.is_slave() {
+        return None;
+    }
+    let queues = broker
+        .engine
+        .queue_ids()
+        .into_iter()
+        .filter(|(t, _)| t == topic)
+        .map(|(_, id)| id + 1)
+        .max()?;
+    Some(TopicConfig::new(topic, queues, perm::READ))
 }
 
 #[cfg(test)]

@@ -244,6 +244,29 @@ pub fn broker(
     (Process::spawn(&args, "apogee started"), port)
 }
 
+/// A broker process on a given port (for restarts on the same ports and store).
+pub fn broker_on(
+    namesrv: &str,
+    shards: usize,
+    store: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> Process {
+    let mut args: Vec<String> = vec![
+        "broker".into(),
+        "--store".into(),
+        store.display().to_string(),
+        "--namesrv-addr".into(),
+        namesrv.into(),
+        "--listen-port".into(),
+        port.to_string(),
+        "--shards".into(),
+        shards.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Process::spawn(&args, "apogee started")
+}
+
 /// Polls `f` until it returns Some, for at most `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where

@@ -28,7 +28,11 @@ use apogee_net::properties;
 
 impl Engine {
     /// Up to `max` bytes of the commit log from `offset` (within one segment), for a slave. `None` when
-    /// `offset` is the written offset (nothing new); [`EngineError::Deleted`] below the log's minimum.
+    /// there is nothing new; [`EngineError::Deleted`] below the log's minimum.
+    ///
+    /// In SYNC_FLUSH only durable bytes are shipped: a slave never holds what a crash of this master can
+    /// take back, so it can always follow the restarted master. In ASYNC_FLUSH everything written is
+    /// shipped (a crashed master may then restart behind its slave, which it refuses with a logged reason).
     pub async fn read_for_slave(&self, offset: u64, max: usize) -> Result<Option<Bytes>> {
         let log = &self.commitlog.log;
         if offset < log.min_offset() {
@@ -37,6 +41,14 @@ impl Engine {
                 min_offset: log.min_offset(),
             });
         }
+        let limit = match self.config.flush_mode {
+            FlushMode::Sync => log.durable(),
+            FlushMode::Async => log.written(),
+        };
+        if offset >= limit {
+            return Ok(None);
+        }
+        let max = max.min((limit - offset) as usize);
         log.read_for_shipping(offset, max).await
     }
 
