@@ -62,6 +62,7 @@ pub fn start(
     nameserver: Option<NameServerConfig>,
 ) -> Result<Running, String> {
     config.validate().map_err(|e| e.to_string())?;
+    crate::ha::check_master_shards(&config)?;
     let mut running = Running {
         stops: Vec::new(),
         threads: Vec::new(),

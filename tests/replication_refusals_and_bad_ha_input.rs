@@ -72,6 +72,25 @@ async fn replication_refusals_and_bad_ha_input() {
         .unwrap();
     assert_eq!(r.queue_offset, 1, "the master goes on serving");
 
+    // A slave must run as many shards as its master (shard i follows shard i).
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_apogee"))
+        .args(["broker", "--store"])
+        .arg(dir.path().join("wrong"))
+        .args(["--namesrv-addr", &namesrv, "--shards", "2"])
+        .args(["--listen-port", &common::free_ports(8).to_string()])
+        .args(["-o", "brokerRole=SLAVE", "-o", "brokerId=1"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success(),
+        "a slave with the wrong shard count starts: {said}"
+    );
+    assert!(
+        said.contains("--shards 1"),
+        "the refusal says what to do: {said}"
+    );
+
     let (_slave, slave_port) = common::broker(
         &namesrv,
         1,

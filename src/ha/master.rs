@@ -114,6 +114,9 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
     let ended = Rc::new(Cell::new(None::<&'static str>));
     let reader_task = {
         let (b, last, ended) = (broker.clone(), last_report.clone(), ended.clone());
+        let peer = peer.to_owned();
+        let (connected_at, from) = (Instant::now(), next);
+        let mut caught_up = false;
         glommio::spawn_local(async move {
             loop {
                 loop {
@@ -121,6 +124,21 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
                         Ok(Some(o)) => {
                             b.ha.acked(o);
                             last.set(Instant::now());
+                            // The lag report: once per connection, when the slave first holds all of the
+                            // log that existed when it connected (or more).
+                            if !caught_up && o >= written {
+                                caught_up = true;
+                                let secs = connected_at.elapsed().as_secs_f64().max(1e-6);
+                                let bytes = o.saturating_sub(from);
+                                info!(
+                                    shard = b.shard,
+                                    slave = %peer,
+                                    shipped_bytes = bytes,
+                                    elapsed_ms = (secs * 1000.0) as u64,
+                                    mb_per_s = format!("{:.1}", bytes as f64 / secs / 1e6),
+                                    "slave caught up"
+                                );
+                            }
                         }
                         Ok(None) => break,
                         Err(_) => {

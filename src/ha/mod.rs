@@ -127,6 +127,78 @@ impl HaMaster {
     }
 }
 
+/// Longest a start-up question to a name server may take.
+const NAMESRV_CHECK_TIMEOUT_MS: u64 = 3_000;
+
+/// A slave process replicates shard i of its master from its own shard i, so both must run the same number
+/// of shards. Asked of the name servers before the shards start: `Err` names both counts when the master
+/// (brokers `<brokerName>-<i>` with a brokerId 0 in the cluster) runs another number. When no name server
+/// answers or the master is not registered yet there is nothing to compare, and the slave starts.
+pub fn check_master_shards(config: &crate::BrokerConfig) -> Result<(), String> {
+    if config.broker_role != crate::config::BrokerRole::Slave {
+        return Ok(());
+    }
+    for ns in &config.namesrv_addr {
+        let Some(info) = cluster_info(ns) else {
+            continue;
+        };
+        let prefix = format!("{}-", config.broker_name);
+        let masters = info
+            .cluster_addr_table
+            .get(&config.broker_cluster_name)
+            .into_iter()
+            .flatten()
+            .filter(|name| {
+                name.strip_prefix(&prefix)
+                    .is_some_and(|i| i.parse::<usize>().is_ok())
+            })
+            .filter(|name| {
+                info.broker_addr_table
+                    .get(*name)
+                    .is_some_and(|b| b.master_addr().is_some())
+            })
+            .count();
+        if masters > 0 && masters != config.shards {
+            return Err(format!(
+                "this slave runs {} shards but its master {} runs {masters} (per the name server {ns}); \
+                 shard i replicates shard i, so start the slave with --shards {masters}",
+                config.shards, config.broker_name
+            ));
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// GET_BROKER_CLUSTER_INFO from one name server, on a plain blocking socket (called before any executor
+/// runs); `None` when it does not answer.
+fn cluster_info(ns: &str) -> Option<apogee_net::body::cluster::ClusterInfo> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = ns.parse().ok()?;
+    let timeout = Duration::from_millis(NAMESRV_CHECK_TIMEOUT_MS);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    let req = apogee_net::RemotingCommand::request(
+        apogee_net::codes::RequestCode::GetBrokerClusterInfo as i32,
+        1,
+    );
+    let mut out = bytes::BytesMut::new();
+    apogee_net::frame::encode(&req, &mut out).ok()?;
+    stream.write_all(&out).ok()?;
+    let mut buf = bytes::BytesMut::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(resp) = apogee_net::frame::decode(&mut buf).ok()? {
+            return apogee_net::body::from_json(&resp.body).ok();
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// What a slave shard knows about its master, from `haMasterAddress` or the name server's answers.
 #[derive(Debug, Default, Clone)]
 pub struct MasterInfo {
