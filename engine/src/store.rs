@@ -397,6 +397,24 @@ impl Engine {
         Ok(q)
     }
 
+    /// Creates a queue that starts at `first_index` (see [`ConsumeQueue::create_at`]).
+    async fn create_queue_at(&self, topic: &str, queue_id: i32, first_index: u64) -> Result<()> {
+        let dir = self
+            .config
+            .store_dir
+            .join("consumequeue")
+            .join(topic)
+            .join(queue_id.to_string());
+        let q = Rc::new(ConsumeQueue::create_at(dir, topic, queue_id, first_index).await?);
+        topic_slot(&mut self.queues.borrow_mut(), topic)
+            .1
+            .insert(queue_id, q);
+        topic_slot(&mut self.next_queue_offset.borrow_mut(), topic)
+            .1
+            .insert(queue_id, first_index);
+        Ok(())
+    }
+
     fn queue(&self, topic: &str, queue_id: i32) -> Option<Rc<ConsumeQueue>> {
         self.queues
             .borrow()

@@ -114,3 +114,51 @@ fn a_new_slave_starts_at_the_masters_minimum() {
         slave.shutdown().await.unwrap();
     });
 }
+
+/// A master whose retention deleted its first segments: a new slave starts at the master's minimum, its
+/// queues begin at the master's queue offsets, and a restart keeps them there.
+#[test]
+fn a_new_slave_follows_a_master_whose_log_no_longer_starts_at_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    run(move || async move {
+        let mut mc = config(&root.join("master"), FlushMode::Sync);
+        mc.file_reserved_time_hours = 0;
+        mc.delete_when_hour = ((apogee_engine::store::now_ms() / 3_600_000) % 24) as u32;
+        let master = Engine::open(mc).await.unwrap();
+        for seq in 0..1500u64 {
+            master
+                .append(&[message("Old", 0, body_for(seq), "")])
+                .await
+                .unwrap();
+        }
+        assert!(!master.retention_once().await.unwrap().is_empty());
+        let (log_min, queue_min) = (master.commitlog_min_offset(), master.min_offset("Old", 0));
+        assert!(log_min > 0 && queue_min > 0);
+        let slave_dir = root.join("slave");
+        let slave = Engine::open(config(&slave_dir, FlushMode::Sync))
+            .await
+            .unwrap();
+        slave.start_empty_log_at(log_min).await.unwrap();
+        ship(&master, &slave, 64 * 1024).await;
+        slave.flush().await.unwrap();
+        assert_eq!(slave.max_offset("Old", 0), 1500);
+        assert_eq!(slave.min_offset("Old", 0), queue_min);
+        assert_eq!(
+            queue_bodies(&slave, "Old").await,
+            queue_bodies(&master, "Old").await
+        );
+        slave.shutdown().await.unwrap();
+        let slave = Engine::open(config(&slave_dir, FlushMode::Sync))
+            .await
+            .unwrap();
+        assert_eq!(slave.min_offset("Old", 0), queue_min, "after a restart too");
+        assert_eq!(slave.max_offset("Old", 0), 1500);
+        assert_eq!(
+            queue_bodies(&slave, "Old").await,
+            queue_bodies(&master, "Old").await
+        );
+        slave.shutdown().await.unwrap();
+        master.shutdown().await.unwrap();
+    });
+}

@@ -55,9 +55,7 @@ async fn connection(stream: TcpStream, broker: Rc<Broker>, stop: StopSignal) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    broker.ha.connected();
     let reason = ship(stream, &broker, &peer, stop).await;
-    broker.ha.disconnected();
     info!(shard = broker.shard, slave = %peer, reason = %reason, "slave disconnected");
 }
 
@@ -65,7 +63,6 @@ async fn connection(stream: TcpStream, broker: Rc<Broker>, stop: StopSignal) {
 async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSignal) -> String {
     let (mut reader, mut writer) = stream.split();
     let housekeeping = Duration::from_millis(broker.config.ha_housekeeping_interval_ms);
-    let heartbeat = Duration::from_millis(broker.config.ha_send_heartbeat_interval_ms);
     let mut buf = BytesMut::new();
     let mut chunk = vec![0u8; 4096];
     // The first report says where to start.
@@ -92,10 +89,21 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
     let min = engine.commitlog_min_offset();
     let mut next = first;
     if first > written {
-        return format!(
-            "the slave's log ends at {first}, past this master's {written}: it holds bytes this master \
-             does not (it must be truncated or rebuilt)"
+        // This master restarted behind its slave (ASYNC_FLUSH: it had shipped what it had not flushed).
+        // An empty push at this log's end tells the slave to cut its log back to it.
+        warn!(
+            shard = broker.shard,
+            slave = %peer,
+            slave_offset = first,
+            master_offset = written,
+            "the slave holds bytes this master lost; it is told to truncate to this log's end"
         );
+        let mut out = BytesMut::new();
+        ha::encode_push_header(written, 0, &mut out);
+        if let Err(e) = writer.write_all(&out).await {
+            return format!("write failed: {e}");
+        }
+        next = written;
     }
     if first < min {
         if first != 0 {
@@ -106,8 +114,30 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
         }
         next = min; // a new slave starts where this log starts
     }
-    broker.ha.acked(first);
+    let id = broker.ha.connected(first.min(written));
     info!(shard = broker.shard, slave = %peer, from = next, "slave connected");
+    let reason = ship_from(broker, id, next, written, reader, writer, buf, peer, stop).await;
+    broker.ha.disconnected(id);
+    reason
+}
+
+/// The shipping part of a connection, once the slave's start is known.
+#[allow(clippy::too_many_arguments)]
+async fn ship_from(
+    broker: &Rc<Broker>,
+    id: u64,
+    mut next: u64,
+    written: u64,
+    mut reader: futures::io::ReadHalf<TcpStream>,
+    mut writer: futures::io::WriteHalf<TcpStream>,
+    mut buf: BytesMut,
+    peer: &str,
+    stop: StopSignal,
+) -> String {
+    let engine = &broker.engine;
+    let housekeeping = Duration::from_millis(broker.config.ha_housekeeping_interval_ms);
+    let heartbeat = Duration::from_millis(broker.config.ha_send_heartbeat_interval_ms);
+    let mut chunk = vec![0u8; 4096];
 
     // Reports from here on acknowledge; the reader runs beside the shipper.
     let last_report = Rc::new(Cell::new(Instant::now()));
@@ -122,7 +152,7 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
                 loop {
                     match ha::decode_report(&mut buf) {
                         Ok(Some(o)) => {
-                            b.ha.acked(o);
+                            b.ha.acked(id, o);
                             last.set(Instant::now());
                             // The lag report: once per connection, when the slave first holds all of the
                             // log that existed when it connected (or more).

@@ -45,39 +45,53 @@ pub const SLAVE_WAITERS_MAX: usize = 65_536;
 /// A master shard's view of its slaves. Owned by the shard (`!Send`).
 #[derive(Default)]
 pub struct HaMaster {
-    connections: Cell<usize>,
-    /// Highest offset a connected slave has reported holding.
-    acked: Cell<u64>,
+    /// Per live connection: its id and the highest offset that slave reported holding. A slave that
+    /// reconnects starts over from what it reports, so a slave that lost bytes never counts them.
+    slaves: RefCell<Vec<(u64, u64)>>,
+    next_id: Cell<u64>,
     waiters: RefCell<Vec<(u64, oneshot::Sender<()>)>>,
 }
 
 impl HaMaster {
-    pub fn connected(&self) {
-        self.connections.set(self.connections.get() + 1);
+    /// A slave connected, holding everything below `offset`; returns its connection id.
+    pub fn connected(&self, offset: u64) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.slaves.borrow_mut().push((id, offset));
+        self.complete_waiters();
+        id
     }
 
-    pub fn disconnected(&self) {
-        self.connections
-            .set(self.connections.get().saturating_sub(1));
+    pub fn disconnected(&self, id: u64) {
+        self.slaves.borrow_mut().retain(|(c, _)| *c != id);
     }
 
     pub fn connections(&self) -> usize {
-        self.connections.get()
+        self.slaves.borrow().len()
     }
 
-    /// The highest offset a slave has acknowledged.
+    /// The highest offset a connected slave holds everything below.
     pub fn acked_offset(&self) -> u64 {
-        self.acked.get()
+        self.slaves
+            .borrow()
+            .iter()
+            .map(|(_, o)| *o)
+            .max()
+            .unwrap_or(0)
     }
 
-    /// A slave reports holding everything below `offset`: completes the sends it covers.
-    pub fn acked(&self, offset: u64) {
-        if offset <= self.acked.get() {
-            return;
+    /// Slave `id` reports holding everything below `offset`: completes the sends it covers.
+    pub fn acked(&self, id: u64, offset: u64) {
+        if let Some(slot) = self.slaves.borrow_mut().iter_mut().find(|(c, _)| *c == id) {
+            slot.1 = offset;
         }
-        self.acked.set(offset);
+        self.complete_waiters();
+    }
+
+    fn complete_waiters(&self) {
+        let acked = self.acked_offset();
         self.waiters.borrow_mut().retain_mut(|(end, tx)| {
-            if *end <= offset {
+            if *end <= acked {
                 // The send may have timed out and gone: nothing to tell then.
                 let (dead, _) = oneshot::channel();
                 let _ = std::mem::replace(tx, dead).send(());
@@ -90,8 +104,7 @@ impl HaMaster {
 
     /// Whether a slave is close enough for a SYNC_MASTER send to wait for it.
     pub fn slave_ok(&self, master_written: u64, max_gap_bytes: u64) -> bool {
-        self.connections.get() > 0
-            && master_written.saturating_sub(self.acked.get()) < max_gap_bytes
+        self.connections() > 0 && master_written.saturating_sub(self.acked_offset()) < max_gap_bytes
     }
 
     /// Waits until a slave holds everything below `end`, for at most `timeout_ms`.
@@ -102,7 +115,7 @@ impl HaMaster {
         max_gap_bytes: u64,
         timeout_ms: u64,
     ) -> SlaveWait {
-        if self.acked.get() >= end {
+        if self.acked_offset() >= end {
             return SlaveWait::Acked;
         }
         if !self.slave_ok(master_written, max_gap_bytes)
@@ -117,7 +130,7 @@ impl HaMaster {
         let acked = matches!(outcome, Either::Left((Ok(()), _)));
         // Dropping the receiver marks the waiter cancelled, so the table can forget it.
         drop(outcome);
-        if acked || self.acked.get() >= end {
+        if acked || self.acked_offset() >= end {
             return SlaveWait::Acked;
         }
         self.waiters

@@ -98,6 +98,20 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
                 Ok(None) => break,
                 Err(e) => return Err(format!("malformed push: {e}")),
             };
+            let (written, _, _) = engine.log_offsets();
+            if push.offset < written {
+                // The master's log ends before ours: it restarted without bytes it had shipped.
+                let dropped = engine.truncate_replicated(push.offset).await.map_err(|e| {
+                    format!("cannot truncate to the master's end {}: {e}", push.offset)
+                })?;
+                warn!(
+                    shard = broker.shard,
+                    offset = push.offset,
+                    dropped_bytes = dropped,
+                    "truncated this slave's log to its master's end: the master lost these bytes"
+                );
+                appended = true; // report the new end
+            }
             if push.data.is_empty() {
                 continue; // the master's heartbeat
             }

@@ -133,6 +133,53 @@ impl Engine {
         Ok(())
     }
 
+    /// Cuts this slave's log back to `offset`, where its restarted master's log now ends (an ASYNC_FLUSH
+    /// master that crashed lost what it had not flushed, but had shipped it). Everything at and past
+    /// `offset` goes: commit log bytes (zeroed on disk), consume queue entries, queue offsets. Returns the
+    /// bytes dropped. `offset` must be a record boundary of this log, which it is: the logs are identical
+    /// up to the master's end.
+    pub async fn truncate_replicated(&self, offset: u64) -> Result<u64> {
+        let log = &self.commitlog.log;
+        let written = log.written();
+        if offset >= written {
+            return Ok(0);
+        }
+        if offset < log.min_offset() {
+            return Err(EngineError::Replication(format!(
+                "the master's log ends at {offset}, below this log's start {}",
+                log.min_offset()
+            )));
+        }
+        // Make everything durable and dispatched first, so that what follows works on disk alone.
+        if log.pending_bytes() > 0 {
+            self.flush_commitlog().await?;
+        }
+        self.pending.borrow_mut().retain(|d| d.end <= offset);
+        // Queue truncation rewrites from disk, so their entries must be there too.
+        for q in self.all_queues() {
+            q.flush().await?;
+            q.truncate_from_log_offset(offset).await?;
+        }
+        {
+            let queues = self.queues.borrow();
+            let mut next = self.next_queue_offset.borrow_mut();
+            for (topic, per) in next.iter_mut() {
+                for (id, n) in per.iter_mut() {
+                    if let Some(q) = queues.get(topic).and_then(|t| t.get(id)) {
+                        *n = q.max_index();
+                    }
+                }
+            }
+        }
+        log.set_position(offset).await?;
+        log.zero_range(offset, written).await?;
+        self.dispatched.set(self.dispatched.get().min(offset));
+        self.parsed.set(offset);
+        // The checkpoint must not vouch for what was dropped.
+        self.checkpoint_once(false).await?;
+        Ok(written - offset)
+    }
+
     /// Dispatches every record that is wholly in the log past `parsed`.
     async fn dispatch_replicated(&self) -> Result<()> {
         let log = &self.commitlog.log;
@@ -182,6 +229,16 @@ impl Engine {
             }
             let bytes = log.read(at, total as usize).await?;
             let rec = record::decode(&bytes).map_err(|e| corrupt(at, e.to_string()))?;
+            // A queue first seen past offset 0 (this slave started at its master's minimum) begins there.
+            let seen = self
+                .next_queue_offset
+                .borrow()
+                .get(rec.topic.as_str())
+                .is_some_and(|q| q.contains_key(&rec.queue_id));
+            if rec.queue_offset > 0 && !seen {
+                self.create_queue_at(&rec.topic, rec.queue_id, rec.queue_offset as u64)
+                    .await?;
+            }
             let expected = {
                 let mut next = self.next_queue_offset.borrow_mut();
                 let (_, queues) = super::topic_slot(&mut next, &rec.topic);
