@@ -90,6 +90,11 @@ pub struct BrokerConfig {
     pub ha_transfer_batch_size: usize,
     /// A SYNC_MASTER answers SLAVE_NOT_AVAILABLE when no slave is within this many bytes of its log.
     pub ha_max_gap_not_in_sync: u64,
+    /// Whether consumers may be sent to a slave (`slaveReadEnable`): with it, a master whose consumer lags
+    /// more than `accessMessageInMemoryMaxRatio` % of memory behind the log suggests the group's
+    /// `whichBrokerWhenConsumeSlowly` in its pull answers.
+    pub slave_read_enable: bool,
+    pub access_message_in_memory_max_ratio: u32,
 }
 
 impl Default for BrokerConfig {
@@ -126,6 +131,8 @@ impl Default for BrokerConfig {
             ha_housekeeping_interval_ms: 20_000,
             ha_transfer_batch_size: 32 * 1024,
             ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
         }
     }
 }
@@ -242,6 +249,17 @@ impl BrokerConfig {
             "haHousekeepingInterval" => self.ha_housekeeping_interval_ms = parse(key, v)?,
             "haTransferBatchSize" => self.ha_transfer_batch_size = parse(key, v)?,
             "haMaxGapNotInSync" => self.ha_max_gap_not_in_sync = parse(key, v)?,
+            "slaveReadEnable" => self.slave_read_enable = parse(key, v)?,
+            "accessMessageInMemoryMaxRatio" => {
+                self.access_message_in_memory_max_ratio = parse(key, v)?;
+                if self.access_message_in_memory_max_ratio > 100 {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "a percentage within 0..=100".into(),
+                    });
+                }
+            }
             "shards" => {
                 self.shards = parse(key, v)?;
                 if self.shards == 0 || self.shards > 256 {

@@ -69,7 +69,10 @@ async fn replication_refusals_and_bad_ha_input() {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).unwrap();
     let end = u64::from_be_bytes(head[..8].try_into().unwrap());
-    assert!(end > 0 && end < 1 << 40, "the push names the master's end: {end}");
+    assert!(
+        end > 0 && end < 1 << 40,
+        "the push names the master's end: {end}"
+    );
     assert_eq!(&head[8..], &[0, 0, 0, 0], "an empty push");
     master.wait_for("told to truncate", Duration::from_secs(10));
     drop(s);

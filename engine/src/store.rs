@@ -101,6 +101,9 @@ pub struct QueueRead {
     pub next_offset: u64,
     pub min_offset: u64,
     pub max_offset: u64,
+    /// Commit log offset of the last message read (0 when none): how far behind the log's end the
+    /// reader is, for RocketMQ's "pull from the slave" suggestion.
+    pub last_log_offset: u64,
 }
 
 struct Dispatch {
@@ -1034,6 +1037,7 @@ impl Engine {
                 next_offset: 0,
                 min_offset: 0,
                 max_offset: 0,
+                last_log_offset: 0,
             });
         };
         let (min, max) = (q.min_index(), q.max_index());
@@ -1044,6 +1048,7 @@ impl Engine {
             next_offset: offset,
             min_offset: min,
             max_offset: max,
+            last_log_offset: 0,
         };
         if max == 0 {
             read.status = ReadStatus::NoMessageInQueue;
@@ -1123,6 +1128,7 @@ impl Engine {
                     Err(e) => return Err(e),
                 }
                 read.messages += 1;
+                read.last_log_offset = e.commit_log_offset;
                 next += 1;
                 if read.messages >= max_messages {
                     break;
