@@ -5,54 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use apogee_client::remoting::Remoting;
 use apogee_client::{Message, Producer, ProducerConfig};
-use apogee_net::codes::RequestCode;
-use apogee_net::headers::QueueRequest;
-use apogee_net::RemotingCommand;
 
 const SEGMENT: &str = "mappedFileSizeCommitLog=1048576";
-
-async fn max_offset(remoting: &Remoting, addr: &str) -> Option<i64> {
-    let req = RemotingCommand::request(RequestCode::GetMaxOffset as i32, 0).with_ext_fields(
-        QueueRequest {
-            topic: "Follow".into(),
-            queue_id: 0,
-        }
-        .to_ext(),
-    );
-    let r = remoting
-        .invoke(addr, req, Duration::from_secs(3))
-        .await
-        .ok()?;
-    r.ext("offset").and_then(|o| o.parse().ok())
-}
-
-fn assert_logs_identical(master: &Path, slave: &Path) {
-    let dir = |root: &Path| root.join("shard-0").join("commitlog");
-    let mut compared = 0;
-    for entry in std::fs::read_dir(dir(master)).unwrap() {
-        let entry = entry.unwrap();
-        let theirs = dir(slave).join(entry.file_name());
-        if !theirs.exists() {
-            continue;
-        }
-        let (a, b) = (
-            std::fs::read(entry.path()).unwrap(),
-            std::fs::read(&theirs).unwrap(),
-        );
-        let n = a.len().min(b.len());
-        assert!(a[..n] == b[..n], "segment {:?} differs", entry.file_name());
-        compared += 1;
-    }
-    assert!(
-        compared >= 3,
-        "the test needs several segments, compared {compared}"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slave_catches_up_and_resumes_after_restart() {
@@ -103,13 +60,15 @@ async fn slave_catches_up_and_resumes_after_restart() {
         send(i).await;
     }
     // The load has stopped: the slave must hold all of it soon.
-    let (remoting, _) = Remoting::new();
     let master_addr = format!("127.0.0.1:{master_port}");
     let slave_addr = format!("127.0.0.1:{slave_port}");
-    assert_eq!(max_offset(&remoting, &master_addr).await, Some(2000));
+    assert_eq!(
+        common::max_offset_at(&master_addr, "Follow").await,
+        Some(2000)
+    );
     let started = Instant::now();
     let caught_up = common::eventually(Duration::from_secs(20), || async {
-        (max_offset(&remoting, &slave_addr).await == Some(2000)).then_some(())
+        (common::max_offset_at(&slave_addr, "Follow").await == Some(2000)).then_some(())
     })
     .await;
     assert!(
@@ -122,5 +81,9 @@ async fn slave_catches_up_and_resumes_after_restart() {
     );
     master.stop();
     slave.stop();
-    assert_logs_identical(&master_store, &slave_store);
+    let compared = common::assert_commit_logs_identical(&master_store, &slave_store);
+    assert!(
+        compared >= 3,
+        "the test needs several segments, compared {compared}"
+    );
 }

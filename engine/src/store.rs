@@ -65,6 +65,26 @@ pub struct Message {
     pub properties: String,
 }
 
+impl Message {
+    /// The record this message becomes, stored at `store_timestamp` by `store_host`.
+    fn record(&self, store_timestamp: i64, store_host: SocketAddr) -> NewRecord<'_> {
+        NewRecord {
+            topic: &self.topic,
+            queue_id: self.queue_id,
+            flag: self.flag,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            born_host: self.born_host,
+            store_timestamp,
+            store_host,
+            reconsume_times: self.reconsume_times,
+            prepared_transaction_offset: self.prepared_transaction_offset,
+            body: &self.body,
+            properties: &self.properties,
+        }
+    }
+}
+
 /// Where a stored message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -481,20 +501,7 @@ impl Engine {
                 *slot += 1;
                 (name, q)
             };
-            let rec = NewRecord {
-                topic: &m.topic,
-                queue_id: m.queue_id,
-                flag: m.flag,
-                sys_flag: m.sys_flag,
-                born_timestamp: m.born_timestamp,
-                born_host: m.born_host,
-                store_timestamp,
-                store_host,
-                reconsume_times: m.reconsume_times,
-                prepared_transaction_offset: m.prepared_transaction_offset,
-                body: &m.body,
-                properties: &m.properties,
-            };
+            let rec = m.record(store_timestamp, store_host);
             let (physical_offset, size) =
                 self.commitlog
                     .append(&rec, queue_offset as i64, record::body_crc(&m.body))?;
@@ -623,23 +630,7 @@ impl Engine {
         let host = self.config.store_host;
         let need: u64 = messages
             .iter()
-            .map(|m| {
-                let rec = NewRecord {
-                    topic: &m.topic,
-                    queue_id: m.queue_id,
-                    flag: m.flag,
-                    sys_flag: m.sys_flag,
-                    born_timestamp: m.born_timestamp,
-                    born_host: m.born_host,
-                    store_timestamp: 0,
-                    store_host: host,
-                    reconsume_times: m.reconsume_times,
-                    prepared_transaction_offset: m.prepared_transaction_offset,
-                    body: &m.body,
-                    properties: &m.properties,
-                };
-                (rec.encoded_len() + record::BLANK_MIN_BYTES) as u64
-            })
+            .map(|m| (m.record(0, host).encoded_len() + record::BLANK_MIN_BYTES) as u64)
             .sum();
         // Bounded: each round creates one segment; other appends may move the head while it waits.
         for _ in 0..4 {
@@ -651,20 +642,27 @@ impl Engine {
             } else {
                 return Ok(());
             };
-            if let Err(e) = log.ensure_segment(missing).await {
-                if !e.is_no_space() {
-                    return Err(e);
-                }
-                let what = format!("preallocating commit log segment {missing}: {e}");
-                self.out_of_space(what.clone());
-                return Err(EngineError::DiskFull {
-                    path: self.config.store_dir.clone(),
-                    reason: crate::disk::Refusal::OutOfSpace { what }.to_string(),
-                });
+            self.ensure_log_segment(missing).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the commit log segment at `base` if missing; no space shuts the gate and refuses.
+    async fn ensure_log_segment(&self, base: u64) -> Result<()> {
+        let log = &self.commitlog.log;
+        if let Err(e) = log.ensure_segment(base).await {
+            if !e.is_no_space() {
+                return Err(e);
             }
-            if log.take_allocated_bytes() > 0 {
-                self.sample_disk();
-            }
+            let what = format!("preallocating commit log segment {base}: {e}");
+            self.out_of_space(what.clone());
+            return Err(EngineError::DiskFull {
+                path: self.config.store_dir.clone(),
+                reason: crate::disk::Refusal::OutOfSpace { what }.to_string(),
+            });
+        }
+        if log.take_allocated_bytes() > 0 {
+            self.sample_disk();
         }
         Ok(())
     }

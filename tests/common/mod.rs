@@ -229,19 +229,48 @@ pub fn broker(
     extra: &[&str],
 ) -> (Process, u16) {
     let port = free_ports(4 * shards as u16);
-    let mut args: Vec<String> = vec![
-        "broker".into(),
-        "--store".into(),
-        store.display().to_string(),
-        "--namesrv-addr".into(),
-        namesrv.into(),
-        "--listen-port".into(),
-        port.to_string(),
-        "--shards".into(),
-        shards.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    (Process::spawn(&args, "apogee started"), port)
+    (broker_on(namesrv, shards, store, port, extra), port)
+}
+
+/// Asserts that every commit log segment of shard 0 that both stores hold is the same, byte for byte (the
+/// shorter file's length is compared); returns how many segments were compared.
+pub fn assert_commit_logs_identical(master: &std::path::Path, slave: &std::path::Path) -> usize {
+    let dir = |root: &std::path::Path| root.join("shard-0").join("commitlog");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(dir(master)).expect("master commit log") {
+        let entry = entry.expect("dir entry");
+        let theirs = dir(slave).join(entry.file_name());
+        if !theirs.exists() {
+            continue;
+        }
+        let a = std::fs::read(entry.path()).expect("master segment");
+        let b = std::fs::read(&theirs).expect("slave segment");
+        let n = a.len().min(b.len());
+        assert!(a[..n] == b[..n], "segment {:?} differs", entry.file_name());
+        compared += 1;
+    }
+    compared
+}
+
+/// GET_MAX_OFFSET of queue 0 of `topic` on the broker at `addr` (not through routes: a slave answers too).
+pub async fn max_offset_at(addr: &str, topic: &str) -> Option<i64> {
+    let (remoting, _) = apogee_client::remoting::Remoting::new();
+    let req = apogee_net::RemotingCommand::request(
+        apogee_net::codes::RequestCode::GetMaxOffset as i32,
+        0,
+    )
+    .with_ext_fields(
+        apogee_net::headers::QueueRequest {
+            topic: topic.into(),
+            queue_id: 0,
+        }
+        .to_ext(),
+    );
+    let r = remoting
+        .invoke(addr, req, Duration::from_secs(3))
+        .await
+        .ok()?;
+    r.ext("offset").and_then(|o| o.parse().ok())
 }
 
 /// A broker process on a given port (for restarts on the same ports and store).

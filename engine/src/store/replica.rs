@@ -103,17 +103,7 @@ impl Engine {
         while at < data.len() {
             let base = align_down_segment(log.written(), size);
             if !log.has_segment(base) {
-                if let Err(e) = log.ensure_segment(base).await {
-                    if e.is_no_space() {
-                        let what = format!("preallocating commit log segment {base}: {e}");
-                        self.out_of_space(what.clone());
-                        return Err(EngineError::DiskFull {
-                            path: self.config.store_dir.clone(),
-                            reason: crate::disk::Refusal::OutOfSpace { what }.to_string(),
-                        });
-                    }
-                    return Err(e);
-                }
+                self.ensure_log_segment(base).await?;
             }
             // Written offsets cannot move while this runs (only this method appends on a slave).
             let n = (log.segment_remaining() as usize).min(data.len() - at);
