@@ -356,6 +356,16 @@ impl KeyIndex {
         }
     }
 
+    /// Forgets every key (sealed files deleted) and indexes from `offset` on: a slave that starts its log
+    /// over at its master's first offset.
+    pub fn reset(&mut self, offset: u64) {
+        for s in self.sealed.drain(..) {
+            let _ = std::fs::remove_file(&s.path);
+        }
+        self.sealing.clear();
+        self.active = Active::new(self.slot_count, offset);
+    }
+
     /// Queues the active index for sealing, if it holds anything.
     pub fn seal_now(&mut self) {
         if self.active.entries.is_empty() {

@@ -162,3 +162,56 @@ fn a_new_slave_follows_a_master_whose_log_no_longer_starts_at_zero() {
         master.shutdown().await.unwrap();
     });
 }
+
+/// A slave that was away while its master's retention deleted what it needed next starts its log over at
+/// the master's first offset and ends holding exactly what the master holds.
+#[test]
+fn a_slave_left_behind_by_retention_starts_over_at_the_masters_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    run(move || async move {
+        let mut mc = config(&root.join("master"), FlushMode::Async);
+        mc.file_reserved_time_hours = 0;
+        mc.delete_when_hour = ((apogee_engine::store::now_ms() / 3_600_000) % 24) as u32;
+        let master = Engine::open(mc).await.unwrap();
+        let slave_dir = root.join("slave");
+        let slave = Engine::open(config(&slave_dir, FlushMode::Async)).await.unwrap();
+        for seq in 0..100u64 {
+            let keys = format!("KEYS\u{1}early{seq}\u{2}");
+            master
+                .append(&[message("Old", 0, body_for(seq), &keys)])
+                .await
+                .unwrap();
+        }
+        ship(&master, &slave, 32 * 1024).await;
+        assert_eq!(slave.max_offset("Old", 0), 100);
+        // The slave is away; the master goes on and retention deletes its first segments.
+        for seq in 100..1500u64 {
+            master
+                .append(&[message("Old", 0, body_for(seq), "")])
+                .await
+                .unwrap();
+        }
+        master.flush().await.unwrap();
+        assert!(!master.retention_once().await.unwrap().is_empty());
+        let log_min = master.commitlog_min_offset();
+        let (slave_end, _, _) = slave.log_offsets();
+        assert!(slave_end < log_min, "the slave's end is gone from the master");
+        let dropped = slave.restart_log_at(log_min).await.unwrap();
+        assert_eq!(dropped, slave_end);
+        ship(&master, &slave, 32 * 1024).await;
+        assert_eq!(slave.min_offset("Old", 0), master.min_offset("Old", 0));
+        assert_eq!(slave.max_offset("Old", 0), 1500);
+        assert_eq!(queue_bodies(&slave, "Old").await, queue_bodies(&master, "Old").await);
+        assert!(
+            slave.query_by_key("Old", "early5", 4, 0, i64::MAX).await.unwrap().is_empty(),
+            "keys of the dropped log are forgotten"
+        );
+        slave.shutdown().await.unwrap();
+        let slave = Engine::open(config(&slave_dir, FlushMode::Async)).await.unwrap();
+        assert_eq!(slave.max_offset("Old", 0), 1500, "after a restart too");
+        assert_eq!(slave.min_offset("Old", 0), master.min_offset("Old", 0));
+        slave.shutdown().await.unwrap();
+        master.shutdown().await.unwrap();
+    });
+}

@@ -37,6 +37,9 @@ pub struct Registry {
 pub struct Registered {
     pub master_addr: String,
     pub master_ha_addr: String,
+    /// Another live address that held the same broker name and id, which this registration replaced
+    /// (two slaves started with one brokerId, say): the server logs it.
+    pub replaced: Option<String>,
 }
 
 impl Registry {
@@ -63,8 +66,10 @@ impl Registry {
         // now registers under another id (a slave promoted to master) leaves its old id.
         data.broker_addrs
             .retain(|id, addr| !(*addr == req.broker_addr && *id != req.broker_id));
-        data.broker_addrs
-            .insert(req.broker_id, req.broker_addr.clone());
+        let replaced = data
+            .broker_addrs
+            .insert(req.broker_id, req.broker_addr.clone())
+            .filter(|old| *old != req.broker_addr && self.live.contains_key(old));
         if req.broker_id == 0 {
             for queues in self.topics.values_mut() {
                 queues.remove(&req.broker_name);
@@ -110,6 +115,7 @@ impl Registry {
         Registered {
             master_addr,
             master_ha_addr,
+            replaced,
         }
     }
 
@@ -208,6 +214,24 @@ mod tests {
             .iter()
             .map(|n| (n.to_string(), TopicConfig::new(n, 4, 6)))
             .collect()
+    }
+
+    #[test]
+    fn a_slave_learns_its_master_and_a_duplicate_id_is_reported() {
+        let mut r = Registry::default();
+        let mut master = req("b-0", "127.0.0.1:10911", 0);
+        master.ha_server_addr = "127.0.0.1:10912".into();
+        r.register(&master, &topics(&["T"]), 0);
+        let s = r.register(&req("b-0", "127.0.0.1:20911", 1), &BTreeMap::new(), 0);
+        assert_eq!(s.master_addr, "127.0.0.1:10911");
+        assert_eq!(s.master_ha_addr, "127.0.0.1:10912");
+        assert_eq!(s.replaced, None);
+        let twin = r.register(&req("b-0", "127.0.0.1:30911", 1), &BTreeMap::new(), 0);
+        assert_eq!(twin.replaced.as_deref(), Some("127.0.0.1:20911"));
+        // The master goes; the slave still serves the topic's queues.
+        assert!(r.unregister("127.0.0.1:10911"));
+        let route = r.route("T").expect("queues stay while a slave serves them");
+        assert_eq!(route.broker_datas[0].master_addr(), None);
     }
 
     #[test]

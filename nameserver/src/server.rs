@@ -79,6 +79,15 @@ impl NameServer {
                         .registry
                         .borrow_mut()
                         .register(&header, &topics, now_ms());
+                    if let Some(old) = &r.replaced {
+                        warn!(
+                            broker = %header.broker_name,
+                            broker_id = header.broker_id,
+                            old = %old,
+                            new = %header.broker_addr,
+                            "two live brokers register the same name and brokerId; the newer address replaces the older"
+                        );
+                    }
                     let mut resp = req.response_to(ResponseCode::Success, None);
                     resp.ext_fields = RegisterBrokerResponse {
                         ha_server_addr: Some(r.master_ha_addr),

@@ -106,13 +106,23 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
         next = written;
     }
     if first < min {
+        // A new slave, or one whose end retention has deleted here: it starts over where this log starts.
+        // The empty push tells it at once, even when there is nothing new to ship.
         if first != 0 {
-            return format!(
-                "the slave's log ends at {first}, below what this master retains ({min}); rebuild the \
-                 slave's store to resync"
+            warn!(
+                shard = broker.shard,
+                slave = %peer,
+                slave_offset = first,
+                master_min_offset = min,
+                "the slave's log ends below what this master retains; it starts over at this log's first offset"
             );
         }
-        next = min; // a new slave starts where this log starts
+        let mut out = BytesMut::new();
+        ha::encode_push_header(min, 0, &mut out);
+        if let Err(e) = writer.write_all(&out).await {
+            return format!("write failed: {e}");
+        }
+        next = min;
     }
     let id = broker.ha.connected(first.min(written));
     info!(shard = broker.shard, slave = %peer, from = next, "slave connected");

@@ -112,13 +112,17 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
                 );
                 appended = true; // report the new end
             }
-            if push.data.is_empty() {
-                continue; // the master's heartbeat
-            }
-            let (written, _, _) = engine.log_offsets();
-            if push.offset != written {
+            if push.offset > written {
+                // The master's log starts past where ours ends: a new slave, or one that was away while
+                // retention deleted what it would need next. Both start at the master's first offset.
                 let size = engine.config().commitlog_segment_size_bytes;
-                if engine.is_empty() && push.offset > written && push.offset % size == 0 {
+                if push.offset % size != 0 {
+                    return Err(format!(
+                        "the master pushed bytes at {}, past this log's end {written} and not at a segment start",
+                        push.offset
+                    ));
+                }
+                if engine.is_empty() {
                     info!(
                         shard = broker.shard,
                         offset = push.offset,
@@ -129,11 +133,21 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
                         .await
                         .map_err(|e| e.to_string())?;
                 } else {
-                    return Err(format!(
-                        "the master pushed bytes at {}, this log ends at {written}",
-                        push.offset
-                    ));
+                    let dropped = engine
+                        .restart_log_at(push.offset)
+                        .await
+                        .map_err(|e| format!("cannot start over at {}: {e}", push.offset))?;
+                    warn!(
+                        shard = broker.shard,
+                        offset = push.offset,
+                        dropped_bytes = dropped,
+                        "the master no longer holds where this slave's log ended: started over at its first offset"
+                    );
                 }
+                appended = true;
+            }
+            if push.data.is_empty() {
+                continue; // the master's heartbeat
             }
             match engine.append_replicated(push.offset, &push.data).await {
                 Ok(()) => appended = true,

@@ -580,6 +580,32 @@ impl SegmentedLog {
         }
     }
 
+    /// Deletes every segment and starts the log over, empty, at `offset` (a segment start): a slave whose
+    /// master no longer holds where this log ends begins again at the master's first offset.
+    pub async fn reset_at(&self, offset: u64) -> Result<()> {
+        assert_eq!(
+            offset % self.segment_size,
+            0,
+            "a log starts at a segment boundary, not at {offset}"
+        );
+        let files: Vec<(u64, Rc<DmaFile>)> = std::mem::take(&mut self.inner.borrow_mut().segments)
+            .into_iter()
+            .collect();
+        for (base, f) in files {
+            let _ = f.close_rc().await;
+            let path = self.segment_path(base);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io(path, e)),
+            }
+        }
+        let mut inner = self.inner.borrow_mut();
+        inner.buffer = WriteBuffer::new(self.segment_size, offset, Vec::new());
+        inner.min_offset = offset;
+        Ok(())
+    }
+
     /// Raises the lowest readable offset (after retention removed what lies below it elsewhere).
     pub fn raise_min_offset(&self, offset: u64) {
         let mut inner = self.inner.borrow_mut();

@@ -14,6 +14,8 @@
 //! - `parsed` (records up to it are dispatched or pending) never passes the written offset, and only stops
 //!   at a record boundary or inside a record that has not wholly arrived.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 
 use apogee_net::record;
@@ -168,6 +170,41 @@ impl Engine {
         // The checkpoint must not vouch for what was dropped.
         self.checkpoint_once(false).await?;
         Ok(written - offset)
+    }
+
+    /// Throws this slave's log away and starts over, empty, at `offset` (a segment start): its master no
+    /// longer holds where this log ends (retention deleted it while the slave was away), so the only way to
+    /// follow again is from the master's first offset. Commit log segments, consume queues and the key
+    /// index go; consumer offsets stay (they are copied from the master anyway). Returns the bytes dropped.
+    pub async fn restart_log_at(&self, offset: u64) -> Result<u64> {
+        let log = &self.commitlog.log;
+        let dropped = log.written() - log.min_offset();
+        if log.pending_bytes() > 0 {
+            self.flush_commitlog().await?;
+        }
+        self.pending.borrow_mut().clear();
+        let queues: Vec<Rc<crate::consumequeue::ConsumeQueue>> = self
+            .queues
+            .borrow_mut()
+            .drain()
+            .flat_map(|(_, q)| q.into_values())
+            .collect();
+        self.next_queue_offset.borrow_mut().clear();
+        for q in queues {
+            q.close().await;
+        }
+        let root = self.config.store_dir.join("consumequeue");
+        let topics = std::fs::read_dir(&root).map_err(|e| EngineError::io(&root, e))?;
+        for t in topics {
+            let t = t.map_err(|e| EngineError::io(&root, e))?;
+            std::fs::remove_dir_all(t.path()).map_err(|e| EngineError::io(t.path(), e))?;
+        }
+        self.index.borrow_mut().reset(offset);
+        log.reset_at(offset).await?;
+        self.dispatched.set(offset);
+        self.parsed.set(offset);
+        self.checkpoint_once(false).await?;
+        Ok(dropped)
     }
 
     /// Dispatches every record that is wholly in the log past `parsed`.
