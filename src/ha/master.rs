@@ -21,6 +21,10 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 
+/// Bytes of log read at once for shipping: a slave far behind is served by few large reads, while each
+/// push stays within `haTransferBatchSize`.
+pub const SHIP_READ_BYTES: usize = 1024 * 1024;
+
 /// Slave connections one shard keeps at most (RocketMQ runs one slave per broker id; a few spare).
 pub const SLAVE_CONNECTIONS_MAX: usize = 8;
 
@@ -210,15 +214,22 @@ async fn ship_from(
             break format!("no report for {} ms", housekeeping.as_millis());
         }
         let grown = engine.appended().notified();
-        match engine.read_for_slave(next, batch).await {
+        // Read up to SHIP_READ_BYTES at once (one disk read when the slave is far behind), then cut it
+        // into pushes of at most haTransferBatchSize and write them together.
+        match engine
+            .read_for_slave(next, SHIP_READ_BYTES.max(batch))
+            .await
+        {
             Ok(Some(bytes)) => {
                 out.clear();
-                ha::encode_push_header(next, bytes.len(), &mut out);
-                out.extend_from_slice(&bytes);
+                for piece in bytes.chunks(batch) {
+                    ha::encode_push_header(next, piece.len(), &mut out);
+                    out.extend_from_slice(piece);
+                    next += piece.len() as u64;
+                }
                 if let Err(e) = writer.write_all(&out).await {
                     break format!("write failed: {e}");
                 }
-                next += bytes.len() as u64;
                 last_push = Instant::now();
                 continue;
             }
