@@ -18,7 +18,9 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
 
-use crate::broker::topics::{GroupTable, TopicTable};
+use crate::broker::schedule::{self, Schedule};
+use crate::broker::subscription_groups::GroupTable;
+use crate::broker::topics::TopicTable;
 use crate::broker::{registration, Broker};
 use crate::config::BrokerConfig;
 
@@ -164,8 +166,15 @@ async fn run_shard(
         config.auto_create_topic_enable,
         config.default_topic_queue_nums,
     )
-    .and_then(|t| GroupTable::load(cfg_dir.join("subscriptionGroups")).map(|g| (t, g)));
-    let (topics, groups) = match tables {
+    .and_then(|t| GroupTable::load(cfg_dir.join("subscriptionGroups")).map(|g| (t, g)))
+    .and_then(|(t, g)| {
+        Schedule::load(
+            cfg_dir.join("delayOffset"),
+            config.message_delay_level_ms.clone(),
+        )
+        .map(|s| (t, g, s))
+    });
+    let (topics, groups, delay_schedule) = match tables {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {shard}: {e}")));
@@ -201,6 +210,7 @@ async fn run_shard(
         engine: engine.clone(),
         topics: RefCell::new(topics),
         groups: RefCell::new(groups),
+        schedule: delay_schedule,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
         locks: RefCell::new(Default::default()),
@@ -212,6 +222,9 @@ async fn run_shard(
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
         if let Some(b) = weak.upgrade() {
             b.long_poll.notify(topic, queue, max);
+            if topic == apogee_engine::delay::SCHEDULE_TOPIC {
+                b.schedule.wake();
+            }
         }
     }));
     let servers = [main, vip].map(|l| {
@@ -220,6 +233,7 @@ async fn run_shard(
     });
     registration::register_all(&broker).await;
     let registrar = glommio::spawn_local(registration::run(broker.clone(), stop.clone()));
+    let scheduler = glommio::spawn_local(schedule::run(broker.clone(), stop.clone()));
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move {
@@ -264,6 +278,8 @@ async fn run_shard(
     }
     registrar.await;
     housekeeping.await;
+    // Before the store closes: the scheduler flushes the commit log and persists its progress.
+    scheduler.await;
     registration::unregister_all(&broker).await;
     if let Err(e) = engine.shutdown().await {
         error!(shard, error = %e, "store did not close cleanly");
