@@ -3,7 +3,7 @@
 //! offset where no message starts is SYSTEM_ERROR "look message by offset failed", a bad group name is
 //! INVALID_PARAMETER, a DELAY that is not a number is MESSAGE_ILLEGAL, a send to the schedule topic is
 //! refused. Groups are created (with their retry topic), listed and deleted; delay level -1 sends a message
-//! straight to the dead-letter queue.
+//! straight to the dead-letter queue, and so does a plain send to a retry topic past maxReconsumeTimes.
 
 mod common;
 
@@ -184,6 +184,35 @@ async fn send_back_and_group_requests_get_rocketmq_answers() {
         dlq.is_empty(),
         "the DLQ is not readable until an operator says so"
     );
+
+    // A plain send to a retry topic (the Java client's fallback): the group must exist, and past its
+    // maxReconsumeTimes (5 for this group) the message is dead-lettered.
+    let retry_send = |topic: &str, reconsume_times: i32| {
+        let header = apogee_net::headers::SendMessageRequest {
+            producer_group: "pg".into(),
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            reconsume_times,
+            properties: "DELAY\u{1}9\u{2}".into(),
+            ..Default::default()
+        };
+        RemotingCommand::request(RequestCode::SendMessageV2 as i32, 0)
+            .with_body(b"again".to_vec())
+            .with_ext_fields(header.to_ext_v2())
+    };
+    let r = remoting
+        .invoke(&addr, retry_send("%RETRY%ghost", 1), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(r.code, ResponseCode::SubscriptionGroupNotExist as i32);
+    let r = remoting
+        .invoke(&addr, retry_send("%RETRY%known", 6), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(r.code, ResponseCode::Success as i32, "{:?}", r.remark);
+    assert_eq!(max_offset(&remoting, &addr, "%DLQ%known", 0).await, 2);
+    assert_eq!(max_offset(&remoting, &addr, "%RETRY%known", 0).await, 0);
 
     // Deleted: gone from the list, and send-backs for it are refused again.
     admin

@@ -67,6 +67,11 @@ pub async fn handle(
             ),
         );
     }
+    if code != RequestCode::SendBatchMessage {
+        if let Err((code, remark)) = super::sendback::retry_send_past_max(broker, &mut header) {
+            return req.error_to(code, remark);
+        }
+    }
     let max = broker.config.max_message_size;
     let bodies: Vec<(i32, Bytes, String)> = if code == RequestCode::SendBatchMessage {
         if req.body.len() > max {

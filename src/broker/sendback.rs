@@ -19,6 +19,9 @@
 //! - Apogee also writes DLQ_ORIGIN_TOPIC (the original topic) and DLQ_ORIGIN_MESSAGE_ID (the client's message
 //!   id, UNIQ_KEY, else the origin offset id) on dead letters: RocketMQ 5's proxy reads these to show a dead
 //!   letter's origin; RocketMQ's remoting broker does not write them.
+//! - A plain send to `%RETRY%<group>` (the Java client's fallback when a send-back fails) follows the same
+//!   rules: the group must exist, and past maxReconsumeTimes it goes to the dead-letter topic
+//!   ([`retry_send_past_max`]).
 //! - A store failure answers SYSTEM_ERROR with the reason (RocketMQ: the put status name), so the client
 //!   retries; nothing is half-written.
 
@@ -28,7 +31,7 @@ use apogee_engine::{EngineError, Message};
 use apogee_net::body::route::perm;
 use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::codes::ResponseCode;
-use apogee_net::headers::ConsumerSendMsgBackRequest;
+use apogee_net::headers::{ConsumerSendMsgBackRequest, SendMessageRequest};
 use apogee_net::properties::{self, names};
 use apogee_net::{msgid, record, RemotingCommand};
 use tracing::{debug, info};
@@ -183,6 +186,46 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
     }
 }
+
+/// A plain send to a retry topic (what the Java client does when its send-back failed): the group must
+/// exist, and a message retried more than maxReconsumeTimes (the header's, else the group's) goes to the
+/// group's dead-letter topic instead, with DELAY=-1 (RocketMQ's `SendMessageProcessor.handleRetryAndDLQ`).
+/// Rewrites `header` in place; other topics are left alone.
+pub fn retry_send_past_max(
+    broker: &Broker,
+    header: &mut SendMessageRequest,
+) -> Result<(), (ResponseCode, String)> {
+    let Some(group) = header.topic.strip_prefix(RETRY_GROUP_TOPIC_PREFIX) else {
+        return Ok(());
+    };
+    let group = group.to_owned();
+    let config =
+        match find_or_create(broker, &group) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err((
+                ResponseCode::SubscriptionGroupNotExist,
+                format!(
+                    "subscription group not exist, {group} \nSee {FAQ_URL} for further details."
+                ),
+            )),
+            Err(remark) => return Err((ResponseCode::SystemError, remark)),
+        };
+    let max_reconsume_times = header.max_reconsume_times.unwrap_or(config.retry_max_times);
+    if header.reconsume_times <= max_reconsume_times {
+        return Ok(());
+    }
+    let name = dlq_topic(&group);
+    ensure_dlq_topic(broker, &name).map_err(|remark| (ResponseCode::SystemError, remark))?;
+    header.properties = properties::with_changes(&header.properties, &[(names::DELAY, "-1")], &[])
+        .map_err(|e| (ResponseCode::MessageIllegal, e.to_string()))?;
+    info!(shard = broker.shard, group = %group, reconsume_times = header.reconsume_times, max_reconsume_times, "retry send past its maximum goes to the dead-letter queue");
+    header.topic = name;
+    header.queue_id = 0;
+    Ok(())
+}
+
+/// Prefix of retry topics (RocketMQ's `MixAll.RETRY_GROUP_TOPIC_PREFIX`).
+pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
 
 /// Creates the group's dead-letter topic if it is missing: one queue, write-only (perm 2).
 fn ensure_dlq_topic(broker: &Broker, name: &str) -> Result<(), String> {
