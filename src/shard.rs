@@ -223,7 +223,7 @@ async fn run_shard(
         if let Some(b) = weak.upgrade() {
             b.long_poll.notify(topic, queue, max);
             if topic == apogee_engine::delay::SCHEDULE_TOPIC {
-                b.schedule.wake();
+                b.schedule.dispatched(queue);
             }
         }
     }));

@@ -52,6 +52,9 @@ use super::{now_ms, Broker};
 
 /// Schedule-queue entries one level delivers per round before the others get their turn.
 pub const DELIVER_BATCH_MAX: usize = 256;
+/// Due entries re-put with one append at most, and their bytes at most (at least one entry is taken).
+pub const REPUT_BATCH_MAX: usize = 32;
+pub const REPUT_BATCH_BYTES_MAX: usize = 1024 * 1024;
 /// Longest sleep with nothing due (a safety net; new delayed messages wake the scheduler anyway).
 pub const IDLE_SLEEP_MAX_MS: u64 = 5_000;
 /// Pause before retrying a level whose re-put failed (RocketMQ waits `DELAY_FOR_A_PERIOD` = 10 s after an
@@ -68,6 +71,10 @@ pub struct Schedule {
     table: RefCell<DelayOffsetTable>,
     dirty: Cell<bool>,
     wake: Notify,
+    /// Per level (index `level - 1`): true while the scheduler has nothing of that level waiting, so a new
+    /// message of the level must wake it. A level with a message waiting will wake for that one, which is
+    /// due no later than any newer message of the same level.
+    idle: RefCell<Vec<bool>>,
 }
 
 impl Schedule {
@@ -83,10 +90,11 @@ impl Schedule {
         };
         Ok(Self {
             path,
-            levels_ms,
             table: RefCell::new(table),
             dirty: Cell::new(false),
             wake: Notify::default(),
+            idle: RefCell::new(vec![true; levels_ms.len()]),
+            levels_ms,
         })
     }
 
@@ -116,9 +124,24 @@ impl Schedule {
         }
     }
 
-    /// Wakes the scheduler (a delayed message was dispatched).
-    pub fn wake(&self) {
-        self.wake.notify();
+    /// A delayed message was dispatched into `queue_id` of the schedule topic: wakes the scheduler unless
+    /// it already waits for an earlier message of that level.
+    pub fn dispatched(&self, queue_id: i32) {
+        let idle = usize::try_from(queue_id)
+            .ok()
+            .and_then(|i| self.idle.borrow().get(i).copied())
+            .unwrap_or(true);
+        if idle {
+            self.wake.notify();
+        }
+    }
+
+    fn set_idle(&self, level: i32, idle: bool) {
+        if let Ok(i) = usize::try_from(level - 1) {
+            if let Some(s) = self.idle.borrow_mut().get_mut(i) {
+                *s = idle;
+            }
+        }
     }
 
     /// The table as RocketMQ's `DelayOffsetSerializeWrapper` JSON.
@@ -237,27 +260,50 @@ enum Level {
     More,
 }
 
-/// Delivers what is due in one level.
+/// Delivers what is due in one level. Due entries are taken in batches: their records are read
+/// concurrently and re-put with one append, so a busy level costs one store round trip per batch rather
+/// than per message.
 async fn deliver_level(broker: &Broker, level: i32) -> Result<Level, EngineError> {
     let engine = &broker.engine;
     let schedule = &broker.schedule;
     let queue_id = level - 1;
     let mut offset = schedule.offset(level);
     let mut delivered = 0;
+    // Pessimistic: a dispatch into this level while it is being read must wake the scheduler.
+    schedule.set_idle(level, true);
     while delivered < DELIVER_BATCH_MAX {
         let entries = engine
-            .queue_entries(SCHEDULE_TOPIC, queue_id, offset, 32)
+            .queue_entries(SCHEDULE_TOPIC, queue_id, offset, REPUT_BATCH_MAX)
             .await?;
         if entries.is_empty() {
             return Ok(Level::Idle);
         }
+        schedule.set_idle(level, false);
+        let now = now_ms() as i64;
+        let mut due = Vec::with_capacity(entries.len());
+        let mut bytes = 0usize;
+        let mut waiting = None;
         for e in entries {
-            if let Step::WaitUntil(t) =
-                decide(schedule.levels_ms(), level, e.tag_hash, now_ms() as i64)
-            {
-                return Ok(Level::WaitUntil(t));
+            if let Step::WaitUntil(t) = decide(schedule.levels_ms(), level, e.tag_hash, now) {
+                waiting = Some(t);
+                break;
             }
-            let message = match engine.read_record(e.commit_log_offset).await? {
+            if !due.is_empty() && bytes + e.size as usize > REPUT_BATCH_BYTES_MAX {
+                break;
+            }
+            bytes += e.size as usize;
+            due.push(e);
+        }
+        if due.is_empty() {
+            return Ok(waiting.map_or(Level::Idle, Level::WaitUntil));
+        }
+        let records =
+            futures::future::join_all(due.iter().map(|e| engine.read_record(e.commit_log_offset)))
+                .await;
+        let mut messages = Vec::with_capacity(due.len());
+        for (i, (e, rec)) in due.iter().zip(records).enumerate() {
+            let at = offset + i as u64;
+            let message = match rec? {
                 None => Err("no record at its commit log offset".to_owned()),
                 Some(bytes) => record::decode(&bytes)
                     .map_err(|err| err.to_string())
@@ -265,25 +311,31 @@ async fn deliver_level(broker: &Broker, level: i32) -> Result<Level, EngineError
             };
             match message {
                 Err(reason) => {
-                    warn!(shard = broker.shard, level, offset, commit_log_offset = e.commit_log_offset, %reason, "delayed message cannot be delivered; skipped");
+                    warn!(shard = broker.shard, level, offset = at, commit_log_offset = e.commit_log_offset, %reason, "delayed message cannot be delivered; skipped");
                 }
                 Ok(m) if m.topic == TRANS_HALF_TOPIC => {
                     warn!(
                         shard = broker.shard,
                         level,
-                        offset,
+                        offset = at,
                         "delayed message for the transaction half topic dropped, as RocketMQ does"
                     );
                 }
-                Ok(m) => match engine.append(std::slice::from_ref(&m)).await {
-                    // Stored but not yet durable: stored all the same, so it must not be put twice.
-                    Ok(_) | Err(EngineError::FlushTimeout { .. }) => {}
-                    Err(err) => return Err(err),
-                },
+                Ok(m) => messages.push(m),
             }
-            offset += 1;
-            schedule.set_offset(level, offset);
-            delivered += 1;
+        }
+        if !messages.is_empty() {
+            match engine.append(&messages).await {
+                // Stored but not yet durable: stored all the same, so it must not be put twice.
+                Ok(_) | Err(EngineError::FlushTimeout { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        offset += due.len() as u64;
+        delivered += due.len();
+        schedule.set_offset(level, offset);
+        if let Some(t) = waiting {
+            return Ok(Level::WaitUntil(t));
         }
     }
     Ok(Level::More)

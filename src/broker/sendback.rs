@@ -199,17 +199,18 @@ pub fn retry_send_past_max(
         return Ok(());
     };
     let group = group.to_owned();
-    let config =
-        match find_or_create(broker, &group) {
-            Ok(Some(c)) => c,
-            Ok(None) => return Err((
+    let config = match find_or_create(broker, &group) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err((
                 ResponseCode::SubscriptionGroupNotExist,
                 format!(
                     "subscription group not exist, {group} \nSee {FAQ_URL} for further details."
                 ),
-            )),
-            Err(remark) => return Err((ResponseCode::SystemError, remark)),
-        };
+            ))
+        }
+        Err(remark) => return Err((ResponseCode::SystemError, remark)),
+    };
     let max_reconsume_times = header.max_reconsume_times.unwrap_or(config.retry_max_times);
     if header.reconsume_times <= max_reconsume_times {
         return Ok(());
