@@ -268,6 +268,19 @@ async fn deliver_level(broker: &Broker, level: i32) -> Result<Level, EngineError
     let schedule = &broker.schedule;
     let queue_id = level - 1;
     let mut offset = schedule.offset(level);
+    // Retention may have removed entries below the offset (RocketMQ resets to the queue's minimum too).
+    let min = engine.min_offset(SCHEDULE_TOPIC, queue_id);
+    if offset < min {
+        warn!(
+            shard = broker.shard,
+            level,
+            from = offset,
+            to = min,
+            "delay offset below its queue's minimum; moved up"
+        );
+        offset = min;
+        schedule.set_offset(level, offset);
+    }
     let mut delivered = 0;
     // Pessimistic: a dispatch into this level while it is being read must wake the scheduler.
     schedule.set_idle(level, true);

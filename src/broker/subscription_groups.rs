@@ -241,3 +241,40 @@ pub fn delete(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     }
     req.response_to(ResponseCode::Success, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_follow_rocketmq_rules_and_remarks() {
+        assert!(validate_group("orders_consumer-1%x|y").is_ok());
+        assert_eq!(
+            validate_group(" ").unwrap_err(),
+            "The specified group is blank."
+        );
+        assert!(validate_group("a b")
+            .unwrap_err()
+            .contains("contains illegal characters"));
+        assert!(validate_group(&"g".repeat(121))
+            .unwrap_err()
+            .contains("longer than group max length: 120"));
+        assert!(validate_group(&"g".repeat(120)).is_ok());
+    }
+
+    #[test]
+    fn the_table_survives_a_reload_and_forgets_deleted_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscriptionGroups");
+        let mut t = GroupTable::load(path.clone()).unwrap();
+        let mut g = SubscriptionGroupConfig::new("g");
+        g.retry_max_times = 3;
+        t.upsert(g.clone()).unwrap();
+        t.upsert(SubscriptionGroupConfig::new("h")).unwrap();
+        assert!(t.remove("h").unwrap());
+        assert!(!t.remove("h").unwrap());
+        let t = GroupTable::load(path).unwrap();
+        assert_eq!(t.get("g"), Some(&g));
+        assert_eq!(t.len(), 1);
+    }
+}

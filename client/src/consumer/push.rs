@@ -402,13 +402,14 @@ impl Inner {
                     None => start_offset(&self.routes, "", &mq, self.config.consume_from).await,
                 },
                 MessageModel::Clustering => {
-                    start_offset(
-                        &self.routes,
-                        &self.config.group,
-                        &mq,
-                        self.config.consume_from,
-                    )
-                    .await
+                    // A retry queue holds only this group's failed messages: read it from its start
+                    // whatever `consume_from` says, as the Java client does.
+                    let from = if mq.topic == retry_topic(&self.config.group) {
+                        ConsumeFrom::FirstOffset
+                    } else {
+                        self.config.consume_from
+                    };
+                    start_offset(&self.routes, &self.config.group, &mq, from).await
                 }
             };
             let Ok(start) = start else { continue };
