@@ -160,14 +160,11 @@ impl Schedule {
     }
 }
 
-/// Why a DELAY property cannot be served.
-pub fn delay_level_of(props: &str) -> Result<i32, String> {
-    match properties::get(props, names::DELAY) {
-        None => Ok(0),
-        Some(text) => text.trim().parse().map_err(|_| {
-            format!("the DELAY property `{text}` is not a delay level (a whole number)")
-        }),
-    }
+/// The level a DELAY property's value asks for; the error says why it is not one.
+pub fn parse_delay_level(text: &str) -> Result<i32, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("the DELAY property `{text}` is not a delay level (a whole number)"))
 }
 
 /// Where a message with delay level `level` (> 0) is stored: the schedule topic, queue `level - 1`, with
@@ -484,10 +481,8 @@ mod tests {
         assert_eq!(properties::get(&props, names::REAL_TOPIC), Some("T"));
         assert_eq!(properties::get(&props, names::REAL_QID), Some("3"));
         assert_eq!(properties::get(&props, names::TAGS), Some("a"));
-        assert!(delay_level_of("DELAY\u{1}x\u{2}")
-            .unwrap_err()
-            .contains("`x`"));
-        assert_eq!(delay_level_of("DELAY\u{1}-2\u{2}"), Ok(-2));
+        assert!(parse_delay_level("x").unwrap_err().contains("`x`"));
+        assert_eq!(parse_delay_level(" -2"), Ok(-2));
     }
 
     #[test]

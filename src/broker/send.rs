@@ -164,8 +164,28 @@ fn delay_and_timer(
     batch: bool,
     properties: String,
 ) -> Result<(String, i32, String), String> {
-    use apogee_net::properties::{get, names};
-    let level = schedule::delay_level_of(&properties)?;
+    use apogee_net::properties::{names, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
+    const TIMER: [&str; 3] = [
+        names::TIMER_DELIVER_MS,
+        names::TIMER_DELAY_SEC,
+        names::TIMER_DELAY_MS,
+    ];
+    // One pass over the properties: this runs for every message sent.
+    let (mut delay, mut timer) = (None, None);
+    for (name, value) in properties
+        .split(PROPERTY_SEPARATOR)
+        .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
+    {
+        if name == names::DELAY {
+            delay = delay.or(Some(value));
+        } else if TIMER.contains(&name) {
+            timer = timer.or(Some(name));
+        }
+    }
+    let level = match delay {
+        None => 0,
+        Some(text) => schedule::parse_delay_level(text)?,
+    };
     let transaction = header.sys_flag & TRANSACTION_FLAGS;
     if transaction != 0 && transaction != TRANSACTION_COMMIT {
         return Ok((header.topic.clone(), header.queue_id, properties));
@@ -177,16 +197,8 @@ fn delay_and_timer(
                     .into(),
             );
         }
-        let properties = apogee_net::properties::with_changes(
-            &properties,
-            &[],
-            &[
-                names::TIMER_DELIVER_MS,
-                names::TIMER_DELAY_SEC,
-                names::TIMER_DELAY_MS,
-            ],
-        )
-        .map_err(|e| e.to_string())?;
+        let properties = apogee_net::properties::with_changes(&properties, &[], &TIMER)
+            .map_err(|e| e.to_string())?;
         return schedule::delay_into_schedule(
             broker.schedule.max_level(),
             &header.topic,
@@ -195,13 +207,6 @@ fn delay_and_timer(
             level,
         );
     }
-    let timer = [
-        names::TIMER_DELIVER_MS,
-        names::TIMER_DELAY_SEC,
-        names::TIMER_DELAY_MS,
-    ]
-    .into_iter()
-    .find(|n| get(&properties, n).is_some());
     if let Some(name) = timer {
         return Err(format!(
             "timer messages ({name}) are not supported by this broker yet; use a delay level (DELAY) instead"
