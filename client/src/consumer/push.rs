@@ -66,7 +66,9 @@ pub enum MessageModel {
 pub enum ConsumeResult {
     /// Consumed: the offset moves past the batch.
     Success,
-    /// Not consumed: deliver the same batch again later.
+    /// Not consumed. Clustering: each message is sent back to the broker and delivered again after its
+    /// retry delay (or dead-lettered after `max_reconsume_times`). Broadcasting: dropped with a warning, as
+    /// the Java client does.
     Later,
 }
 
