@@ -14,9 +14,14 @@
 //!   core). Each round walks every level from its offset: entries already due are re-put (RocketMQ's
 //!   `messageTimeup`: DELAY, TIMER_DELIVER_MS and TIMER_DELAY_SEC cleared, WAIT=false, everything else —
 //!   body, flag, sys flag, born time and host, reconsume times, REAL_TOPIC/REAL_QID — kept); the first
-//!   entry not yet due ends the level (entries of one level are in delivery order). It then sleeps until
-//!   the earliest due time, or until a new delayed message is dispatched (the engine's dispatch listener
-//!   wakes it), so delivery follows the due time within the timer's precision, not a poll interval.
+//!   entry not yet due ends the level (entries of one level are in delivery order). Due entries are re-put
+//!   in batches (records read concurrently, one append). It then sleeps until the earliest due time, or
+//!   until a delayed message is dispatched into a level with nothing waiting (the engine's dispatch
+//!   listener wakes it; a level with a message waiting is woken by that one, which is due first), so
+//!   delivery follows the due time within the timer's precision, not a poll interval.
+//! - Levels are taken from `messageDelayLevel` at start; a level beyond the table is stored at the highest
+//!   level (as RocketMQ); schedule queues of levels a smaller table no longer has are not delivered (as
+//!   RocketMQ, which only walks its table).
 //!
 //! # Invariants
 //! - A level's offset only moves past an entry once its re-put was stored (or the entry was unreadable).
