@@ -107,7 +107,15 @@ impl Process {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
-        self.lines.extend(self.log.try_iter());
+        // The reader thread may still hold the last lines: read until it sees the end of stderr (the
+        // channel disconnects), bounded.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.lines.push(line);
+        }
         self.lines.clone()
     }
 }
