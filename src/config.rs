@@ -57,6 +57,11 @@ pub struct BrokerConfig {
     /// Above this disk usage, sends are refused with SERVICE_NOT_AVAILABLE (RocketMQ's
     /// `diskSpaceWarningLevelRatio`, a system property there, 0.90).
     pub disk_space_warning_level_ratio: f64,
+    /// Above this disk usage, retention deletes the oldest commit log segments even if unexpired (RocketMQ's
+    /// `diskSpaceCleanForciblyRatio` system property, 0.85).
+    pub disk_space_clean_forcibly_ratio: f64,
+    /// How often retention runs, in ms (`cleanResourceInterval`).
+    pub clean_resource_interval_ms: u64,
     pub max_message_size: usize,
     pub auto_create_topic_enable: bool,
     pub default_topic_queue_nums: i32,
@@ -78,6 +83,24 @@ pub struct BrokerConfig {
     pub register_interval_ms: u64,
     /// Apogee: client channels silent this long are dropped.
     pub channel_expiry_ms: u64,
+    /// HA port of shard 0 (`haListenPort`, default listenPort + 1); shard i adds 4 i.
+    pub ha_listen_port: Option<u16>,
+    /// A slave's master HA address for shard 0 (`haMasterAddress`, `host:port`; shard i adds 4 i to the
+    /// port). Without it a slave learns it from the name server's registration answer.
+    pub ha_master_address: Option<String>,
+    /// How often a slave reports its offset when nothing arrives, and a master sends an empty push.
+    pub ha_send_heartbeat_interval_ms: u64,
+    /// A master drops a slave connection silent this long; a slave reconnects after this long without data.
+    pub ha_housekeeping_interval_ms: u64,
+    /// Bytes a master ships in one push at most.
+    pub ha_transfer_batch_size: usize,
+    /// A SYNC_MASTER answers SLAVE_NOT_AVAILABLE when no slave is within this many bytes of its log.
+    pub ha_max_gap_not_in_sync: u64,
+    /// Whether consumers may be sent to a slave (`slaveReadEnable`): with it, a master whose consumer lags
+    /// more than `accessMessageInMemoryMaxRatio` % of memory behind the log suggests the group's
+    /// `whichBrokerWhenConsumeSlowly` in its pull answers.
+    pub slave_read_enable: bool,
+    pub access_message_in_memory_max_ratio: u32,
 }
 
 impl Default for BrokerConfig {
@@ -96,6 +119,8 @@ impl Default for BrokerConfig {
             delete_when_hour: 4,
             disk_max_used_space_ratio: 0.75,
             disk_space_warning_level_ratio: 0.90,
+            disk_space_clean_forcibly_ratio: 0.85,
+            clean_resource_interval_ms: 10_000,
             max_message_size: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
             auto_create_topic_enable: true,
             default_topic_queue_nums: 4,
@@ -112,6 +137,14 @@ impl Default for BrokerConfig {
             spin_before_park_us: SPIN_BEFORE_PARK_US_DEFAULT,
             register_interval_ms: 30_000,
             channel_expiry_ms: 120_000,
+            ha_listen_port: None,
+            ha_master_address: None,
+            ha_send_heartbeat_interval_ms: 5_000,
+            ha_housekeeping_interval_ms: 20_000,
+            ha_transfer_batch_size: 32 * 1024,
+            ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
         }
     }
 }
@@ -203,6 +236,17 @@ impl BrokerConfig {
                     });
                 }
             }
+            "diskSpaceCleanForciblyRatio" => {
+                self.disk_space_clean_forcibly_ratio = parse(key, v)?;
+                if !(0.0..=1.0).contains(&self.disk_space_clean_forcibly_ratio) {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "a ratio within 0.0..=1.0".into(),
+                    });
+                }
+            }
+            "cleanResourceInterval" => self.clean_resource_interval_ms = parse(key, v)?,
             "maxMessageSize" => self.max_message_size = parse(key, v)?,
             "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
             "defaultTopicQueueNums" => self.default_topic_queue_nums = parse(key, v)?,
@@ -221,6 +265,25 @@ impl BrokerConfig {
             }
             "flushDelayOffsetInterval" => self.flush_delay_offset_interval_ms = parse(key, v)?,
             "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
+            "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
+            "haMasterAddress" => {
+                self.ha_master_address = (!v.is_empty()).then(|| v.to_owned());
+            }
+            "haSendHeartbeatInterval" => self.ha_send_heartbeat_interval_ms = parse(key, v)?,
+            "haHousekeepingInterval" => self.ha_housekeeping_interval_ms = parse(key, v)?,
+            "haTransferBatchSize" => self.ha_transfer_batch_size = parse(key, v)?,
+            "haMaxGapNotInSync" => self.ha_max_gap_not_in_sync = parse(key, v)?,
+            "slaveReadEnable" => self.slave_read_enable = parse(key, v)?,
+            "accessMessageInMemoryMaxRatio" => {
+                self.access_message_in_memory_max_ratio = parse(key, v)?;
+                if self.access_message_in_memory_max_ratio > 100 {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "a percentage within 0..=100".into(),
+                    });
+                }
+            }
             "shards" => {
                 self.shards = parse(key, v)?;
                 if self.shards == 0 || self.shards > 256 {
@@ -272,6 +335,27 @@ impl BrokerConfig {
         self.listen_port + SHARD_PORT_STRIDE * shard as u16
     }
 
+    /// The HA port of shard `i` (a master's slaves connect there).
+    pub fn shard_ha_port(&self, shard: usize) -> u16 {
+        self.ha_listen_port.unwrap_or(self.listen_port + 1) + SHARD_PORT_STRIDE * shard as u16
+    }
+
+    /// The HA address shard `i` registers (`haServerAddr`).
+    pub fn shard_ha_addr(&self, shard: usize) -> String {
+        format!("{}:{}", self.broker_ip1, self.shard_ha_port(shard))
+    }
+
+    /// A slave shard's master HA address from `haMasterAddress`, when set.
+    pub fn shard_master_ha_addr(&self, shard: usize) -> Option<String> {
+        let addr = self.ha_master_address.as_ref()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        Some(format!(
+            "{host}:{}",
+            port + SHARD_PORT_STRIDE * shard as u16
+        ))
+    }
+
     /// The broker name shard `i` registers under.
     pub fn shard_broker_name(&self, shard: usize) -> String {
         format!("{}-{shard}", self.broker_name)
@@ -297,12 +381,67 @@ impl BrokerConfig {
                 ),
             });
         }
-        if self.broker_role == BrokerRole::Slave || self.broker_id != 0 {
+        if (self.broker_role == BrokerRole::Slave) != (self.broker_id != 0) {
             return Err(ConfigError::BadValue {
-                key: "brokerRole".into(),
-                value: format!("{:?}/brokerId={}", self.broker_role, self.broker_id),
-                reason: "replication is not built yet: only masters (brokerId=0) run".into(),
+                key: "brokerId".into(),
+                value: self.broker_id.to_string(),
+                reason: format!(
+                    "brokerRole={:?} needs {}",
+                    self.broker_role,
+                    if self.broker_role == BrokerRole::Slave {
+                        "a brokerId above 0"
+                    } else {
+                        "brokerId=0 (a master)"
+                    }
+                ),
             });
+        }
+        if self.ha_transfer_batch_size == 0
+            || self.ha_transfer_batch_size > apogee_net::ha::PUSH_SIZE_MAX_BYTES
+        {
+            return Err(ConfigError::BadValue {
+                key: "haTransferBatchSize".into(),
+                value: self.ha_transfer_batch_size.to_string(),
+                reason: format!("must be within 1..={}", apogee_net::ha::PUSH_SIZE_MAX_BYTES),
+            });
+        }
+        if self.ha_send_heartbeat_interval_ms == 0
+            || self.ha_housekeeping_interval_ms <= self.ha_send_heartbeat_interval_ms
+        {
+            return Err(ConfigError::BadValue {
+                key: "haHousekeepingInterval".into(),
+                value: self.ha_housekeeping_interval_ms.to_string(),
+                reason: "must be longer than haSendHeartbeatInterval (above 0)".into(),
+            });
+        }
+        if let Some(ha) = self.ha_listen_port {
+            let main: Vec<u32> = (0..self.shards)
+                .map(|s| self.shard_port(s) as u32)
+                .collect();
+            let clash = (0..self.shards).any(|s| {
+                let p = ha as u32 + SHARD_PORT_STRIDE as u32 * s as u32;
+                p > u16::MAX as u32 || main.iter().any(|m| p + 2 >= *m && p <= *m)
+            });
+            if clash {
+                return Err(ConfigError::BadValue {
+                    key: "haListenPort".into(),
+                    value: ha.to_string(),
+                    reason: "collides with a shard's main or VIP port, or runs past 65535".into(),
+                });
+            }
+        }
+        if let Some(addr) = &self.ha_master_address {
+            if addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(ConfigError::BadValue {
+                    key: "haMasterAddress".into(),
+                    value: addr.clone(),
+                    reason: "expected host:port".into(),
+                });
+            }
         }
         self.engine_config(0)
             .validate()
@@ -327,6 +466,8 @@ impl BrokerConfig {
         c.disk_max_used_ratio = self.disk_max_used_space_ratio;
         c.disk_refuse_ratio = self.disk_space_warning_level_ratio;
         c.delay_levels_ms = self.message_delay_level_ms.clone();
+        c.disk_force_clean_ratio = self.disk_space_clean_forcibly_ratio;
+        c.clean_resource_interval_ms = self.clean_resource_interval_ms;
         let ip = self
             .broker_ip1
             .parse()

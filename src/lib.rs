@@ -7,11 +7,13 @@
 //! - [`config`]: `broker.conf` keys and the shard/port layout.
 //! - [`shard`]: one glommio executor per shard, start and clean stop.
 //! - [`broker`]: one shard's broker and its request handlers.
+//! - [`ha`]: master/slave replication of each shard's commit log.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod broker;
 pub mod config;
+pub mod ha;
 pub mod shard;
 
 pub use config::BrokerConfig;

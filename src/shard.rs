@@ -64,6 +64,7 @@ pub fn start(
     nameserver: Option<NameServerConfig>,
 ) -> Result<Running, String> {
     config.validate().map_err(|e| e.to_string())?;
+    crate::ha::check_master_shards(&config)?;
     let mut running = Running {
         stops: Vec::new(),
         threads: Vec::new(),
@@ -217,6 +218,8 @@ async fn run_shard(
         register_now: Notify::default(),
         in_flight: Cell::new(0),
         stopping: Cell::new(false),
+        ha: Default::default(),
+        master: RefCell::new(Default::default()),
     });
     let weak = Rc::downgrade(&broker);
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
@@ -231,9 +234,34 @@ async fn run_shard(
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move { transport::serve(l, b, Limits::default(), s).await })
     });
+    // Replication: a master serves its HA port, a slave follows its master and copies its metadata.
+    let mut ha_tasks = Vec::new();
+    if broker.is_slave() {
+        let (b, s) = (broker.clone(), stop.clone());
+        ha_tasks.push(glommio::spawn_local(crate::ha::slave::run(b, s)));
+        let (b, s) = (broker.clone(), stop.clone());
+        ha_tasks.push(glommio::spawn_local(crate::ha::sync::run(b, s)));
+    } else {
+        let ha_port = config.shard_ha_port(shard);
+        match TcpListener::bind(("0.0.0.0", ha_port)) {
+            Ok(l) => {
+                let (b, s) = (broker.clone(), stop.clone());
+                ha_tasks.push(glommio::spawn_local(crate::ha::master::serve(l, b, s)));
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!(
+                    "shard {shard}: cannot listen on HA port {ha_port}: {e}"
+                )));
+                return;
+            }
+        }
+    }
     registration::register_all(&broker).await;
     let registrar = glommio::spawn_local(registration::run(broker.clone(), stop.clone()));
-    let scheduler = glommio::spawn_local(schedule::run(broker.clone(), stop.clone()));
+    // Only a master delivers delayed messages: a slave's log only grows from its master (it gets the re-put
+    // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
+    let scheduler = (!broker.is_slave())
+        .then(|| glommio::spawn_local(schedule::run(broker.clone(), stop.clone())));
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move {
@@ -279,7 +307,12 @@ async fn run_shard(
     registrar.await;
     housekeeping.await;
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
-    scheduler.await;
+    if let Some(scheduler) = scheduler {
+        scheduler.await;
+    }
+    for t in ha_tasks {
+        t.await;
+    }
     registration::unregister_all(&broker).await;
     if let Err(e) = engine.shutdown().await {
         error!(shard, error = %e, "store did not close cleanly");

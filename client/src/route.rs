@@ -168,6 +168,18 @@ pub fn master_addr(route: &TopicRouteData, broker_name: &str) -> Option<String> 
         .map(str::to_owned)
 }
 
+/// Where to read a broker name's queues: its master, or, when the route names none (the master is
+/// gone), its slave with the lowest id, as RocketMQ's clients fall back for pulls and offsets.
+pub fn read_addr(route: &TopicRouteData, broker_name: &str) -> Option<String> {
+    let b = route
+        .broker_datas
+        .iter()
+        .find(|b| b.broker_name == broker_name)?;
+    b.master_addr()
+        .or_else(|| b.broker_addrs.values().next().map(String::as_str))
+        .map(str::to_owned)
+}
+
 /// Queues of a topic whose brokers allow `needed` (a perm bit), `count` of each broker's queue data
 /// apiece, sorted by broker then id.
 fn queues_with(

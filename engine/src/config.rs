@@ -26,8 +26,12 @@ pub struct EngineConfig {
     pub message_size_max_bytes: usize,
     pub file_reserved_time_hours: u64,
     pub delete_when_hour: u32,
+    /// How often retention runs (`cleanResourceInterval`).
+    pub clean_resource_interval_ms: u64,
     pub disk_max_used_ratio: f64,
     pub disk_refuse_ratio: f64,
+    /// Above this used ratio retention deletes the oldest segments even if unexpired.
+    pub disk_force_clean_ratio: f64,
     /// The address written as STOREHOSTADDRESS and in offset message ids.
     pub store_host: SocketAddr,
     /// Hash slots per key index file.
@@ -52,8 +56,10 @@ impl EngineConfig {
             message_size_max_bytes: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
             file_reserved_time_hours: FILE_RESERVED_TIME_HOURS_DEFAULT,
             delete_when_hour: DELETE_WHEN_HOUR_DEFAULT,
+            clean_resource_interval_ms: CLEAN_RESOURCE_INTERVAL_MS_DEFAULT,
             disk_max_used_ratio: DISK_MAX_USED_RATIO_DEFAULT,
             disk_refuse_ratio: DISK_REFUSE_RATIO_DEFAULT,
+            disk_force_clean_ratio: DISK_FORCE_CLEAN_RATIO,
             store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
             index_slots: crate::index::INDEX_SLOTS_DEFAULT,
             index_entries_max: crate::index::INDEX_ENTRIES_DEFAULT,
@@ -92,6 +98,9 @@ impl EngineConfig {
                 "deleteWhen={} must be an hour 0..=23",
                 self.delete_when_hour
             ));
+        }
+        if self.clean_resource_interval_ms == 0 {
+            return err("cleanResourceInterval must be at least 1 ms".into());
         }
         if self.write_buffer_max_bytes < self.message_size_max_bytes * 2 {
             return err("the write buffer must hold at least two maximal messages".into());

@@ -19,12 +19,12 @@ pub enum EngineError {
     BadTopic(String),
     #[error("record of {size} bytes cannot fit in a commit log segment of {segment} bytes")]
     RecordLargerThanSegment { size: usize, segment: u64 },
-    #[error("disk is full: {used_percent:.1}% used at {path}, writes are refused above {refuse_percent:.0}%")]
-    DiskFull {
-        path: PathBuf,
-        used_percent: f64,
-        refuse_percent: f64,
-    },
+    /// Writes are refused for space (see [`crate::disk`]); nothing of the refused append was stored.
+    #[error("disk is full at {path}: {reason}")]
+    DiskFull { path: PathBuf, reason: String },
+    /// The offset was stored once, but retention has deleted it (the log now starts at `min_offset`).
+    #[error("commit log offset {offset} was deleted by retention; the log starts at {min_offset}")]
+    Deleted { offset: u64, min_offset: u64 },
     #[error(
         "flush did not complete within {timeout_ms} ms; the message is stored but not yet durable"
     )]
@@ -40,6 +40,9 @@ pub enum EngineError {
         offset: u64,
         reason: String,
     },
+    /// Shipped bytes that do not continue this log (replication).
+    #[error("replication: {0}")]
+    Replication(String),
     #[error("bad config: {0}")]
     Config(String),
     #[error("the engine is shutting down")]
@@ -49,6 +52,11 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Whether this is an I/O error that means "no space left" (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if crate::disk::is_no_space(source))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
         Self::Io {
             path: path.into(),

@@ -428,26 +428,36 @@ impl KeyIndex {
 /// Writes a sealed index file atomically: a temporary file through O_DIRECT, synced, then renamed.
 pub async fn write_sealed(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join("sealing.tmp");
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .dma_open(&tmp)
-        .await
-        .map_err(|e| EngineError::io(&tmp, e))?;
-    let mut buf = file.alloc_dma_buffer(bytes.len());
-    buf.as_bytes_mut().copy_from_slice(bytes);
-    file.write_at(buf, 0)
-        .await
-        .map_err(|e| EngineError::io(&tmp, e))?;
-    file.fdatasync()
-        .await
-        .map_err(|e| EngineError::io(&tmp, e))?;
-    file.close().await.map_err(|e| EngineError::io(&tmp, e))?;
+    let written = write_sealed_tmp(&tmp, bytes).await;
+    if written.is_err() {
+        // Keep no half-written file: it would only hold space (no space left is the likely cause).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| EngineError::io(dir, e))
+}
+
+async fn write_sealed_tmp(tmp: &Path, bytes: &[u8]) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(tmp)
+        .await
+        .map_err(|e| EngineError::io(tmp, e))?;
+    let mut buf = file.alloc_dma_buffer(bytes.len());
+    buf.as_bytes_mut().copy_from_slice(bytes);
+    let done = async {
+        file.write_at(buf, 0).await?;
+        file.fdatasync().await
+    }
+    .await;
+    let closed = file.close().await;
+    done.and(closed).map_err(|e| EngineError::io(tmp, e))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ pub mod commitlog;
 pub mod config;
 pub mod consumequeue;
 pub mod delay;
+pub mod disk;
 pub mod error;
+#[doc(hidden)]
+pub mod faults;
 pub mod index;
 pub mod limits;
 pub mod log;

@@ -28,8 +28,14 @@ pub const SYNC_FLUSH_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// How often consume queues are flushed and the checkpoint written.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
 
-/// How often retention and disk usage are checked.
-pub const RETENTION_CHECK_INTERVAL_MS: u64 = 10_000;
+/// Default `cleanResourceInterval`: how often retention runs (RocketMQ's default, 10 s).
+pub const CLEAN_RESOURCE_INTERVAL_MS_DEFAULT: u64 = 10_000;
+
+/// How often the disk's used ratio is sampled, and how often writes refused for ENOSPC are retried.
+pub const DISK_SAMPLE_INTERVAL_MS: u64 = 1_000;
+
+/// Commit log segments one retention round deletes at most (RocketMQ's `deleteFileBatchMax`).
+pub const RETENTION_SEGMENTS_PER_ROUND_MAX: usize = 10;
 
 /// Default `fileReservedTime` (hours) and `deleteWhen` (hour of day).
 pub const FILE_RESERVED_TIME_HOURS_DEFAULT: u64 = 72;

@@ -7,6 +7,8 @@
 //! ```
 //! Magic, version and kind are checked before anything else is read.
 //!
+//! A write that fails (no space, say) leaves the old file as it was and removes its temporary file.
+//!
 //! These writes are small and periodic (every few seconds at most), so they use plain blocking file calls
 //! rather than the io_uring path; RocketMQ writes its JSON config files the same way, off the data path.
 
@@ -42,6 +44,7 @@ pub fn write_atomic(path: &Path, kind: Kind, payload: &[u8]) -> Result<()> {
     bytes.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
     bytes.extend_from_slice(payload);
     let write = || -> std::io::Result<()> {
+        crate::faults::check(crate::faults::FaultPoint::MetadataWrite)?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
@@ -52,7 +55,11 @@ pub fn write_atomic(path: &Path, kind: Kind, payload: &[u8]) -> Result<()> {
         }
         Ok(())
     };
-    write().map_err(|e| EngineError::io(path, e))
+    write().map_err(|e| {
+        // A half-written temporary file would only hold space (the old file is still whole).
+        let _ = std::fs::remove_file(&tmp);
+        EngineError::io(path, e)
+    })
 }
 
 /// Reads a metadata file: `None` when it does not exist, an error naming the path when it is damaged.

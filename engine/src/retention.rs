@@ -1,9 +1,13 @@
 //! Which commit log segments to delete: plain decisions over segment ages and disk usage, so the policy is
 //! tested without files or clocks. The engine applies them (deleting files and raising queue minimums).
 //!
-//! RocketMQ's rules: at `deleteWhen` o'clock, or whenever disk usage passes `diskMaxUsedSpaceRatio`, delete
-//! segments older than `fileReservedTime`; above 85 % delete the oldest even if unexpired; above the refusal
-//! ratio (90 %) refuse writes. The active segment (the one being written) is never deleted.
+//! RocketMQ's rules (`DefaultMessageStore.CleanCommitLogService`, `MappedFileQueue.deleteExpiredFileByTime`):
+//! at `deleteWhen` o'clock, or whenever disk usage passes `diskMaxUsedSpaceRatio` (75 %), delete segments
+//! older than `fileReservedTime`, oldest first, stopping at the first unexpired one. Above
+//! `diskSpaceCleanForciblyRatio` (85 %) RocketMQ "cleans immediately": the oldest segments go whatever their
+//! age. Either way at most `deleteFileBatchMax` (10) per round. Above the refusal ratio (90 %) writes are
+//! refused ([`crate::disk`]). The active segment (the one being written) and the one preallocated ahead of
+//! it are never candidates.
 
 /// One deletable candidate: a sealed segment and how long since it was last written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,28 +25,41 @@ pub struct Policy {
     pub batch_max: usize,
 }
 
-/// Segments to delete now, oldest first. `sealed` is oldest first and excludes the active segment.
+/// Why a round deletes what it deletes, for the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Expired segments at the delete hour.
+    DeleteHour,
+    /// Expired segments because usage passed `diskMaxUsedSpaceRatio`.
+    SpacePressure,
+    /// The oldest segments, expired or not, because usage passed `diskSpaceCleanForciblyRatio`.
+    CleanForcibly,
+}
+
+/// Segments to delete now, oldest first, and why. `sealed` is oldest first and excludes the active segment.
 pub fn choose(
     sealed: &[SegmentAge],
     policy: &Policy,
     disk_used_ratio: f64,
     is_delete_hour: bool,
-) -> Vec<u64> {
-    let space_pressure = disk_used_ratio > policy.max_used_ratio;
-    let mut out = Vec::new();
-    if is_delete_hour || space_pressure {
-        out.extend(
-            sealed
-                .iter()
-                .take_while(|s| s.age_ms >= policy.reserved_ms)
-                .map(|s| s.base),
-        );
-    }
-    if out.is_empty() && disk_used_ratio > policy.force_ratio {
-        out.extend(sealed.first().map(|s| s.base));
-    }
-    out.truncate(policy.batch_max);
-    out
+) -> (Vec<u64>, Option<Reason>) {
+    let reason = if disk_used_ratio > policy.force_ratio {
+        Reason::CleanForcibly
+    } else if disk_used_ratio > policy.max_used_ratio {
+        Reason::SpacePressure
+    } else if is_delete_hour {
+        Reason::DeleteHour
+    } else {
+        return (Vec::new(), None);
+    };
+    let out: Vec<u64> = sealed
+        .iter()
+        .take_while(|s| reason == Reason::CleanForcibly || s.age_ms >= policy.reserved_ms)
+        .take(policy.batch_max)
+        .map(|s| s.base)
+        .collect();
+    let reason = (!out.is_empty()).then_some(reason);
+    (out, reason)
 }
 
 #[cfg(test)]
@@ -69,21 +86,32 @@ mod tests {
     #[test]
     fn expired_segments_go_only_at_the_delete_hour_or_under_pressure() {
         let s = segs(&[5000, 2000, 10]);
-        assert!(choose(&s, &P, 0.5, false).is_empty());
-        assert_eq!(choose(&s, &P, 0.5, true), vec![0, 100]);
-        assert_eq!(choose(&s, &P, 0.8, false), vec![0, 100]);
+        assert_eq!(choose(&s, &P, 0.5, false), (vec![], None));
+        assert_eq!(
+            choose(&s, &P, 0.5, true),
+            (vec![0, 100], Some(Reason::DeleteHour))
+        );
+        assert_eq!(
+            choose(&s, &P, 0.8, false),
+            (vec![0, 100], Some(Reason::SpacePressure))
+        );
     }
 
     #[test]
-    fn unexpired_segments_go_only_above_the_force_ratio_one_at_a_time() {
-        let s = segs(&[10, 10]);
-        assert!(choose(&s, &P, 0.80, true).is_empty());
-        assert_eq!(choose(&s, &P, 0.86, false), vec![0]);
+    fn unexpired_segments_go_only_above_the_force_ratio_oldest_first_in_a_bounded_batch() {
+        let s = segs(&[10; 14]);
+        assert_eq!(choose(&s, &P, 0.80, true), (vec![], None));
+        let (doomed, reason) = choose(&s, &P, 0.86, false);
+        assert_eq!(reason, Some(Reason::CleanForcibly));
+        assert_eq!(doomed, (0..10).map(|i| i * 100).collect::<Vec<u64>>());
     }
 
     #[test]
     fn deletion_is_oldest_first_and_stops_at_the_first_unexpired() {
         let s = segs(&[5000, 10, 5000]);
-        assert_eq!(choose(&s, &P, 0.5, true), vec![0]);
+        assert_eq!(
+            choose(&s, &P, 0.5, true),
+            (vec![0], Some(Reason::DeleteHour))
+        );
     }
 }

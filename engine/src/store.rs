@@ -39,6 +39,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::commitlog::{recovery, CommitLog};
 use crate::config::{EngineConfig, FlushMode};
 use crate::consumequeue::{ConsumeQueue, CqEntry};
+use crate::disk::{DiskGate, SpaceSample};
 use crate::error::{EngineError, Result};
 use crate::index::{self, KeyIndex};
 use crate::limits::*;
@@ -46,6 +47,8 @@ use crate::log::SegmentedLog;
 use crate::notify::Notify;
 use crate::offsets::ConsumerOffsets;
 use crate::retention::{self, SegmentAge};
+
+mod replica;
 
 /// A message to store, as the broker hands it over.
 #[derive(Debug, Clone)]
@@ -98,6 +101,9 @@ pub struct QueueRead {
     pub next_offset: u64,
     pub min_offset: u64,
     pub max_offset: u64,
+    /// Commit log offset of the last message read (0 when none): how far behind the log's end the
+    /// reader is, for RocketMQ's "pull from the slave" suggestion.
+    pub last_log_offset: u64,
 }
 
 struct Dispatch {
@@ -129,8 +135,18 @@ fn topic_slot<'a, V>(map: &'a mut PerQueue<V>, topic: &str) -> (Rc<str>, &'a mut
     let queues = map.get_mut(topic).expect("inserted above when missing");
     (name, queues)
 }
+/// Why a flush could not make a waiting append durable.
+#[derive(Debug, Clone)]
+enum FlushFailure {
+    /// No space: the record stays in the write buffer and becomes durable once space returns, but the
+    /// append is answered with an error, never acknowledged.
+    NoSpace(String),
+    /// Any other I/O error: the engine stops accepting writes.
+    Failed(String),
+}
+
 /// A SYNC_FLUSH append waiting for the durable offset to pass `end`; told the flush error if one fails.
-type Waiter = (u64, oneshot::Sender<std::result::Result<(), String>>);
+type Waiter = (u64, oneshot::Sender<std::result::Result<(), FlushFailure>>);
 
 /// See the module docs.
 pub struct Engine {
@@ -147,11 +163,16 @@ pub struct Engine {
     flush_busy: Cell<bool>,
     offsets: RefCell<ConsumerOffsets>,
     index: RefCell<KeyIndex>,
-    disk_used_ratio: Cell<f64>,
+    /// Whether writes are refused for space (see [`crate::disk`]).
+    disk: RefCell<DiskGate>,
     failed: RefCell<Option<String>>,
     closing: Cell<bool>,
     tasks: RefCell<Vec<JoinHandle<()>>>,
     listener: RefCell<Option<Listener>>,
+    /// Notified whenever the written offset moves (replication ships from it).
+    appended: Notify,
+    /// Replicated records up to here are dispatched or pending (slaves; see [`replica`]).
+    parsed: Cell<u64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -160,23 +181,9 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Fraction of the file system holding `path` that is used, as `df` counts it.
+/// Fraction of the file system holding `path` that is used, as `df` counts it (0 when it cannot be read).
 pub fn disk_used_ratio(path: &Path) -> f64 {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return 0.0;
-    };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` is a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return 0.0;
-    }
-    let used = (st.f_blocks - st.f_bfree) as f64;
-    let avail = st.f_bavail as f64;
-    if used + avail == 0.0 {
-        0.0
-    } else {
-        used / (used + avail)
-    }
+    SpaceSample::read(path).map_or(0.0, |s| s.used_ratio())
 }
 
 fn validate_message(config: &EngineConfig, m: &Message) -> Result<()> {
@@ -231,16 +238,28 @@ impl Engine {
             flush_busy: Cell::new(false),
             offsets: RefCell::new(offsets),
             index: RefCell::new(key_index),
-            disk_used_ratio: Cell::new(disk_used_ratio(&dir)),
+            disk: RefCell::new(DiskGate::new(
+                config.disk_refuse_ratio,
+                disk_used_ratio(&dir),
+            )),
             failed: RefCell::new(None),
             closing: Cell::new(false),
             tasks: RefCell::new(Vec::new()),
             listener: RefCell::new(None),
+            appended: Notify::default(),
+            parsed: Cell::new(0),
             config,
         });
         engine.recover(cp, index_from).await?;
-        // The re-dispatched queue entries must be on disk before a checkpoint vouches for them.
-        engine.checkpoint_once(false).await?;
+        // The re-dispatched queue entries must be on disk before a checkpoint vouches for them. On a disk
+        // with no room the old checkpoint stays (it vouches for less, which is safe) and the store opens
+        // with writes refused; everything stored can still be read.
+        if let Err(e) = engine.checkpoint_once(false).await {
+            if !e.is_no_space() {
+                return Err(e);
+            }
+            engine.out_of_space(format!("writing the checkpoint after recovery: {e}"));
+        }
         engine.start_tasks();
         Ok(engine)
     }
@@ -307,6 +326,12 @@ impl Engine {
         }
         log.set_position(scan.end).await?;
         log.zero_range(scan.end, scan.dirty_end).await?;
+        // Retention may have deleted commit log segments that queue entries still point into: every queue
+        // starts at its first entry whose record still exists (RocketMQ's `correctMinOffset`).
+        let log_min = log.min_offset();
+        for q in self.all_queues() {
+            q.drop_below_log_offset(log_min).await?;
+        }
         if let Some(reason) = scan.corrupt {
             warn!(
                 path = %log.dir().display(),
@@ -323,6 +348,7 @@ impl Engine {
             }
         }
         self.dispatched.set(scan.end);
+        self.parsed.set(scan.end);
         info!(
             store = %self.config.store_dir.display(),
             clean = cp.is_some_and(|c| c.clean),
@@ -374,6 +400,24 @@ impl Engine {
         Ok(q)
     }
 
+    /// Creates a queue that starts at `first_index` (see [`ConsumeQueue::create_at`]).
+    async fn create_queue_at(&self, topic: &str, queue_id: i32, first_index: u64) -> Result<()> {
+        let dir = self
+            .config
+            .store_dir
+            .join("consumequeue")
+            .join(topic)
+            .join(queue_id.to_string());
+        let q = Rc::new(ConsumeQueue::create_at(dir, topic, queue_id, first_index).await?);
+        topic_slot(&mut self.queues.borrow_mut(), topic)
+            .1
+            .insert(queue_id, q);
+        topic_slot(&mut self.next_queue_offset.borrow_mut(), topic)
+            .1
+            .insert(queue_id, first_index);
+        Ok(())
+    }
+
     fn queue(&self, topic: &str, queue_id: i32) -> Option<Rc<ConsumeQueue>> {
         self.queues
             .borrow()
@@ -405,14 +449,7 @@ impl Engine {
         for m in messages {
             validate_message(&self.config, m)?;
         }
-        let used = self.disk_used_ratio.get();
-        if used > self.config.disk_refuse_ratio {
-            return Err(EngineError::DiskFull {
-                path: self.config.store_dir.clone(),
-                used_percent: used * 100.0,
-                refuse_percent: self.config.disk_refuse_ratio * 100.0,
-            });
-        }
+        self.check_space()?;
         // Back-pressure: a full write buffer waits for the flusher, before anything is encoded.
         let mut rounds = 0;
         while self.commitlog.log.pending_bytes() as usize > self.config.write_buffer_max_bytes {
@@ -426,7 +463,11 @@ impl Engine {
             if let Some(f) = self.failed.borrow().as_ref() {
                 return Err(EngineError::Failed(f.clone()));
             }
+            self.check_space()?;
         }
+        self.ensure_segments_for(messages).await?;
+        // `ensure_segments_for` may have waited: look at the gate again before anything is stored.
+        self.check_space()?;
         let store_timestamp = now_ms();
         let store_host = self.config.store_host;
         let mut out = Vec::with_capacity(messages.len());
@@ -490,6 +531,8 @@ impl Engine {
             });
         }
         let end = self.commitlog.log.written();
+        self.parsed.set(end);
+        self.appended.notify();
         match self.config.flush_mode {
             FlushMode::Async => {
                 for d in dispatches {
@@ -512,7 +555,15 @@ impl Engine {
                     glommio::timer::sleep(Duration::from_millis(self.config.sync_flush_timeout_ms));
                 match select(rx, Box::pin(timeout)).await {
                     Either::Left((Ok(Ok(())), _)) => Ok(out),
-                    Either::Left((Ok(Err(e)), _)) => Err(EngineError::Failed(e)),
+                    Either::Left((Ok(Err(FlushFailure::Failed(e))), _)) => {
+                        Err(EngineError::Failed(e))
+                    }
+                    Either::Left((Ok(Err(FlushFailure::NoSpace(reason))), _)) => {
+                        Err(EngineError::DiskFull {
+                            path: self.config.store_dir.clone(),
+                            reason,
+                        })
+                    }
                     Either::Left((Err(_), _)) => Err(EngineError::ShuttingDown),
                     Either::Right(_) => Err(EngineError::FlushTimeout {
                         timeout_ms: self.config.sync_flush_timeout_ms,
@@ -521,6 +572,106 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `Ok` when writes may go on; else the refusal, naming the disk.
+    fn check_space(&self) -> Result<()> {
+        self.disk
+            .borrow()
+            .check()
+            .map_err(|r| EngineError::DiskFull {
+                path: self.config.store_dir.clone(),
+                reason: r.to_string(),
+            })
+    }
+
+    /// Shuts the space gate after an ENOSPC; logs it once per episode.
+    fn out_of_space(&self, what: String) {
+        if self.disk.borrow_mut().out_of_space(what.clone()) {
+            warn!(
+                store = %self.config.store_dir.display(),
+                reason = %what,
+                "disk is full: writes are refused until space is freed; reads go on"
+            );
+        }
+    }
+
+    /// Samples the disk's used ratio; logs when writes stop or may start again because of it.
+    fn sample_disk(&self) {
+        let ratio = disk_used_ratio(&self.config.store_dir);
+        let mut gate = self.disk.borrow_mut();
+        let was_over = gate.used_ratio() > self.config.disk_refuse_ratio;
+        gate.sampled(ratio);
+        let over = ratio > self.config.disk_refuse_ratio;
+        if over && !was_over {
+            warn!(
+                store = %self.config.store_dir.display(),
+                used_percent = format!("{:.1}", ratio * 100.0),
+                refuse_percent = format!("{:.0}", self.config.disk_refuse_ratio * 100.0),
+                "disk usage is over diskSpaceWarningLevelRatio: writes are refused"
+            );
+        } else if was_over && !over {
+            info!(
+                store = %self.config.store_dir.display(),
+                used_percent = format!("{:.1}", ratio * 100.0),
+                "disk usage is back under diskSpaceWarningLevelRatio"
+            );
+        }
+    }
+
+    /// Makes sure the commit log segments `messages` will be written into exist, before anything is
+    /// encoded: on a disk without room the append is refused, with nothing stored, instead of being taken
+    /// into memory and failing its flush.
+    async fn ensure_segments_for(&self, messages: &[Message]) -> Result<()> {
+        let log = &self.commitlog.log;
+        let size = log.segment_size();
+        let host = self.config.store_host;
+        let need: u64 = messages
+            .iter()
+            .map(|m| {
+                let rec = NewRecord {
+                    topic: &m.topic,
+                    queue_id: m.queue_id,
+                    flag: m.flag,
+                    sys_flag: m.sys_flag,
+                    born_timestamp: m.born_timestamp,
+                    born_host: m.born_host,
+                    store_timestamp: 0,
+                    store_host: host,
+                    reconsume_times: m.reconsume_times,
+                    prepared_transaction_offset: m.prepared_transaction_offset,
+                    body: &m.body,
+                    properties: &m.properties,
+                };
+                (rec.encoded_len() + record::BLANK_MIN_BYTES) as u64
+            })
+            .sum();
+        // Bounded: each round creates one segment; other appends may move the head while it waits.
+        for _ in 0..4 {
+            let base = crate::log::align_down_segment(log.written(), size);
+            let missing = if !log.has_segment(base) {
+                base
+            } else if need > log.segment_remaining() && !log.has_segment(base + size) {
+                base + size
+            } else {
+                return Ok(());
+            };
+            if let Err(e) = log.ensure_segment(missing).await {
+                if !e.is_no_space() {
+                    return Err(e);
+                }
+                let what = format!("preallocating commit log segment {missing}: {e}");
+                self.out_of_space(what.clone());
+                return Err(EngineError::DiskFull {
+                    path: self.config.store_dir.clone(),
+                    reason: crate::disk::Refusal::OutOfSpace { what }.to_string(),
+                });
+            }
+            if log.take_allocated_bytes() > 0 {
+                self.sample_disk();
+            }
+        }
+        Ok(())
     }
 
     fn dispatch(&self, d: Dispatch) -> Result<()> {
@@ -549,6 +700,11 @@ impl Engine {
         self.flush_busy.set(false);
         match result {
             Ok(durable) => {
+                if self.commitlog.log.take_allocated_bytes() > 0 {
+                    self.sample_disk();
+                }
+                // SYNC_FLUSH masters ship only durable bytes: a flush is news for their slaves.
+                self.appended.notify();
                 loop {
                     let front = self.pending.borrow_mut().pop_front();
                     match front {
@@ -580,11 +736,18 @@ impl Engine {
                 Ok(durable)
             }
             Err(e) => {
-                let text = e.to_string();
-                warn!(error = %text, "commit log flush failed; the shard stops accepting writes");
-                *self.failed.borrow_mut() = Some(text.clone());
+                let failure = if e.is_no_space() {
+                    let what = format!("flushing the commit log: {e}");
+                    self.out_of_space(what.clone());
+                    FlushFailure::NoSpace(crate::disk::Refusal::OutOfSpace { what }.to_string())
+                } else {
+                    let text = e.to_string();
+                    warn!(error = %text, "commit log flush failed; the shard stops accepting writes");
+                    *self.failed.borrow_mut() = Some(text.clone());
+                    FlushFailure::Failed(text)
+                };
                 for (_, tx) in self.waiters.borrow_mut().drain(..) {
-                    let _ = tx.send(Err(text.clone()));
+                    let _ = tx.send(Err(failure.clone()));
                 }
                 self.flush_done.notify();
                 Err(e)
@@ -600,9 +763,11 @@ impl Engine {
             glommio::spawn_local(async move { me.run_checkpointer().await }).detach();
         let me = self.clone();
         let cleaner = glommio::spawn_local(async move { me.run_retention().await }).detach();
+        let me = self.clone();
+        let disk = glommio::spawn_local(async move { me.run_disk_monitor().await }).detach();
         self.tasks
             .borrow_mut()
-            .extend([flusher, checkpointer, cleaner]);
+            .extend([flusher, checkpointer, cleaner, disk]);
     }
 
     async fn run_flusher(&self) {
@@ -622,6 +787,11 @@ impl Engine {
             if self.closing.get() || self.failed.borrow().is_some() {
                 break;
             }
+            // Out of space: the disk monitor retries the flush once space returns.
+            if self.disk.borrow().is_out_of_space() {
+                glommio::timer::sleep(Duration::from_millis(DISK_SAMPLE_INTERVAL_MS)).await;
+                continue;
+            }
             if self.commitlog.log.pending_bytes() > 0 {
                 let _ = self.flush_commitlog().await;
             }
@@ -634,15 +804,27 @@ impl Engine {
             if self.closing.get() {
                 break;
             }
+            if self.disk.borrow().is_out_of_space() {
+                continue; // the disk monitor retries it once space returns
+            }
             if let Err(e) = self.checkpoint_once(false).await {
-                warn!(error = %e, "checkpoint failed");
+                if e.is_no_space() {
+                    self.out_of_space(format!("writing the checkpoint: {e}"));
+                } else {
+                    warn!(error = %e, "checkpoint failed");
+                }
             }
         }
     }
 
     /// Flushes consume queues and consumer offsets, then records the offset they are complete up to.
     async fn checkpoint_once(&self, clean: bool) -> Result<()> {
-        let upto = self.dispatched.get().min(self.commitlog.log.durable());
+        // On a slave the log may end inside a record still arriving: vouch only up to a record boundary.
+        let upto = self
+            .dispatched
+            .get()
+            .min(self.commitlog.log.durable())
+            .min(self.parsed.get());
         let queues = self.all_queues();
         for q in queues {
             q.flush().await?;
@@ -727,8 +909,9 @@ impl Engine {
     }
 
     async fn run_retention(&self) {
+        let interval = Duration::from_millis(self.config.clean_resource_interval_ms);
         while !self.closing.get() {
-            glommio::timer::sleep(Duration::from_millis(RETENTION_CHECK_INTERVAL_MS)).await;
+            glommio::timer::sleep(interval).await;
             if self.closing.get() {
                 break;
             }
@@ -738,15 +921,61 @@ impl Engine {
         }
     }
 
-    /// One retention round: measure the disk, delete what the policy picks, raise queue minimums.
+    /// Samples the disk every [`DISK_SAMPLE_INTERVAL_MS`], and when writes were refused for ENOSPC and the
+    /// disk has room again, retries what failed (the commit log flush, then the checkpoint); once both
+    /// succeed, writes resume.
+    async fn run_disk_monitor(&self) {
+        while !self.closing.get() {
+            glommio::timer::sleep(Duration::from_millis(DISK_SAMPLE_INTERVAL_MS)).await;
+            if self.closing.get() {
+                break;
+            }
+            self.sample_disk();
+            if self.disk.borrow().should_retry() {
+                self.retry_after_no_space().await;
+            }
+        }
+    }
+
+    async fn retry_after_no_space(&self) {
+        let flushed = if self.commitlog.log.pending_bytes() > 0 {
+            self.flush_commitlog().await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        match flushed.and(self.checkpoint_once(false).await) {
+            Ok(()) => {
+                self.disk.borrow_mut().space_returned();
+                info!(
+                    store = %self.config.store_dir.display(),
+                    used_percent = format!("{:.1}", self.disk.borrow().used_ratio() * 100.0),
+                    "disk has room again: writes resume"
+                );
+            }
+            Err(e) if e.is_no_space() => {}
+            Err(e) => warn!(error = %e, "retry after a full disk failed"),
+        }
+    }
+
+    /// One retention round: measure the disk, pick segments by RocketMQ's rules ([`retention`]), raise the
+    /// log's and every queue's minimum past them, then delete their files. Readers see the new minimums
+    /// before any file goes, so no read meets a missing segment.
     pub async fn retention_once(&self) -> Result<Vec<u64>> {
-        let ratio = disk_used_ratio(&self.config.store_dir);
-        self.disk_used_ratio.set(ratio);
+        self.sample_disk();
+        let ratio = self.disk.borrow().used_ratio();
         let log = &self.commitlog.log;
-        let active = crate::log::align_down_segment(log.written(), log.segment_size());
+        let size = log.segment_size();
+        // Candidates: segments wholly on disk below the one being written (never the active segment, nor
+        // the one preallocated ahead of it).
+        let active = crate::log::align_down_segment(log.written(), size);
+        let on_disk_below = log.memory_start();
         let now = SystemTime::now();
         let mut sealed = Vec::new();
-        for base in log.segment_bases().into_iter().filter(|b| *b < active) {
+        for base in log
+            .segment_bases()
+            .into_iter()
+            .filter(|b| *b < active && b + size <= on_disk_below)
+        {
             let path = log.segment_path(base);
             let age_ms = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
@@ -759,27 +988,36 @@ impl Engine {
         let policy = retention::Policy {
             reserved_ms: self.config.file_reserved_time_hours * 3_600_000,
             max_used_ratio: self.config.disk_max_used_ratio,
-            force_ratio: DISK_FORCE_CLEAN_RATIO,
-            batch_max: 10,
+            force_ratio: self.config.disk_force_clean_ratio,
+            batch_max: RETENTION_SEGMENTS_PER_ROUND_MAX,
         };
-        let doomed = retention::choose(
+        let (doomed, reason) = retention::choose(
             &sealed,
             &policy,
             ratio,
             hour == self.config.delete_when_hour,
         );
+        let (Some(reason), Some(last)) = (reason, doomed.last()) else {
+            return Ok(Vec::new());
+        };
+        let new_min = last + size;
+        log.raise_min_offset(new_min);
+        self.index.borrow_mut().drop_below(new_min);
+        let queues = self.all_queues();
+        for q in queues {
+            q.drop_below_log_offset(new_min).await?;
+        }
         for base in &doomed {
-            info!(segment = %log.segment_path(*base).display(), "retention deletes commit log segment");
+            info!(
+                segment = %log.segment_path(*base).display(),
+                ?reason,
+                used_percent = format!("{:.1}", ratio * 100.0),
+                reserved_hours = self.config.file_reserved_time_hours,
+                "retention deletes commit log segment"
+            );
             log.delete_segment(*base).await?;
         }
-        if !doomed.is_empty() {
-            let min = log.min_offset();
-            self.index.borrow_mut().drop_below(min);
-            let queues = self.all_queues();
-            for q in queues {
-                q.drop_below_log_offset(min).await?;
-            }
-        }
+        self.sample_disk();
         Ok(doomed)
     }
 
@@ -804,6 +1042,7 @@ impl Engine {
                 next_offset: 0,
                 min_offset: 0,
                 max_offset: 0,
+                last_log_offset: 0,
             });
         };
         let (min, max) = (q.min_index(), q.max_index());
@@ -814,6 +1053,7 @@ impl Engine {
             next_offset: offset,
             min_offset: min,
             max_offset: max,
+            last_log_offset: 0,
         };
         if max == 0 {
             read.status = ReadStatus::NoMessageInQueue;
@@ -836,11 +1076,22 @@ impl Engine {
         }
         let mut body = BytesMut::new();
         let mut next = offset;
+        // Entries whose records retention deleted while this read ran (the queue minimum is raised before
+        // files go, but a read may have started earlier): skipped, and reported as "offset moved".
+        let mut dead = 0usize;
         // Scan a bounded number of entries, so a filter that matches nothing cannot hold the shard.
         let scan_max = (max_messages * 16).max(READ_MESSAGES_MAX) as u64;
         while next < max && next - offset < scan_max && read.messages < max_messages {
             let want = (max_messages - read.messages).min(256);
-            let entries = q.entries(next, want).await?;
+            let entries = match q.entries(next, want).await {
+                Err(EngineError::Deleted { .. }) if read.messages == 0 => {
+                    read.status = ReadStatus::OffsetTooSmall;
+                    read.next_offset = q.min_index();
+                    read.min_offset = q.min_index();
+                    return Ok(read);
+                }
+                r => r?,
+            };
             if entries.is_empty() {
                 break;
             }
@@ -867,11 +1118,22 @@ impl Engine {
                     read.body = body.freeze();
                     return Ok(read);
                 }
-                self.commitlog
+                match self
+                    .commitlog
                     .log
                     .read_into(e.commit_log_offset, e.size as usize, &mut body)
-                    .await?;
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(EngineError::Deleted { .. }) if read.messages == 0 => {
+                        dead += 1;
+                        next += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
                 read.messages += 1;
+                read.last_log_offset = e.commit_log_offset;
                 next += 1;
                 if read.messages >= max_messages {
                     break;
@@ -881,7 +1143,12 @@ impl Engine {
         read.next_offset = next;
         read.body = body.freeze();
         if read.messages == 0 {
-            read.status = ReadStatus::NoMatchedMessage;
+            read.status = if dead > 0 {
+                read.min_offset = q.min_index().max(next);
+                ReadStatus::OffsetTooSmall
+            } else {
+                ReadStatus::NoMatchedMessage
+            };
         }
         Ok(read)
     }
@@ -915,7 +1182,10 @@ impl Engine {
         if physical_offset < log.min_offset() || physical_offset + 8 > self.dispatched.get() {
             return Ok(None);
         }
-        let head = log.read(physical_offset, 8).await?;
+        let head = match log.read(physical_offset, 8).await {
+            Err(EngineError::Deleted { .. }) => return Ok(None),
+            r => r?,
+        };
         let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let magic = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if size <= 0 || (magic != record::MESSAGE_MAGIC && magic != record::MESSAGE_MAGIC_V2) {
@@ -924,7 +1194,10 @@ impl Engine {
         if physical_offset + size as u64 > self.dispatched.get() {
             return Ok(None);
         }
-        Ok(Some(log.read(physical_offset, size as usize).await?))
+        match log.read(physical_offset, size as usize).await {
+            Err(EngineError::Deleted { .. }) => Ok(None),
+            r => r.map(Some),
+        }
     }
 
     /// Store timestamp of the message at a queue offset.
@@ -935,10 +1208,14 @@ impl Engine {
         let Some(e) = q.entry(offset).await? else {
             return Ok(None);
         };
-        let rec = self
+        let rec = match self
             .commitlog
             .read(e.commit_log_offset, e.size as usize)
-            .await?;
+            .await
+        {
+            Err(EngineError::Deleted { .. }) => return Ok(None),
+            r => r?,
+        };
         let r = record::decode(&rec).map_err(|err| EngineError::Corrupt {
             what: "commit log record",
             path: self.commitlog.log.dir().to_owned(),
@@ -1040,13 +1317,27 @@ impl Engine {
             t.cancel();
         }
         self.flush_busy.set(false);
-        if self.failed.borrow().is_none() {
-            self.flush_commitlog().await?;
+        let mut clean = self.failed.borrow().is_none();
+        if clean {
+            if let Err(e) = self.flush_commitlog().await {
+                // On a full disk what was never made durable was never acknowledged (SYNC_FLUSH); close
+                // what can be closed and let the next start recover.
+                if !e.is_no_space() {
+                    return Err(e);
+                }
+                warn!(error = %e, "final flush failed for lack of space");
+                clean = false;
+            }
         }
-        let clean = self.failed.borrow().is_none();
         // Seal the active key index too, so a restart does not rebuild it from the log.
         self.index.borrow_mut().seal_now();
-        self.checkpoint_once(clean).await?;
+        if let Err(e) = self.checkpoint_once(clean).await {
+            if !e.is_no_space() {
+                return Err(e);
+            }
+            warn!(error = %e, "final checkpoint failed for lack of space; the next start recovers");
+            clean = false;
+        }
         let queues = self.all_queues();
         for q in queues {
             q.close().await;

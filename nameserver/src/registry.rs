@@ -15,6 +15,8 @@ struct Live {
     broker_name: String,
     cluster: String,
     broker_id: i64,
+    /// The HA address it registered (a master's slaves connect there).
+    ha_server_addr: String,
 }
 
 /// See the module docs.
@@ -30,10 +32,11 @@ pub struct Registry {
     live: HashMap<String, Live>,
 }
 
-/// What a registration answers: the master's address for a slave (empty for a master).
+/// What a registration answers: the master's address and HA address for a slave (empty for a master).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
     pub master_addr: String,
+    pub master_ha_addr: String,
 }
 
 impl Registry {
@@ -87,6 +90,7 @@ impl Registry {
                 broker_name: req.broker_name.clone(),
                 cluster: req.cluster_name.clone(),
                 broker_id: req.broker_id,
+                ha_server_addr: req.ha_server_addr.clone(),
             },
         );
         let master_addr = if req.broker_id == 0 {
@@ -98,7 +102,15 @@ impl Registry {
                 .unwrap_or_default()
                 .to_owned()
         };
-        Registered { master_addr }
+        let master_ha_addr = self
+            .live
+            .get(&master_addr)
+            .map(|l| l.ha_server_addr.clone())
+            .unwrap_or_default();
+        Registered {
+            master_addr,
+            master_ha_addr,
+        }
     }
 
     /// Forgets a broker address; a broker name with no addresses left takes its queues with it.
@@ -121,7 +133,9 @@ impl Registry {
                 }
             }
         }
-        if name_gone || live.broker_id == 0 {
+        // A broker name's queues stay while a slave still serves them (consumers read from it); they go
+        // with the name, as RocketMQ's RouteInfoManager does.
+        if name_gone {
             for queues in self.topics.values_mut() {
                 queues.remove(&live.broker_name);
             }

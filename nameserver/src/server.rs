@@ -81,7 +81,7 @@ impl NameServer {
                         .register(&header, &topics, now_ms());
                     let mut resp = req.response_to(ResponseCode::Success, None);
                     resp.ext_fields = RegisterBrokerResponse {
-                        ha_server_addr: Some(String::new()),
+                        ha_server_addr: Some(r.master_ha_addr),
                         master_addr: Some(r.master_addr),
                     }
                     .to_ext();

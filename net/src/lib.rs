@@ -41,6 +41,7 @@ pub mod codes;
 pub mod command;
 pub mod error;
 pub mod frame;
+pub mod ha;
 pub mod header;
 pub mod headers;
 pub mod limits;

@@ -64,6 +64,16 @@ pub struct Broker {
     pub register_now: Notify,
     pub in_flight: Cell<usize>,
     pub stopping: Cell<bool>,
+    /// A master's slaves (acknowledged offsets, SYNC_MASTER waiters).
+    pub ha: crate::ha::HaMaster,
+    /// A slave's master, as the name servers or `haMasterAddress` tell it.
+    pub master: RefCell<crate::ha::MasterInfo>,
+}
+
+impl Broker {
+    pub fn is_slave(&self) -> bool {
+        self.config.broker_role == crate::config::BrokerRole::Slave
+    }
 }
 
 pub fn now_ms() -> u64 {

@@ -17,6 +17,8 @@ use apogee_net::{properties, RemotingCommand};
 use futures::future::{select, Either};
 
 use super::long_poll::SUSPEND_MAX_MS;
+use apogee_net::body::topic_config::TopicConfig;
+
 use super::{engine_error, now_ms, Broker};
 
 /// Bytes one pull answers at most when the client does not say.
@@ -61,7 +63,8 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         Ok(h) => h,
         Err(e) => return req.error_to(ResponseCode::SystemError, format!("bad pull header: {e}")),
     };
-    let Some(topic) = broker.topics.borrow().get(&h.topic).cloned() else {
+    let known = broker.topics.borrow().get(&h.topic).cloned();
+    let Some(topic) = known.or_else(|| replicated_topic(broker, &h.topic)) else {
         return req.error_to(
             ResponseCode::TopicNotExist,
             format!("topic[{}] not exist, apply first please!", h.topic),
@@ -162,7 +165,7 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             }
         }
         let header = PullMessageResponse {
-            suggest_which_broker_id: 0,
+            suggest_which_broker_id: suggest_broker(broker, &h.consumer_group, &read),
             next_begin_offset: next as i64,
             min_offset: read.min_offset as i64,
             max_offset: read.max_offset as i64,
@@ -176,9 +179,103 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     }
 }
 
+/// Which broker id the consumer should pull from next, as RocketMQ's PullMessageProcessor decides: only
+/// with `slaveReadEnable`, the group's `whichBrokerWhenConsumeSlowly` when the consumer lags more than
+/// `accessMessageInMemoryMaxRatio` % of this host's memory behind the log's end, else the group's
+/// `brokerId`; without it, always the master (0).
+fn suggest_broker(broker: &Broker, group: &str, read: &apogee_engine::QueueRead) -> i64 {
+    if !broker.config.slave_read_enable {
+        return 0;
+    }
+    let (written, _, _) = broker.engine.log_offsets();
+    let lag_bytes = if read.messages > 0 {
+        written.saturating_sub(read.last_log_offset)
+    } else {
+        0
+    };
+    let groups = broker.groups.borrow();
+    let g = groups.get(group);
+    let slow_id = g.map_or(1, |g| g.which_broker_when_consume_slowly);
+    let normal_id = g.map_or(0, |g| g.broker_id);
+    suggestion(
+        lag_bytes,
+        physical_memory_bytes(),
+        broker.config.access_message_in_memory_max_ratio,
+        slow_id,
+        normal_id,
+    )
+}
+
+/// The decision of [`suggest_broker`], over plain numbers.
+fn suggestion(
+    lag_bytes: u64,
+    memory_bytes: u64,
+    ratio_percent: u32,
+    slow: i64,
+    normal: i64,
+) -> i64 {
+    if lag_bytes > memory_bytes / 100 * ratio_percent as u64 {
+        slow
+    } else {
+        normal
+    }
+}
+
+/// This host's physical memory (RocketMQ's `TOTAL_PHYSICAL_MEMORY_SIZE`), read once.
+fn physical_memory_bytes() -> u64 {
+    static MEMORY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        // SAFETY: sysconf only reads system configuration.
+        let (pages, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        (pages.max(0) as u64) * (page.max(0) as u64)
+    })
+}
+
+/// On a slave, a topic whose messages arrived through replication before its config was copied from the
+/// master (the copy runs every 10 s, and not at all while the master is down): readable, with the queues
+/// the log holds.
+fn replicated_topic(broker: &Broker, topic: &str) -> Option<TopicConfig> {
+    if !broker.is_slave() {
+        return None;
+    }
+    let queues = broker
+        .engine
+        .queue_ids()
+        .into_iter()
+        .filter(|(t, _)| t == topic)
+        .map(|(_, id)| id + 1)
+        .max()?;
+    Some(TopicConfig::new(topic, queues, perm::READ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::TagFilter;
+
+    #[test]
+    fn a_consumer_lagging_past_the_memory_ratio_is_sent_to_the_slave() {
+        let gib = 1u64 << 30;
+        assert_eq!(
+            super::suggestion(gib, 24 * gib, 40, 1, 0),
+            0,
+            "1 GiB behind of 24 GiB: master"
+        );
+        assert_eq!(
+            super::suggestion(10 * gib, 24 * gib, 40, 1, 0),
+            1,
+            "10 GiB behind: the slave"
+        );
+        assert_eq!(
+            super::suggestion(0, 24 * gib, 0, 1, 0),
+            0,
+            "caught up: never the slave"
+        );
+    }
 
     #[test]
     fn tag_expressions_parse_like_rocketmq() {

@@ -11,13 +11,13 @@ use apogee_nameserver::transport::StopSignal;
 use apogee_net::body::to_json;
 use apogee_net::body::topic_config::RegisterBrokerBody;
 use apogee_net::codes::{RequestCode, ResponseCode};
-use apogee_net::headers::{RegisterBrokerRequest, UnregisterBrokerRequest};
+use apogee_net::headers::{RegisterBrokerRequest, RegisterBrokerResponse, UnregisterBrokerRequest};
 use apogee_net::{frame, RemotingCommand};
 use bytes::BytesMut;
 use futures::future::{join_all, select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Broker;
 
@@ -64,7 +64,7 @@ fn header(broker: &Broker) -> RegisterBrokerRequest {
         broker_name: broker.name.clone(),
         broker_addr: broker.addr.clone(),
         cluster_name: broker.config.broker_cluster_name.clone(),
-        ha_server_addr: String::new(),
+        ha_server_addr: broker.config.shard_ha_addr(broker.shard),
         broker_id: broker.config.broker_id,
     }
 }
@@ -88,6 +88,9 @@ pub async fn register_all(broker: &Rc<Broker>) -> usize {
             Ok(resp) if resp.code == ResponseCode::Success as i32 => {
                 ok += 1;
                 debug!(shard = broker.shard, nameserver = %ns, "registered");
+                if broker.is_slave() {
+                    learn_master(broker, &resp);
+                }
             }
             Ok(resp) => {
                 warn!(shard = broker.shard, nameserver = %ns, code = resp.code, remark = ?resp.remark, "registration refused")
@@ -98,6 +101,23 @@ pub async fn register_all(broker: &Rc<Broker>) -> usize {
         }
     }
     ok
+}
+
+/// A slave learns its master's addresses from a registration answer (`masterAddr`, `haServerAddr`).
+fn learn_master(broker: &Broker, resp: &RemotingCommand) {
+    let Ok(h) = RegisterBrokerResponse::from_ext(&resp.ext_fields) else {
+        return;
+    };
+    let non_empty = |s: Option<String>| s.filter(|a| !a.is_empty());
+    let (addr, ha_addr) = (non_empty(h.master_addr), non_empty(h.ha_server_addr));
+    let mut m = broker.master.borrow_mut();
+    if addr.is_some() && (m.addr != addr || m.ha_addr != ha_addr) {
+        info!(shard = broker.shard, master = ?addr, ha = ?ha_addr, "master known");
+    }
+    if addr.is_some() {
+        m.addr = addr;
+        m.ha_addr = ha_addr;
+    }
 }
 
 pub async fn unregister_all(broker: &Rc<Broker>) {

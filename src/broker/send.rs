@@ -28,6 +28,16 @@ pub async fn handle(
     req: &RemotingCommand,
     code: RequestCode,
 ) -> RemotingCommand {
+    // A slave's log only grows from its master (RocketMQ's answer for a put on a slave).
+    if broker.is_slave() {
+        return req.error_to(
+            ResponseCode::ServiceNotAvailable,
+            format!(
+                "message store is slave mode, so putMessage is forbidden (broker {} is a slave; send to its master)",
+                broker.name
+            ),
+        );
+    }
     let mut header = match SendMessageRequest::from_ext(
         &req.ext_fields,
         code == RequestCode::SendMessageV2 || req.ext_fields.contains_key("b"),
@@ -135,7 +145,10 @@ pub async fn handle(
         });
     }
     match broker.engine.append(&messages).await {
-        Ok(stored) => send_response(req, ResponseCode::Success, None, header.queue_id, &stored),
+        Ok(stored) => {
+            let (code, remark) = wait_for_slave(broker, &stored).await;
+            send_response(req, code, remark, header.queue_id, &stored)
+        }
         // Stored but not yet durable: RocketMQ answers FLUSH_DISK_TIMEOUT with the full send header.
         Err(e @ EngineError::FlushTimeout { .. }) => {
             let EngineError::FlushTimeout { stored, .. } = &e else {
@@ -218,6 +231,41 @@ fn delay_and_timer(
 /// Transaction bits of the sys flag, and the value of a committed message.
 const TRANSACTION_FLAGS: i32 = 0xC;
 const TRANSACTION_COMMIT: i32 = 0x8;
+
+/// SYNC_MASTER: SEND_OK once a slave holds the messages; else the code RocketMQ answers (the messages
+/// are stored on this master either way). Other roles answer SEND_OK at once.
+async fn wait_for_slave(
+    broker: &Broker,
+    stored: &[apogee_engine::Appended],
+) -> (ResponseCode, Option<String>) {
+    if broker.config.broker_role != crate::config::BrokerRole::SyncMaster {
+        return (ResponseCode::Success, None);
+    }
+    let Some(last) = stored.last() else {
+        return (ResponseCode::Success, None);
+    };
+    let end = last.physical_offset + last.size as u64;
+    let (written, _, _) = broker.engine.log_offsets();
+    let cfg = &broker.config;
+    match broker
+        .ha
+        .wait_for(end, written, cfg.ha_max_gap_not_in_sync, cfg.sync_flush_timeout_ms)
+        .await
+    {
+        crate::ha::SlaveWait::Acked => (ResponseCode::Success, None),
+        crate::ha::SlaveWait::NoSlave => (
+            ResponseCode::SlaveNotAvailable,
+            Some("no slave is connected within haMaxGapNotInSync; the message is stored on the master only".into()),
+        ),
+        crate::ha::SlaveWait::TimedOut => (
+            ResponseCode::FlushSlaveTimeout,
+            Some(format!(
+                "no slave acknowledged within syncFlushTimeout ({} ms); the message is stored on the master",
+                cfg.sync_flush_timeout_ms
+            )),
+        ),
+    }
+}
 
 fn send_response(
     req: &RemotingCommand,

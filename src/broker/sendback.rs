@@ -3,6 +3,8 @@
 //! once it has been retried enough. Facts from RocketMQ's `AbstractSendMessageProcessor.consumerSendMsgBack`
 //! (5.3; 4.9's `SendMessageProcessor` is the same apart from where noted):
 //!
+//! - A slave refuses (SYSTEM_ERROR, RocketMQ's put status SERVICE_NOT_AVAILABLE): its log only grows from
+//!   its master.
 //! - Checks, in order, with RocketMQ's codes and remarks: the group (found, or auto-created when
 //!   `autoCreateSubscriptionGroup`; else SUBSCRIPTION_GROUP_NOT_EXIST); `retryQueueNums <= 0` answers
 //!   SUCCESS and stores nothing; the retry topic (created with the group's `retryQueueNums` queues, read +
@@ -49,6 +51,17 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         Ok(h) => h,
         Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
+    // A slave's log only grows from its master: RocketMQ's put fails there and the answer carries the
+    // put status (the Java client then sends the message to the retry topic through its producer).
+    if broker.is_slave() {
+        return req.error_to(
+            ResponseCode::SystemError,
+            format!(
+                "SERVICE_NOT_AVAILABLE: message store is slave mode, so putMessage is forbidden (broker {} is a slave; send back to its master)",
+                broker.name
+            ),
+        );
+    }
     let group = match find_or_create(broker, &h.group) {
         Ok(Some(g)) => g,
         Ok(None) => {

@@ -73,6 +73,19 @@ impl TopicTable {
         self.persist()
     }
 
+    /// A slave's copy of its master's table: replaced whole, written only when it changed.
+    pub fn replace_from_master(
+        &mut self,
+        master: TopicConfigSerializeWrapper,
+    ) -> Result<(), EngineError> {
+        if master.topic_config_table == self.topics {
+            return Ok(());
+        }
+        self.topics = master.topic_config_table;
+        self.version = master.data_version;
+        self.persist()
+    }
+
     pub fn wrapper(&self) -> TopicConfigSerializeWrapper {
         TopicConfigSerializeWrapper {
             topic_config_table: self.topics.clone(),

@@ -252,6 +252,29 @@ pub fn broker(
     (Process::spawn(&args, "apogee started"), port)
 }
 
+/// A broker process on a given port (for restarts on the same ports and store).
+pub fn broker_on(
+    namesrv: &str,
+    shards: usize,
+    store: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> Process {
+    let mut args: Vec<String> = vec![
+        "broker".into(),
+        "--store".into(),
+        store.display().to_string(),
+        "--namesrv-addr".into(),
+        namesrv.into(),
+        "--listen-port".into(),
+        port.to_string(),
+        "--shards".into(),
+        shards.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Process::spawn(&args, "apogee started")
+}
+
 /// Polls `f` until it returns Some, for at most `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
@@ -362,4 +385,128 @@ pub fn third_party_python() -> PathBuf {
         std::fs::write(&ready, PACKAGE).expect("mark the venv ready");
     }
     python
+}
+
+/// A small ext4 file system on a loop device, for full-disk tests: made and mounted in a temporary folder,
+/// unmounted and removed on drop. `None`, with the reason printed, where mounting is impossible (not root,
+/// no loop devices, no mkfs.ext4): those tests are then skipped.
+pub struct SmallFs {
+    pub path: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    pub fn mount(size_mib: u64) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = dir.path().join("fs.img");
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).expect("mount point");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(size_mib * 1024 * 1024))
+            .expect("image file");
+        let run = |cmd: &str, args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            match Command::new(cmd).args(args).output() {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(format!(
+                    "{cmd} failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => Err(format!("cannot run {cmd}: {e}")),
+            }
+        };
+        // -m 0: no blocks reserved for root, so `df` and ENOSPC agree for this test's root user.
+        let made = run(
+            "mkfs.ext4",
+            &[
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-m".as_ref(),
+                "0".as_ref(),
+                image.as_os_str(),
+            ],
+        )
+        .and_then(|_| {
+            run(
+                "mount",
+                &[
+                    "-o".as_ref(),
+                    "loop".as_ref(),
+                    image.as_os_str(),
+                    path.as_os_str(),
+                ],
+            )
+        });
+        match made {
+            Ok(()) => Some(Self { path, dir }),
+            Err(reason) => {
+                eprintln!("SKIPPED: this test needs a loop-mounted ext4 file system (root, loop devices): {reason}");
+                None
+            }
+        }
+    }
+
+    /// Bytes still free for writing.
+    pub fn avail_bytes(&self) -> u64 {
+        apogee_engine::disk::SpaceSample::read(&self.path)
+            .expect("statvfs")
+            .avail_bytes
+    }
+
+    /// Used ratio as `df` shows it.
+    pub fn used_ratio(&self) -> f64 {
+        apogee_engine::disk::SpaceSample::read(&self.path)
+            .expect("statvfs")
+            .used_ratio()
+    }
+
+    /// Writes a file of zeros that takes every free block (the file system is then 100 % full); returns
+    /// its path. Deleting it frees the space again.
+    pub fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write;
+        let path = self.path.join(name);
+        let mut f = std::fs::File::create(&path).expect("filler");
+        for chunk in [1024 * 1024, 4096, 1024] {
+            let zeros = vec![0u8; chunk];
+            while f.write_all(&zeros).and_then(|_| f.sync_data()).is_ok() {}
+        }
+        path
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            match Command::new("umount").arg(&self.path).status() {
+                Ok(s) if s.success() => return,
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = &self.dir;
+    }
+}
+
+/// A PULL_MESSAGE request for tests that look at the broker's answer codes below the client.
+pub fn raw_pull(
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+) -> apogee_net::RemotingCommand {
+    let header = apogee_net::headers::PullMessageRequest {
+        consumer_group: group.into(),
+        topic: topic.into(),
+        queue_id,
+        queue_offset: offset,
+        max_msg_nums: 32,
+        sys_flag: 0,
+        commit_offset: 0,
+        suspend_timeout_millis: 0,
+        subscription: None,
+        sub_version: 0,
+        expression_type: None,
+        max_msg_bytes: None,
+    };
+    apogee_net::RemotingCommand::request(apogee_net::codes::RequestCode::PullMessage as i32, 0)
+        .with_ext_fields(header.to_ext())
 }

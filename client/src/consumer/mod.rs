@@ -152,10 +152,10 @@ pub async fn pull_once(
     })
 }
 
-/// The master address of the broker holding `mq`.
+/// Where to pull and keep offsets for `mq`: its broker's master, or its slave when the master is gone.
 pub async fn addr_of(routes: &Routes, mq: &MessageQueue) -> Result<String, ClientError> {
     let r = routes.route(&mq.topic).await?;
-    route::master_addr(&r, &mq.broker_name).ok_or_else(|| ClientError::NoRoute(mq.topic.clone()))
+    route::read_addr(&r, &mq.broker_name).ok_or_else(|| ClientError::NoRoute(mq.topic.clone()))
 }
 
 /// The committed offset of a group on a queue; `None` when the broker has none.

@@ -19,6 +19,9 @@ use crate::error::{EngineError, Result};
 use crate::limits::{CQ_ENTRY_BYTES, CQ_SEGMENT_ENTRIES};
 use crate::log::SegmentedLog;
 
+/// Size a placeholder entry claims (never read: its commit log offset is below the log's minimum).
+const PLACEHOLDER_SIZE: u32 = 1;
+
 /// Size of one consume queue segment.
 pub const CQ_SEGMENT_SIZE_BYTES: u64 = CQ_ENTRY_BYTES * CQ_SEGMENT_ENTRIES;
 
@@ -183,10 +186,12 @@ impl ConsumeQueue {
                 _ => hi = mid,
             }
         }
-        self.min_index.set(lo);
+        self.min_index.set(self.min_index.get().max(lo));
+        // A segment goes when all its entries are dead and a later segment holds durable entries: the last
+        // segment with entries always stays, so a reopened queue still knows where it ends.
         for base in self.log.segment_bases() {
             if (base + CQ_SEGMENT_SIZE_BYTES) / CQ_ENTRY_BYTES <= lo
-                && base + CQ_SEGMENT_SIZE_BYTES <= self.log.durable()
+                && base + CQ_SEGMENT_SIZE_BYTES < self.log.durable()
             {
                 self.log.delete_segment(base).await?;
             }
@@ -212,6 +217,36 @@ impl ConsumeQueue {
             queue_id,
             log,
             min_index: Cell::new(0),
+        })
+    }
+
+    /// A new, empty queue whose first entry will be `first_index` (a slave that starts at its master's
+    /// minimum offset sees queues that begin past 0). The entries of its first segment below `first_index`
+    /// are filled with placeholders pointing at commit log offset 0, which lies below the log's minimum:
+    /// entries are dense from a segment's start as [`Self::open`] needs, and recovery's minimum correction
+    /// (`drop_below_log_offset`) skips them like any entry whose record is gone.
+    pub async fn create_at(
+        dir: std::path::PathBuf,
+        topic: &str,
+        queue_id: i32,
+        first_index: u64,
+    ) -> Result<Self> {
+        let log = SegmentedLog::create_empty(dir, CQ_SEGMENT_SIZE_BYTES)?;
+        let seg_first = first_index - first_index % CQ_SEGMENT_ENTRIES;
+        log.set_position(seg_first * CQ_ENTRY_BYTES).await?;
+        let placeholder = CqEntry {
+            commit_log_offset: 0,
+            size: PLACEHOLDER_SIZE,
+            tag_hash: 0,
+        };
+        for _ in seg_first..first_index {
+            log.append_with(CQ_ENTRY_BYTES as usize, |out| placeholder.encode(out));
+        }
+        Ok(Self {
+            topic: topic.to_owned(),
+            queue_id,
+            log,
+            min_index: Cell::new(first_index),
         })
     }
 }

@@ -34,22 +34,46 @@ use write_buffer::{align_down, align_up, WriteBuffer};
 /// without poll queues (virtio-blk, most cloud disks). Opening a file whose first block is written and
 /// synced first makes the probe read the device and cache the right answer. Call once per shard thread
 /// before opening any segment.
+///
+/// The probe file `<dir>/.iopoll-probe` (one block) is kept, so that a restart on a full disk needs no new
+/// space. When it is missing and cannot be written (no space), the oldest commit log segment serves instead:
+/// its first block always holds data.
 pub async fn prime_iopoll_probe(dir: &Path) -> Result<()> {
-    let path = dir.join(".iopoll-probe");
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&path)?;
-        f.write_all(&[0xA5u8; crate::limits::DIRECT_IO_ALIGN_BYTES as usize])?;
-        f.sync_all()
+    let probe = dir.join(".iopoll-probe");
+    let block = crate::limits::DIRECT_IO_ALIGN_BYTES;
+    let usable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() >= block);
+    let target = if usable(&probe) {
+        probe
+    } else {
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&probe)?;
+            f.write_all(&[0xA5u8; crate::limits::DIRECT_IO_ALIGN_BYTES as usize])?;
+            f.sync_all()
+        };
+        match write() {
+            Ok(()) => probe,
+            Err(e) => {
+                let _ = std::fs::remove_file(&probe);
+                let commitlog = dir.join("commitlog");
+                let oldest = list_segments(&commitlog)?
+                    .first()
+                    .map(|b| commitlog.join(segment_file_name(*b)))
+                    .filter(|p| usable(p));
+                match oldest {
+                    Some(segment) => segment,
+                    // A new store on a device with no room: nothing to read, nothing stored to lose.
+                    None => return Err(EngineError::io(&probe, e)),
+                }
+            }
+        }
     };
-    write().map_err(|e| EngineError::io(&path, e))?;
     let file = OpenOptions::new()
         .read(true)
-        .dma_open(&path)
+        .dma_open(&target)
         .await
-        .map_err(|e| EngineError::io(&path, e))?;
+        .map_err(|e| EngineError::io(&target, e))?;
     let _ = file.close().await;
-    let _ = std::fs::remove_file(&path);
     Ok(())
 }
 
@@ -94,9 +118,20 @@ pub struct SegmentedLog {
     inner: RefCell<Inner>,
     /// fdatasync calls issued, for tests and benchmarks that prove group commit.
     syncs: std::cell::Cell<u64>,
+    /// Bytes preallocated since the engine last asked ([`Self::take_allocated_bytes`]), so that the disk's
+    /// used ratio is sampled again right after the log takes space.
+    allocated: std::cell::Cell<u64>,
 }
 
-async fn open_segment(path: &Path, size: u64, create: bool) -> Result<DmaFile> {
+/// Opens a segment file; with `create`, creates it if missing and preallocates it to `size`. A
+/// preallocation that fails (no space) removes the file again if this call created it, so that a partial
+/// allocation does not keep the space it took. Returns the file and the bytes it allocated.
+async fn open_segment(path: &Path, size: u64, create: bool) -> Result<(DmaFile, u64)> {
+    let existed = !create || path.exists();
+    if create {
+        crate::faults::check(crate::faults::FaultPoint::Preallocate)
+            .map_err(|e| EngineError::io(path, e))?;
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -104,18 +139,26 @@ async fn open_segment(path: &Path, size: u64, create: bool) -> Result<DmaFile> {
         .dma_open(path)
         .await
         .map_err(|e| EngineError::io(path, e))?;
+    let mut allocated = 0;
     if create {
-        let current = file
-            .file_size()
-            .await
-            .map_err(|e| EngineError::io(path, e))?;
-        if current < size {
-            file.pre_allocate(size, false)
-                .await
-                .map_err(|e| EngineError::io(path, e))?;
+        let grown = async {
+            let current = file.file_size().await?;
+            if current < size {
+                file.pre_allocate(size, false).await?;
+                allocated = size - current;
+            }
+            Ok::<(), std::io::Error>(())
+        }
+        .await;
+        if let Err(e) = grown {
+            let _ = file.close().await;
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(EngineError::io(path, e));
         }
     }
-    Ok(file)
+    Ok((file, allocated))
 }
 
 impl SegmentedLog {
@@ -137,7 +180,7 @@ impl SegmentedLog {
             let path = dir.join(segment_file_name(base));
             segments.insert(
                 base,
-                Rc::new(open_segment(&path, segment_size, false).await?),
+                Rc::new(open_segment(&path, segment_size, false).await?.0),
             );
         }
         let end = segments.keys().next_back().map_or(0, |b| b + segment_size);
@@ -151,6 +194,7 @@ impl SegmentedLog {
                 min_offset,
             }),
             syncs: Default::default(),
+            allocated: Default::default(),
         })
     }
 
@@ -167,6 +211,7 @@ impl SegmentedLog {
                 min_offset: 0,
             }),
             syncs: Default::default(),
+            allocated: Default::default(),
         })
     }
 
@@ -211,6 +256,22 @@ impl SegmentedLog {
         self.syncs.get()
     }
 
+    /// Bytes preallocated since the last call.
+    pub fn take_allocated_bytes(&self) -> u64 {
+        self.allocated.replace(0)
+    }
+
+    /// Whether the segment starting at `base` exists.
+    pub fn has_segment(&self, base: u64) -> bool {
+        self.inner.borrow().segments.contains_key(&base)
+    }
+
+    /// Creates and preallocates the segment at `base` if it does not exist yet. Appenders call it before
+    /// writing into a segment, so that a disk without room refuses the append instead of failing its flush.
+    pub async fn ensure_segment(&self, base: u64) -> Result<()> {
+        self.segment_for_write(base).await.map(|_| ())
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -236,6 +297,11 @@ impl SegmentedLog {
 
     pub fn min_offset(&self) -> u64 {
         self.inner.borrow().min_offset
+    }
+
+    /// The lowest offset the write buffer still holds in memory: a segment wholly below it is on disk.
+    pub fn memory_start(&self) -> u64 {
+        self.inner.borrow().buffer.memory_start()
     }
 
     /// Bytes left in the segment the next append lands in.
@@ -291,6 +357,8 @@ impl SegmentedLog {
             bytes[data.len()..].fill(0);
             let pos = start - base;
             let path = self.dir.join(segment_file_name(base));
+            crate::faults::check(crate::faults::FaultPoint::FlushWrite)
+                .map_err(|e| EngineError::io(&path, e))?;
             let n = file
                 .write_at(dma, pos)
                 .await
@@ -315,9 +383,13 @@ impl SegmentedLog {
             self.syncs.set(self.syncs.get() + 1);
         }
         self.inner.borrow_mut().buffer.flushed(target);
-        // Preallocate the next segment before the write head reaches it.
+        // Preallocate the next segment before the write head reaches it. What was flushed is durable
+        // whatever happens here: a failure (no space) is only logged, and the appender that needs the segment
+        // meets it again through `ensure_segment`, where it refuses the append.
         if !self.inner.borrow().segments.contains_key(&ahead) {
-            self.segment_for_write(ahead).await?;
+            if let Err(e) = self.segment_for_write(ahead).await {
+                tracing::warn!(error = %e, "cannot preallocate the next segment ahead of the writer");
+            }
         }
         Ok(target)
     }
@@ -327,7 +399,9 @@ impl SegmentedLog {
             return Ok(f.clone());
         }
         let path = self.dir.join(segment_file_name(base));
-        let file = Rc::new(open_segment(&path, self.segment_size, true).await?);
+        let (file, allocated) = open_segment(&path, self.segment_size, true).await?;
+        let file = Rc::new(file);
+        self.allocated.set(self.allocated.get() + allocated);
         let mut inner = self.inner.borrow_mut();
         let file = inner.segments.entry(base).or_insert(file).clone();
         Ok(file)
@@ -365,6 +439,34 @@ impl SegmentedLog {
         }
     }
 
+    /// Up to `max` bytes of the log from `offset`, as they are, within one segment: what a master ships to
+    /// a slave. Served from memory, from disk, or as the zeros of the padding after a segment's blank
+    /// (never written: the blank's size says the segment ends there). `None` at the written offset.
+    pub async fn read_for_shipping(&self, offset: u64, max: usize) -> Result<Option<Bytes>> {
+        let seg_end = align_down_segment(offset, self.segment_size) + self.segment_size;
+        let (span, end) = {
+            let inner = self.inner.borrow();
+            let Some((span, end)) = inner.buffer.span_at(offset) else {
+                return Ok(None);
+            };
+            let end = end.min(seg_end).min(offset + max as u64);
+            if span == write_buffer::Span::Memory {
+                let len = (end - offset) as usize;
+                let bytes = inner
+                    .buffer
+                    .read(offset, len)
+                    .expect("span_at said memory holds this range");
+                return Ok(Some(Bytes::copy_from_slice(bytes)));
+            }
+            (span, end)
+        };
+        let len = (end - offset) as usize;
+        match span {
+            write_buffer::Span::Padding => Ok(Some(Bytes::from(vec![0u8; len]))),
+            _ => self.read_disk(offset, len).await.map(Some),
+        }
+    }
+
     /// Reads from the segment files, never from memory.
     pub async fn read_disk(&self, offset: u64, len: usize) -> Result<Bytes> {
         let mut out = BytesMut::with_capacity(len);
@@ -374,8 +476,14 @@ impl SegmentedLog {
 
     async fn read_disk_into(&self, offset: u64, len: usize, out: &mut BytesMut) -> Result<()> {
         let base = align_down_segment(offset, self.segment_size);
-        let file = self.inner.borrow().segments.get(&base).cloned();
+        let (file, min_offset) = {
+            let inner = self.inner.borrow();
+            (inner.segments.get(&base).cloned(), inner.min_offset)
+        };
         let path = self.dir.join(segment_file_name(base));
+        if offset < min_offset {
+            return Err(EngineError::Deleted { offset, min_offset });
+        }
         let Some(file) = file else {
             return Err(EngineError::Corrupt {
                 what: "log read",
@@ -452,12 +560,13 @@ impl SegmentedLog {
                 "deleting segment {base} that the write buffer still covers"
             );
             let file = inner.segments.remove(&base);
-            inner.min_offset = inner
+            let first = inner
                 .segments
                 .keys()
                 .next()
                 .copied()
                 .unwrap_or(base + self.segment_size);
+            inner.min_offset = inner.min_offset.max(first);
             file
         };
         if let Some(file) = file {

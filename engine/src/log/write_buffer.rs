@@ -50,6 +50,14 @@ pub struct FlushPiece {
     pub len: usize,
 }
 
+/// Where the bytes at an offset are; see [`WriteBuffer::span_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    Memory,
+    Disk,
+    Padding,
+}
+
 #[derive(Debug)]
 pub struct WriteBuffer {
     chunks: VecDeque<Chunk>,
@@ -189,6 +197,33 @@ impl WriteBuffer {
             })
     }
 
+    /// What lies at `offset` (below the written offset) and up to where, for shipping the log as it is:
+    /// bytes held in memory (up to the end of their chunk), bytes only on disk (below the memory start,
+    /// all durable), or the padding after a segment's blank, which was never written and reads as zeros.
+    /// `None` at or past the written offset.
+    pub fn span_at(&self, offset: u64) -> Option<(Span, u64)> {
+        if offset >= self.written {
+            return None;
+        }
+        if let Some(c) = self
+            .chunks
+            .iter()
+            .find(|c| c.start <= offset && offset < c.end())
+        {
+            return Some((Span::Memory, c.end()));
+        }
+        if offset < self.memory_start() {
+            return Some((Span::Disk, self.memory_start()));
+        }
+        let next = self
+            .chunks
+            .iter()
+            .map(|c| c.start)
+            .find(|s| *s > offset)
+            .unwrap_or(self.written);
+        Some((Span::Padding, next))
+    }
+
     /// The lowest offset held in memory.
     pub fn memory_start(&self) -> u64 {
         self.chunks.front().map_or(self.written, |c| c.start)
@@ -292,6 +327,27 @@ mod tests {
         b.flushed(target);
         assert_eq!(b.memory_start(), 65536);
         assert!(b.read(65536, 10).is_some());
+    }
+
+    #[test]
+    fn spans_tell_memory_disk_and_the_padding_after_a_blank() {
+        let mut b = WriteBuffer::new(64 * 1024, 0, Vec::new());
+        b.append(&[1u8; 10_000]);
+        let (plan, target) = b.flush_plan();
+        assert!(!plan.is_empty());
+        b.flushed(target);
+        b.append(&[2u8; 100]);
+        b.skip_to_next_segment();
+        b.append(&[3u8; 10]);
+        assert_eq!(
+            b.span_at(0),
+            Some((Span::Disk, 8192)),
+            "whole flushed blocks left memory"
+        );
+        assert_eq!(b.span_at(9_000), Some((Span::Memory, 10_100)));
+        assert_eq!(b.span_at(10_100), Some((Span::Padding, 64 * 1024)));
+        assert_eq!(b.span_at(64 * 1024), Some((Span::Memory, 64 * 1024 + 10)));
+        assert_eq!(b.span_at(64 * 1024 + 10), None);
     }
 
     #[test]
