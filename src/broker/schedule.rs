@@ -149,6 +149,17 @@ impl Schedule {
         }
     }
 
+    /// A slave takes its master's progress (RocketMQ's `SlaveSynchronize`), so that it would go on from
+    /// there; it does not deliver itself.
+    pub fn replace_from_master(&self, table: DelayOffsetTable) -> Result<(), EngineError> {
+        if *self.table.borrow() == table {
+            return Ok(());
+        }
+        *self.table.borrow_mut() = table;
+        self.dirty.set(true);
+        self.persist()
+    }
+
     /// The table as RocketMQ's `DelayOffsetSerializeWrapper` JSON.
     pub fn to_json(&self) -> Vec<u8> {
         to_json(&*self.table.borrow())

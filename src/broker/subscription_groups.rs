@@ -109,6 +109,18 @@ impl GroupTable {
         self.persist().map(|()| true)
     }
 
+    /// A slave takes its master's table as it is (RocketMQ's `SlaveSynchronize`); unchanged writes nothing.
+    pub fn replace_from_master(
+        &mut self,
+        wrapper: SubscriptionGroupWrapper,
+    ) -> Result<(), EngineError> {
+        if wrapper.subscription_group_table == self.file.subscription_group_table {
+            return Ok(());
+        }
+        self.file.subscription_group_table = wrapper.subscription_group_table;
+        self.persist()
+    }
+
     pub fn wrapper(&self) -> &SubscriptionGroupWrapper {
         &self.file
     }
