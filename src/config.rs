@@ -68,6 +68,12 @@ pub struct BrokerConfig {
     pub mapped_file_size_commit_log: u64,
     pub flush_interval_commit_log_ms: u64,
     pub sync_flush_timeout_ms: u64,
+    /// Delay of each delay level in ms, parsed from `messageDelayLevel` (`1s 5s … 2h`, units s/m/h/d).
+    pub message_delay_level_ms: Vec<u64>,
+    /// How often the delay scheduler's progress is written (RocketMQ's `flushDelayOffsetInterval`).
+    pub flush_delay_offset_interval_ms: u64,
+    /// Consumer groups are created on their first heartbeat (or send-back) when true.
+    pub auto_create_subscription_group: bool,
     /// Apogee: number of shards (executors); default: the cores this process may use.
     pub shards: usize,
     /// Apogee: microseconds an idle shard spins before it sleeps in the kernel. Waking from that sleep costs
@@ -121,6 +127,12 @@ impl Default for BrokerConfig {
             mapped_file_size_commit_log: 1024 * 1024 * 1024,
             flush_interval_commit_log_ms: 500,
             sync_flush_timeout_ms: 5000,
+            message_delay_level_ms: apogee_engine::delay::parse_levels(
+                apogee_engine::delay::MESSAGE_DELAY_LEVEL_DEFAULT,
+            )
+            .unwrap_or_default(),
+            flush_delay_offset_interval_ms: 10_000,
+            auto_create_subscription_group: true,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spin_before_park_us: SPIN_BEFORE_PARK_US_DEFAULT,
             register_interval_ms: 30_000,
@@ -241,6 +253,18 @@ impl BrokerConfig {
             "mappedFileSizeCommitLog" => self.mapped_file_size_commit_log = parse(key, v)?,
             "flushIntervalCommitLog" => self.flush_interval_commit_log_ms = parse(key, v)?,
             "syncFlushTimeout" => self.sync_flush_timeout_ms = parse(key, v)?,
+            "messageDelayLevel" => {
+                self.message_delay_level_ms =
+                    apogee_engine::delay::parse_levels(v).map_err(|reason| {
+                        ConfigError::BadValue {
+                            key: key.into(),
+                            value: v.into(),
+                            reason,
+                        }
+                    })?
+            }
+            "flushDelayOffsetInterval" => self.flush_delay_offset_interval_ms = parse(key, v)?,
+            "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
             "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
             "haMasterAddress" => {
                 self.ha_master_address = (!v.is_empty()).then(|| v.to_owned());
@@ -441,6 +465,7 @@ impl BrokerConfig {
         c.delete_when_hour = self.delete_when_hour;
         c.disk_max_used_ratio = self.disk_max_used_space_ratio;
         c.disk_refuse_ratio = self.disk_space_warning_level_ratio;
+        c.delay_levels_ms = self.message_delay_level_ms.clone();
         c.disk_force_clean_ratio = self.disk_space_clean_forcibly_ratio;
         c.clean_resource_interval_ms = self.clean_resource_interval_ms;
         let ip = self

@@ -18,7 +18,9 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
 
-use crate::broker::topics::{GroupTable, TopicTable};
+use crate::broker::schedule::{self, Schedule};
+use crate::broker::subscription_groups::GroupTable;
+use crate::broker::topics::TopicTable;
 use crate::broker::{registration, Broker};
 use crate::config::BrokerConfig;
 
@@ -165,8 +167,15 @@ async fn run_shard(
         config.auto_create_topic_enable,
         config.default_topic_queue_nums,
     )
-    .and_then(|t| GroupTable::load(cfg_dir.join("subscriptionGroups")).map(|g| (t, g)));
-    let (topics, groups) = match tables {
+    .and_then(|t| GroupTable::load(cfg_dir.join("subscriptionGroups")).map(|g| (t, g)))
+    .and_then(|(t, g)| {
+        Schedule::load(
+            cfg_dir.join("delayOffset"),
+            config.message_delay_level_ms.clone(),
+        )
+        .map(|s| (t, g, s))
+    });
+    let (topics, groups, delay_schedule) = match tables {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {shard}: {e}")));
@@ -202,6 +211,7 @@ async fn run_shard(
         engine: engine.clone(),
         topics: RefCell::new(topics),
         groups: RefCell::new(groups),
+        schedule: delay_schedule,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
         locks: RefCell::new(Default::default()),
@@ -215,6 +225,9 @@ async fn run_shard(
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
         if let Some(b) = weak.upgrade() {
             b.long_poll.notify(topic, queue, max);
+            if topic == apogee_engine::delay::SCHEDULE_TOPIC {
+                b.schedule.dispatched(queue);
+            }
         }
     }));
     let servers = [main, vip].map(|l| {
@@ -245,6 +258,10 @@ async fn run_shard(
     }
     registration::register_all(&broker).await;
     let registrar = glommio::spawn_local(registration::run(broker.clone(), stop.clone()));
+    // Only a master delivers delayed messages: a slave's log only grows from its master (it gets the re-put
+    // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
+    let scheduler = (!broker.is_slave())
+        .then(|| glommio::spawn_local(schedule::run(broker.clone(), stop.clone())));
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move {
@@ -289,6 +306,10 @@ async fn run_shard(
     }
     registrar.await;
     housekeeping.await;
+    // Before the store closes: the scheduler flushes the commit log and persists its progress.
+    if let Some(scheduler) = scheduler {
+        scheduler.await;
+    }
     for t in ha_tasks {
         t.await;
     }

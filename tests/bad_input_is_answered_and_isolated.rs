@@ -1,4 +1,5 @@
-//! Garbage, truncated frames, huge length fields, unknown codes, oversized messages and bad topic names each
+//! Garbage, truncated frames, huge length fields, unknown codes, oversized messages, bad topic names and
+//! timer messages each
 //! get their documented answer (an error response, or the connection closed), and the broker keeps
 //! serving other connections.
 
@@ -91,16 +92,17 @@ async fn bad_input_is_answered_and_isolated() {
     assert_eq!(bad_topic.code, ResponseCode::SystemError as i32);
     assert!(bad_topic.remark.unwrap().contains("bad topic!"));
 
-    // Delay levels are refused, not delivered early.
-    let delayed = producer
-        .send(Message::new("Good", "later").with_delay_level(3))
+    // Timer messages (RocketMQ 5) are refused, not delivered early; delay levels are served.
+    let timed = producer
+        .send(Message::new("Good", "at a time").with_property("TIMER_DELAY_SEC", "5"))
         .await
         .unwrap_err();
     assert_eq!(
-        delayed.code(),
+        timed.code(),
         Some(ResponseCode::MessageIllegal as i32),
-        "{delayed}"
+        "{timed}"
     );
+    assert!(timed.to_string().contains("timer messages"), "{timed}");
 
     // After all that, the broker still serves.
     let ok = producer

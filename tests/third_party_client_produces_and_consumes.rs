@@ -11,35 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-const PACKAGE: &str = "rocketmq==0.4.4";
-
-fn venv_python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target").join("third-party-venv");
-    let python = venv.join("bin").join("python");
-    let ready = venv.join(".installed-rocketmq-0.4.4");
-    if !ready.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "this test needs `python3 -m venv` (Debian: apt-get install python3-venv)"
-        );
-        let pip = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", PACKAGE])
-            .status()
-            .expect("run pip");
-        assert!(pip.success(), "pip could not install {PACKAGE} from PyPI");
-        std::fs::write(&ready, PACKAGE).expect("mark the venv ready");
-    }
-    python
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn third_party_client_produces_and_consumes() {
-    let python = venv_python();
+    let python = common::third_party_python();
     let apogee = common::Standalone::start(1, &[]);
     common::create_topic(&apogee.namesrv, "CppTopic", 2).await;
     let home = tempfile::tempdir().unwrap(); // the C++ client logs under $HOME/logs

@@ -1,9 +1,8 @@
 //! At-least-once: a consumer that dies before committing gets its messages again from a new instance, and
-//! a batch whose handler says "later" is delivered again instead of being skipped.
+//! a batch whose handler says "later" is delivered again (through the retry topic) instead of being skipped.
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,8 @@ use apogee_client::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncommitted_messages_are_redelivered() {
-    let apogee = common::Standalone::start(1, &[]);
+    // Retries wait delay level 3, then 4: one second each here.
+    let apogee = common::Standalone::start(1, &["-o", "messageDelayLevel=1s 1s 1s 1s 1s"]);
     common::create_topic(&apogee.namesrv, "Again", 1).await;
     let producer = Producer::start(ProducerConfig::new(&apogee.namesrv, "pg"))
         .await
@@ -50,34 +50,52 @@ async fn uncommitted_messages_are_redelivered() {
     }
     assert_eq!(got[0], "a0");
 
-    // A push handler that fails the first two deliveries sees the same first message again.
-    let calls = Arc::new(AtomicUsize::new(0));
-    let firsts = Arc::new(Mutex::new(Vec::new()));
-    let (c, f) = (calls.clone(), firsts.clone());
+    // A push handler that refuses every batch holding `a0` until its third delivery: the refused batch is
+    // sent back and comes again through the group's retry topic, under the original topic; nothing is
+    // skipped.
+    let a0_times = Arc::new(Mutex::new(Vec::new()));
+    let consumed = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let (t, done) = (a0_times.clone(), consumed.clone());
     let push = PushConsumer::new(PushConsumerConfig::new(&apogee.namesrv, "picky"));
     push.subscribe("Again", "*");
     push.start(move |batch| {
-        f.lock()
-            .unwrap()
-            .push(String::from_utf8(batch[0].body.to_vec()).unwrap());
-        if c.fetch_add(1, Ordering::SeqCst) < 2 {
-            ConsumeResult::Later
-        } else {
-            ConsumeResult::Success
+        let a0 = batch.iter().find(|m| &m.body[..] == b"a0");
+        if let Some(m) = a0 {
+            t.lock()
+                .unwrap()
+                .push((m.reconsume_times, m.queue.topic.clone()));
+            if m.reconsume_times < 2 {
+                return ConsumeResult::Later;
+            }
         }
+        let mut done = done.lock().unwrap();
+        done.extend(
+            batch
+                .iter()
+                .map(|m| String::from_utf8(m.body.to_vec()).unwrap()),
+        );
+        ConsumeResult::Success
     })
     .await
     .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while calls.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while consumed.lock().unwrap().len() < 10 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     push.shutdown().await;
-    let firsts = firsts.lock().unwrap();
-    assert!(firsts.len() >= 3);
     assert_eq!(
-        &firsts[..3],
-        &["a0", "a0", "a0"],
-        "a batch the handler refused is delivered again, not skipped"
+        consumed.lock().unwrap().len(),
+        10,
+        "every message consumed once accepted"
+    );
+    let a0_times = a0_times.lock().unwrap();
+    assert_eq!(
+        &a0_times[..],
+        &[
+            (0, "Again".to_string()),
+            (1, "Again".to_string()),
+            (2, "Again".to_string())
+        ],
+        "a refused message comes again, counted, under its own topic"
     );
 }

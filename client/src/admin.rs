@@ -1,13 +1,18 @@
 //! Administration: create topics on a cluster, list clusters and topics, offsets and lag of a group,
-//! view a message by its offset id, query messages by key.
+//! subscription groups (create, list, delete), delay offsets, view a message by its offset id, query
+//! messages by key.
 
 use std::time::Duration;
 
 use apogee_net::body::cluster::ClusterInfo;
-use apogee_net::body::from_json;
+use apogee_net::body::delay_offset::DelayOffsetTable;
+use apogee_net::body::subscription_group::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 use apogee_net::body::topic_config::TopicList;
+use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::RequestCode;
-use apogee_net::headers::{CreateTopicRequest, QueryMessageRequest, ViewMessageRequest};
+use apogee_net::headers::{
+    CreateTopicRequest, DeleteSubscriptionGroupRequest, QueryMessageRequest, ViewMessageRequest,
+};
 use apogee_net::{msgid, record, RemotingCommand};
 
 use crate::consumer::{query_offset, queue_offset};
@@ -103,6 +108,110 @@ impl Admin {
             .invoke_ok(broker_addr, req, ADMIN_TIMEOUT)
             .await
             .map(|_| ())
+    }
+
+    /// Master addresses of every broker of `cluster`.
+    async fn masters(&self, cluster: &str) -> Result<Vec<String>, ClientError> {
+        let info = self.clusters().await?;
+        let names = info
+            .cluster_addr_table
+            .get(cluster)
+            .ok_or_else(|| ClientError::NameServer(format!("no cluster `{cluster}`")))?;
+        Ok(names
+            .iter()
+            .filter_map(|n| info.broker_addr_table.get(n).and_then(|b| b.master_addr()))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Creates (or updates) a subscription group on every master of `cluster` (mqadmin's
+    /// `updateSubGroup -c`); the brokers create its retry topic. Returns how many brokers took it.
+    pub async fn create_subscription_group(
+        &self,
+        cluster: &str,
+        config: &SubscriptionGroupConfig,
+    ) -> Result<usize, ClientError> {
+        let masters = self.masters(cluster).await?;
+        for addr in &masters {
+            self.create_subscription_group_on(addr, config).await?;
+        }
+        Ok(masters.len())
+    }
+
+    /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on one broker.
+    pub async fn create_subscription_group_on(
+        &self,
+        broker_addr: &str,
+        config: &SubscriptionGroupConfig,
+    ) -> Result<(), ClientError> {
+        let req = RemotingCommand::request(RequestCode::UpdateAndCreateSubscriptionGroup as i32, 0)
+            .with_body(to_json(config));
+        self.routes
+            .remoting()
+            .invoke_ok(broker_addr, req, ADMIN_TIMEOUT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Every subscription group of one broker (GET_ALL_SUBSCRIPTIONGROUP_CONFIG).
+    pub async fn subscription_groups_on(
+        &self,
+        broker_addr: &str,
+    ) -> Result<SubscriptionGroupWrapper, ClientError> {
+        let req = RemotingCommand::request(RequestCode::GetAllSubscriptionGroupConfig as i32, 0);
+        let r = self
+            .routes
+            .remoting()
+            .invoke_ok(broker_addr, req, ADMIN_TIMEOUT)
+            .await?;
+        from_json(&r.body).map_err(|e| ClientError::Protocol {
+            addr: broker_addr.into(),
+            source: e,
+        })
+    }
+
+    /// Deletes a subscription group on every master of `cluster` (mqadmin's `deleteSubGroup`), and its
+    /// committed offsets with `clean_offset`. Returns how many brokers were asked.
+    pub async fn delete_subscription_group(
+        &self,
+        cluster: &str,
+        group: &str,
+        clean_offset: bool,
+    ) -> Result<usize, ClientError> {
+        let masters = self.masters(cluster).await?;
+        for addr in &masters {
+            let header = DeleteSubscriptionGroupRequest {
+                group_name: group.into(),
+                clean_offset,
+            };
+            let req = RemotingCommand::request(RequestCode::DeleteSubscriptionGroup as i32, 0)
+                .with_ext_fields(header.to_ext());
+            self.routes
+                .remoting()
+                .invoke_ok(addr, req, ADMIN_TIMEOUT)
+                .await?;
+        }
+        Ok(masters.len())
+    }
+
+    /// The delay scheduler's progress of one broker (GET_ALL_DELAY_OFFSET): level → next offset of its
+    /// schedule queue.
+    pub async fn delay_offsets_on(
+        &self,
+        broker_addr: &str,
+    ) -> Result<std::collections::BTreeMap<i32, u64>, ClientError> {
+        let req = RemotingCommand::request(RequestCode::GetAllDelayOffset as i32, 0);
+        let r = self
+            .routes
+            .remoting()
+            .invoke_ok(broker_addr, req, ADMIN_TIMEOUT)
+            .await?;
+        from_json::<DelayOffsetTable>(&r.body)
+            .map(|t| t.offset_table)
+            .map_err(|e| ClientError::Protocol {
+                addr: broker_addr.into(),
+                source: e,
+            })
     }
 
     /// Readable queues of a topic.

@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub index_slots: u32,
     /// Entries per key index file: the bound of the in-memory active index (20 bytes each).
     pub index_entries_max: u32,
+    /// Delay of each level in ms (`messageDelayLevel`): the delivery time written in the schedule topic's
+    /// consume queue entries ([`crate::delay`]).
+    pub delay_levels_ms: Vec<u64>,
 }
 
 impl EngineConfig {
@@ -60,6 +63,8 @@ impl EngineConfig {
             store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
             index_slots: crate::index::INDEX_SLOTS_DEFAULT,
             index_entries_max: crate::index::INDEX_ENTRIES_DEFAULT,
+            delay_levels_ms: crate::delay::parse_levels(crate::delay::MESSAGE_DELAY_LEVEL_DEFAULT)
+                .unwrap_or_default(),
         }
     }
 

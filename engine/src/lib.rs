@@ -48,6 +48,7 @@ pub mod checkpoint;
 pub mod commitlog;
 pub mod config;
 pub mod consumequeue;
+pub mod delay;
 pub mod disk;
 pub mod error;
 #[doc(hidden)]

@@ -29,6 +29,8 @@ pub enum Kind {
     ConsumerOffsets = 2,
     Topics = 3,
     SubscriptionGroups = 4,
+    /// The delay scheduler's progress per level (RocketMQ's `delayOffset.json`).
+    DelayOffsets = 5,
 }
 
 /// Writes `payload` to `path` atomically.

@@ -68,6 +68,15 @@ impl ConsumerOffsets {
             .copied()
     }
 
+    /// Drops every `topic@group` entry of `group`.
+    pub fn remove_group(&mut self, group: &str) {
+        let before = self.table.offset_table.len();
+        self.table
+            .offset_table
+            .retain(|k, _| k.rsplit_once('@').is_none_or(|(_, g)| g != group));
+        self.dirty |= self.table.offset_table.len() != before;
+    }
+
     /// Every (topic@group, queue, offset), for admin answers.
     pub fn all(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.table

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use apogee_net::msgid;
 use apogee_net::record::{self, NewRecord};
-use apogee_net::{msgid, properties};
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::future::{select, Either};
@@ -313,7 +313,7 @@ impl Engine {
             let entry = CqEntry {
                 commit_log_offset: at,
                 size: rec.total_size as u32,
-                tag_hash: properties::tag_hash_of(&rec.properties),
+                tag_hash: crate::delay::cq_tag_code(&self.config.delay_levels_ms, &rec.topic, &rec.properties, rec.store_timestamp),
             };
             let q = match self.queue_or_create(&rec.topic, rec.queue_id) {
                 Ok(q) => q,
@@ -512,7 +512,12 @@ impl Engine {
                 entry: CqEntry {
                     commit_log_offset: physical_offset,
                     size: size as u32,
-                    tag_hash: properties::tag_hash_of(&m.properties),
+                    tag_hash: crate::delay::cq_tag_code(
+                        &self.config.delay_levels_ms,
+                        &m.topic,
+                        &m.properties,
+                        store_timestamp,
+                    ),
                 },
                 end: physical_offset + size as u64,
                 store_timestamp: 0,
@@ -1144,6 +1149,29 @@ impl Engine {
             };
         }
         Ok(read)
+    }
+
+    /// Up to `max` consume queue entries of a queue from `offset` (fewer at its end; none for an unknown
+    /// queue or an offset outside it). The delay scheduler reads delivery times from them.
+    pub async fn queue_entries(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<CqEntry>> {
+        let Some(q) = self.queue(topic, queue_id) else {
+            return Ok(Vec::new());
+        };
+        if offset < q.min_index() || offset >= q.max_index() {
+            return Ok(Vec::new());
+        }
+        q.entries(offset, max.clamp(1, READ_MESSAGES_MAX)).await
+    }
+
+    /// Forgets every committed offset of `group` (DELETE_SUBSCRIPTIONGROUP with cleanOffset).
+    pub fn remove_group_offsets(&self, group: &str) {
+        self.offsets.borrow_mut().remove_group(group);
     }
 
     /// The stored record at a physical offset (view by message id), if one starts there.

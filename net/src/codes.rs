@@ -26,7 +26,7 @@ code_enum! {
         NotifyConsumerIdsChanged = 40, LockBatchMq = 41, UnlockBatchMq = 42, GetAllConsumerOffset = 43,
         GetAllDelayOffset = 45, RegisterBroker = 103, UnregisterBroker = 104, GetRouteInfoByTopic = 105,
         GetBrokerClusterInfo = 106, UpdateAndCreateSubscriptionGroup = 200,
-        GetAllTopicListFromNameserver = 206, ResetConsumerClientOffset = 220,
+        GetAllSubscriptionGroupConfig = 201, GetAllTopicListFromNameserver = 206, DeleteSubscriptionGroup = 207, ResetConsumerClientOffset = 220,
         InvokeBrokerToResetOffset = 222, GetConsumerRunningInfo = 307, SendMessageV2 = 310,
         SendBatchMessage = 320, LitePullMessage = 361,
     }

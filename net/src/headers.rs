@@ -502,6 +502,20 @@ ext_header! {
     RegisterBrokerResponse { ha_server_addr: Option<String> = "haServerAddr", master_addr: Option<String> = "masterAddr" }
 }
 
+ext_header! {
+    /// CONSUMER_SEND_MSG_BACK request: the commit log offset of the message to send back, the group, and the
+    /// delay level the client asks for (0: the broker picks `3 + reconsumeTimes`; negative: dead letter now).
+    ConsumerSendMsgBackRequest {
+        offset: i64 = "offset", group: String = "group", delay_level: i32 = "delayLevel",
+        origin_msg_id: Option<String> = "originMsgId", origin_topic: Option<String> = "originTopic",
+        unit_mode: bool = "unitMode", max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+    }
+}
+ext_header! {
+    /// DELETE_SUBSCRIPTIONGROUP request.
+    DeleteSubscriptionGroupRequest { group_name: String = "groupName", clean_offset: bool = "cleanOffset" }
+}
+
 #[cfg(test)]
 mod typed_header_tests {
     use super::*;

@@ -21,6 +21,15 @@ pub mod names {
     pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
     pub const MIN_OFFSET: &str = "MIN_OFFSET";
     pub const MAX_OFFSET: &str = "MAX_OFFSET";
+    /// The first message id of a message sent back for retry (the offset id of the first delivery).
+    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    /// RocketMQ 5's gRPC view of a dead letter: the topic and id the message was consumed from.
+    pub const DLQ_ORIGIN_TOPIC: &str = "DLQ_ORIGIN_TOPIC";
+    pub const DLQ_ORIGIN_MESSAGE_ID: &str = "DLQ_ORIGIN_MESSAGE_ID";
+    /// RocketMQ 5 timer messages: an absolute delivery time, or a delay from now.
+    pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
+    pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
+    pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
 }
 
 /// Parses a properties string into name/value pairs, in order. Pieces without a separator are skipped, as
@@ -38,6 +47,20 @@ pub fn get<'a>(text: &'a str, name: &str) -> Option<&'a str> {
         .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// A properties string with `name` set to `value` (replaced where present, appended otherwise) and the
+/// names in `remove` dropped; the order of the others is kept.
+pub fn with_changes(text: &str, set: &[(&str, &str)], remove: &[&str]) -> Result<String> {
+    let mut pairs = parse(text);
+    pairs.retain(|(k, _)| !remove.contains(&k.as_str()));
+    for (name, value) in set {
+        match pairs.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = (*value).to_owned(),
+            None => pairs.push(((*name).to_owned(), (*value).to_owned())),
+        }
+    }
+    encode(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// Writes name/value pairs as a properties string, checking the stored-length limit.
@@ -106,5 +129,7 @@ mod tests {
         assert_eq!(get(&text, "KEYS"), Some("k1 k2"));
         assert_eq!(parse(&text).len(), 2);
         assert_eq!(tag_hash_of(&text), 2598919);
+        let changed = with_changes(&text, &[("KEYS", "k3"), ("DELAY", "3")], &["TAGS"]).unwrap();
+        assert_eq!(changed, "KEYS\u{1}k3\u{2}DELAY\u{1}3\u{2}");
     }
 }

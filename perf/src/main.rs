@@ -5,6 +5,10 @@
 //!   send time, so a stall shows up in every message it delayed (no coordinated omission).
 //! - `consume`: a push consumer counts messages and born→consumed latency.
 //! - `e2e`: both at once; latency is from the send to the handler seeing the message.
+//! - `delay`: both at once, every message sent with `--delay-level`; what is measured is the delivery-time
+//!   error: when the handler sees a message minus when it was due (its send time + the level's delay from
+//!   `--message-delay-level`, which an embedded broker also uses; so the send→store time is included).
+//!   Deliveries more than 1 ms early (store times are whole milliseconds) are counted apart.
 //!
 //! Reports every `--interval` (a live line on a terminal, plain lines otherwise) and a final summary with
 //! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON.
@@ -76,6 +80,12 @@ struct Cli {
     /// Print the final summary as JSON.
     #[arg(long)]
     json: bool,
+    /// `delay`: the delay level every message is sent with.
+    #[arg(long, default_value_t = 1)]
+    delay_level: u8,
+    /// `delay`: the broker's `messageDelayLevel` (an embedded broker is started with it).
+    #[arg(long, default_value = apogee_engine::delay::MESSAGE_DELAY_LEVEL_DEFAULT)]
+    message_delay_level: String,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +93,7 @@ enum Workload {
     Produce,
     Consume,
     E2e,
+    Delay,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +109,12 @@ struct Stats {
     sent: AtomicU64,
     failed: AtomicU64,
     consumed: AtomicU64,
+    /// `delay`: messages the handler saw before they were due.
+    early: AtomicU64,
     bytes: AtomicU64,
     /// (interval, whole run) send→ack latency in µs.
     send_lat: Mutex<(Histogram<u64>, Histogram<u64>)>,
-    /// (interval, whole run) end-to-end latency in µs.
+    /// (interval, whole run) end-to-end latency in µs (`delay`: the delivery-time error).
     e2e_lat: Mutex<(Histogram<u64>, Histogram<u64>)>,
 }
 
@@ -152,22 +165,19 @@ async fn produce(cli: Cli, namesrv: String, stats: Arc<Stats>, stop: Arc<AtomicB
                     None => Instant::now(),
                 };
                 k += 1;
+                let message = || {
+                    let m = Message::new(cli.topic.as_str(), body(cli.size));
+                    if cli.workload == Workload::Delay {
+                        m.with_delay_level(cli.delay_level)
+                    } else {
+                        m
+                    }
+                };
                 let ok = match (cli.mode, cli.batch) {
-                    (Mode::Oneway, _) => producer
-                        .send_oneway(Message::new(cli.topic.as_str(), body(cli.size)))
-                        .await
-                        .is_ok(),
+                    (Mode::Oneway, _) => producer.send_oneway(message()).await.is_ok(),
                     (_, 1) => match cli.mode {
-                        Mode::Async => matches!(
-                            producer
-                                .send_async(Message::new(cli.topic.as_str(), body(cli.size)))
-                                .await,
-                            Ok(Ok(_))
-                        ),
-                        _ => producer
-                            .send(Message::new(cli.topic.as_str(), body(cli.size)))
-                            .await
-                            .is_ok(),
+                        Mode::Async => matches!(producer.send_async(message()).await, Ok(Ok(_))),
+                        _ => producer.send(message()).await.is_ok(),
                     },
                     (_, n) => {
                         let msgs: Vec<Message> = (0..n)
@@ -205,13 +215,31 @@ async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> PushConsumer {
     config.consume_from = ConsumeFrom::LastOffset;
     let consumer = PushConsumer::new(config);
     consumer.subscribe(&cli.topic, "*");
+    // `delay`: a message is due at its store time + its level's delay.
+    let delay_us = (cli.workload == Workload::Delay).then(|| {
+        let levels = apogee_engine::delay::parse_levels(&cli.message_delay_level)
+            .unwrap_or_else(|e| panic!("--message-delay-level: {e}"));
+        let level = (cli.delay_level as usize).clamp(1, levels.len());
+        levels[level - 1] * 1_000
+    });
     consumer
         .start(move |batch| {
             let now = now_us();
             for m in batch {
                 if stats.measuring.load(Ordering::Relaxed) {
                     stats.consumed.fetch_add(1, Ordering::Relaxed);
-                    if m.body.len() >= 8 {
+                    if let (Some(delay_us), true) = (delay_us, m.body.len() >= 8) {
+                        // The re-put record's store time is its delivery time, so the reference is the
+                        // send time in the body: the error includes the send→store time (conservative).
+                        let mut t = [0u8; 8];
+                        t.copy_from_slice(&m.body[..8]);
+                        let due = u64::from_be_bytes(t) + delay_us;
+                        // Store times are whole ms: less than 1 ms early is within their precision.
+                        if now + 1_000 < due {
+                            stats.early.fetch_add(1, Ordering::Relaxed);
+                        }
+                        record(&stats.e2e_lat, now.saturating_sub(due));
+                    } else if m.body.len() >= 8 {
                         let mut t = [0u8; 8];
                         t.copy_from_slice(&m.body[..8]);
                         record(&stats.e2e_lat, now.saturating_sub(u64::from_be_bytes(t)));
@@ -245,6 +273,12 @@ fn free_port_range(span: u16) -> u16 {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.workload == Workload::Delay && cli.batch > 1 {
+        eprintln!(
+            "the delay workload sends one message at a time (delay levels are refused for batches)"
+        );
+        std::process::exit(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
         .with_writer(std::io::stderr)
@@ -268,6 +302,10 @@ fn main() {
         };
         if cli.sync_flush {
             c.set("flushDiskType", "SYNC_FLUSH").expect("a known key");
+        }
+        if let Err(e) = c.set("messageDelayLevel", &cli.message_delay_level) {
+            eprintln!("--message-delay-level: {e}");
+            std::process::exit(2);
         }
         let ns = apogee_nameserver::NameServerConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
@@ -317,6 +355,7 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
         sent: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         consumed: AtomicU64::new(0),
+        early: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         send_lat: Mutex::new((hist(), hist())),
         e2e_lat: Mutex::new((hist(), hist())),
@@ -387,6 +426,16 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
     if let Some(p) = producer {
         let _ = p.await;
     }
+    if cli.workload == Workload::Delay {
+        // Messages sent at the end are still waiting: count them too.
+        let levels =
+            apogee_engine::delay::parse_levels(&cli.message_delay_level).unwrap_or_default();
+        let level = (cli.delay_level as usize).clamp(1, levels.len().max(1));
+        let wait_ms = levels.get(level - 1).copied().unwrap_or(0) + 2_000;
+        stats.measuring.store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        stats.measuring.store(false, Ordering::Relaxed);
+    }
     if let Some(c) = consumer {
         c.shutdown().await;
     }
@@ -401,6 +450,14 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
         "consume_msgs_per_s": stats.consumed.load(Ordering::Relaxed) as f64 / elapsed,
         "send_latency": send, "e2e_latency": e2e,
     });
+    if cli.workload == Workload::Delay {
+        eprintln!(
+            "delivery-time error (consumed − (sent + delay), level {} of `{}`): p50 {} p90 {} p99 {} p99.9 {} max {} us over {} messages; {} early",
+            cli.delay_level, cli.message_delay_level,
+            e2e["p50_us"], e2e["p90_us"], e2e["p99_us"], e2e["p999_us"], e2e["max_us"], e2e["count"],
+            stats.early.load(Ordering::Relaxed),
+        );
+    }
     eprintln!(
         "summary: {:.0} msgs/s sent, {:.1} MB/s, {} failed; send→ack p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {} us; e2e p50 {} p99 {} p99.9 {} max {} us ({} consumed)",
         summary["send_msgs_per_s"].as_f64().unwrap_or(0.0),

@@ -3,8 +3,8 @@
 use std::rc::Rc;
 
 use apogee_net::body::route::perm;
+use apogee_net::body::to_json;
 use apogee_net::body::topic_config::TopicConfig;
-use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::ResponseCode;
 use apogee_net::headers::{
     CreateTopicRequest, QueryMessageRequest, QueryMessageResponse, ViewMessageRequest,
@@ -12,7 +12,7 @@ use apogee_net::headers::{
 use apogee_net::RemotingCommand;
 use tracing::info;
 
-use super::topics::{SubscriptionGroupConfig, TOPIC_QUEUES_MAX};
+use super::topics::TOPIC_QUEUES_MAX;
 use super::{engine_error, Broker};
 
 pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
@@ -54,22 +54,6 @@ pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
 pub fn all_topics(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     req.response_to(ResponseCode::Success, None)
         .with_body(to_json(&broker.topics.borrow().wrapper()))
-}
-
-pub fn create_group(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    let config: SubscriptionGroupConfig = match from_json(&req.body) {
-        Ok(c) => c,
-        Err(e) => {
-            return req.error_to(
-                ResponseCode::SystemError,
-                format!("bad subscription group body: {e}"),
-            )
-        }
-    };
-    match broker.groups.borrow_mut().upsert(config) {
-        Ok(()) => req.response_to(ResponseCode::Success, None),
-        Err(e) => engine_error(req, &e),
-    }
 }
 
 /// QUERY_MESSAGE: messages of a topic by key (a KEYS token or the UNIQ_KEY) within a time range.

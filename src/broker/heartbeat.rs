@@ -4,14 +4,13 @@ use std::rc::Rc;
 
 use apogee_nameserver::transport::Conn;
 use apogee_net::body::heartbeat::{ConsumerListBody, HeartbeatData};
-use apogee_net::body::route::perm;
-use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::ResponseCode;
 use apogee_net::headers::{ConsumerGroupRequest, UnregisterClientRequest};
 use apogee_net::RemotingCommand;
 
-use super::topics::{SubscriptionGroupConfig, RETRY_TOPIC_QUEUES};
+use tracing::warn;
+
 use super::{now_ms, Broker};
 
 pub fn heartbeat(broker: &Rc<Broker>, conn: &Rc<Conn>, req: &RemotingCommand) -> RemotingCommand {
@@ -42,23 +41,17 @@ pub fn heartbeat(broker: &Rc<Broker>, conn: &Rc<Conn>, req: &RemotingCommand) ->
         }
     }
     for c in &data.consumer_data_set {
-        // RocketMQ creates the group and its retry topic on first sight (autoCreateSubscriptionGroup).
-        let known = broker.groups.borrow().get(&c.group_name).is_some();
-        if !known {
-            let _ = broker
-                .groups
-                .borrow_mut()
-                .upsert(SubscriptionGroupConfig::new(&c.group_name));
-        }
-        let retry = format!("%RETRY%{}", c.group_name);
-        let exists = broker.topics.borrow().get(&retry).is_some();
-        if !exists {
-            let _ = broker.topics.borrow_mut().upsert(TopicConfig::new(
-                &retry,
-                RETRY_TOPIC_QUEUES,
-                perm::READ_WRITE,
-            ));
-            broker.register_now.notify();
+        // RocketMQ finds (or auto-creates) the group and creates its retry topic on every heartbeat.
+        match super::subscription_groups::find_or_create(broker, &c.group_name) {
+            Ok(Some(config)) => {
+                if let Err(e) = super::subscription_groups::ensure_retry_topic(broker, &config) {
+                    warn!(shard = broker.shard, group = %c.group_name, error = %e, "retry topic not created");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(shard = broker.shard, group = %c.group_name, error = %e, "subscription group not created")
+            }
         }
     }
     for g in changed {

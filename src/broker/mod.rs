@@ -9,7 +9,10 @@
 //! | [`pull`] | PULL_MESSAGE (+ long polling through [`long_poll`]) |
 //! | [`offsets`] | QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME, GET_ALL_CONSUMER_OFFSET |
 //! | [`heartbeat`] | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP ([`clients`] holds the table) |
-//! | [`admin`] | UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, VIEW_MESSAGE_BY_ID, QUERY_MESSAGE |
+//! | [`admin`] | UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, VIEW_MESSAGE_BY_ID, QUERY_MESSAGE |
+//! | [`subscription_groups`] | UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, GET_ALL_SUBSCRIPTIONGROUP_CONFIG, DELETE_SUBSCRIPTIONGROUP |
+//! | [`sendback`] | CONSUMER_SEND_MSG_BACK (retry topic, dead-letter queue) |
+//! | [`schedule`] | GET_ALL_DELAY_OFFSET; the delay-level scheduler task |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
@@ -22,7 +25,10 @@ pub mod long_poll;
 pub mod offsets;
 pub mod pull;
 pub mod registration;
+pub mod schedule;
 pub mod send;
+pub mod sendback;
+pub mod subscription_groups;
 pub mod topics;
 
 use std::cell::{Cell, RefCell};
@@ -49,7 +55,8 @@ pub struct Broker {
     pub addr: String,
     pub engine: Rc<Engine>,
     pub topics: RefCell<topics::TopicTable>,
-    pub groups: RefCell<topics::GroupTable>,
+    pub groups: RefCell<subscription_groups::GroupTable>,
+    pub schedule: schedule::Schedule,
     pub clients: RefCell<clients::ClientTable>,
     pub long_poll: long_poll::LongPollTable,
     pub locks: RefCell<lock::LockTable>,
@@ -121,7 +128,13 @@ impl Broker {
             RequestCode::GetConsumerListByGroup => heartbeat::consumer_list(&self, &req),
             RequestCode::UpdateAndCreateTopic => admin::create_topic(&self, &req),
             RequestCode::GetAllTopicConfig => admin::all_topics(&self, &req),
-            RequestCode::UpdateAndCreateSubscriptionGroup => admin::create_group(&self, &req),
+            RequestCode::UpdateAndCreateSubscriptionGroup => {
+                subscription_groups::create(&self, &req)
+            }
+            RequestCode::GetAllSubscriptionGroupConfig => subscription_groups::all(&self, &req),
+            RequestCode::DeleteSubscriptionGroup => subscription_groups::delete(&self, &req),
+            RequestCode::ConsumerSendMsgBack => sendback::handle(&self, &req).await,
+            RequestCode::GetAllDelayOffset => schedule::all_offsets(&self, &req),
             RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,
             RequestCode::QueryMessage => admin::query_message(&self, &req).await,
             RequestCode::LockBatchMq => lock::lock(&self, &req),

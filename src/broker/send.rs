@@ -2,7 +2,9 @@
 //!
 //! Checks (in RocketMQ's order and with its codes): header fields, topic name (SYSTEM_ERROR), topic
 //! existence or auto-creation from TBW102 (TOPIC_NOT_EXIST), write permission (NO_PERMISSION), queue id
-//! (SYSTEM_ERROR), body and properties size (MESSAGE_ILLEGAL); then the engine stores the message(s).
+//! (SYSTEM_ERROR), body and properties size (MESSAGE_ILLEGAL); a message with a delay level is stored in
+//! the schedule topic instead ([`super::schedule`]); timer messages are refused (MESSAGE_ILLEGAL, not
+//! built yet); then the engine stores the message(s).
 
 use std::rc::Rc;
 
@@ -17,7 +19,8 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::topics::TOPIC_QUEUES_MAX;
-use super::{engine_error, Broker};
+use super::{engine_error, schedule, Broker};
+use apogee_engine::delay::SCHEDULE_TOPIC;
 
 pub async fn handle(
     broker: &Rc<Broker>,
@@ -45,6 +48,16 @@ pub async fn handle(
     if let Err(reason) = apogee_net::topic::validate(&header.topic) {
         return req.error_to(ResponseCode::SystemError, reason);
     }
+    // System topics clients may not write to (RocketMQ's `TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`).
+    if header.topic == SCHEDULE_TOPIC {
+        return req.error_to(
+            ResponseCode::SystemError,
+            format!(
+                "the topic[{}] is conflict with system reserved words.",
+                header.topic
+            ),
+        );
+    }
     let topic = match topic_for_send(broker, &header) {
         Ok(t) => t,
         Err(r) => return req.error_to(r.0, r.1),
@@ -63,6 +76,11 @@ pub async fn handle(
                 header.queue_id, header.topic, topic.write_queue_nums, conn.peer
             ),
         );
+    }
+    if code != RequestCode::SendBatchMessage {
+        if let Err((code, remark)) = super::sendback::retry_send_past_max(broker, &mut header) {
+            return req.error_to(code, remark);
+        }
     }
     let max = broker.config.max_message_size;
     let bodies: Vec<(i32, Bytes, String)> = if code == RequestCode::SendBatchMessage {
@@ -95,15 +113,15 @@ pub async fn handle(
                 format!("the message body size over max value, MAX: {max}"),
             );
         }
-        // Delay levels are not built yet: storing such a message would deliver it early, silently.
-        if apogee_net::properties::get(&properties, apogee_net::properties::names::DELAY)
-            .is_some_and(|d| d.trim() != "0")
-        {
-            return req.error_to(
-                ResponseCode::MessageIllegal,
-                "delayed delivery (DELAY property) is not supported by this broker yet; send without a delay level",
-            );
-        }
+        let (topic, queue_id, properties) = match delay_and_timer(
+            broker,
+            &header,
+            code == RequestCode::SendBatchMessage,
+            properties,
+        ) {
+            Ok(x) => x,
+            Err(remark) => return req.error_to(ResponseCode::MessageIllegal, remark),
+        };
         if properties.len() > apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES {
             return req.error_to(
                 ResponseCode::MessageIllegal,
@@ -114,8 +132,8 @@ pub async fn handle(
             );
         }
         messages.push(Message {
-            topic: header.topic.clone(),
-            queue_id: header.queue_id,
+            topic,
+            queue_id,
             flag,
             sys_flag: header.sys_flag,
             born_timestamp: header.born_timestamp,
@@ -147,6 +165,72 @@ pub async fn handle(
         Err(e) => engine_error(req, &e),
     }
 }
+
+/// Where a message is stored, after its delay level (RocketMQ's `HookUtils.handleScheduleMessage`): a
+/// level > 0 moves it to the schedule topic (clamped to the highest level; timer properties dropped, as
+/// RocketMQ lets the level win); a level of 0 or less stores it as it is. Timer messages (RocketMQ 5's
+/// TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS without a level) are refused: not built yet, and
+/// storing them would deliver them early. Prepared and rolled-back transaction messages are not delayed.
+fn delay_and_timer(
+    broker: &Broker,
+    header: &SendMessageRequest,
+    batch: bool,
+    properties: String,
+) -> Result<(String, i32, String), String> {
+    use apogee_net::properties::{names, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
+    const TIMER: [&str; 3] = [
+        names::TIMER_DELIVER_MS,
+        names::TIMER_DELAY_SEC,
+        names::TIMER_DELAY_MS,
+    ];
+    // One pass over the properties: this runs for every message sent.
+    let (mut delay, mut timer) = (None, None);
+    for (name, value) in properties
+        .split(PROPERTY_SEPARATOR)
+        .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
+    {
+        if name == names::DELAY {
+            delay = delay.or(Some(value));
+        } else if TIMER.contains(&name) {
+            timer = timer.or(Some(name));
+        }
+    }
+    let level = match delay {
+        None => 0,
+        Some(text) => schedule::parse_delay_level(text)?,
+    };
+    let transaction = header.sys_flag & TRANSACTION_FLAGS;
+    if transaction != 0 && transaction != TRANSACTION_COMMIT {
+        return Ok((header.topic.clone(), header.queue_id, properties));
+    }
+    if level > 0 {
+        if batch {
+            return Err(
+                "delay levels are not supported for batch messages; send delayed messages one by one"
+                    .into(),
+            );
+        }
+        let properties = apogee_net::properties::with_changes(&properties, &[], &TIMER)
+            .map_err(|e| e.to_string())?;
+        return schedule::delay_into_schedule(
+            broker.schedule.max_level(),
+            &header.topic,
+            header.queue_id,
+            &properties,
+            level,
+        );
+    }
+    if let Some(name) = timer {
+        return Err(format!(
+            "timer messages ({name}) are not supported by this broker yet; use a delay level (DELAY) instead"
+        ));
+    }
+    Ok((header.topic.clone(), header.queue_id, properties))
+}
+
+/// Transaction bits of the sys flag, and the value of a committed message.
+const TRANSACTION_FLAGS: i32 = 0xC;
+const TRANSACTION_COMMIT: i32 = 0x8;
 
 /// SYNC_MASTER: SEND_OK once a slave holds the messages; else the code RocketMQ answers (the messages
 /// are stored on this master either way). Other roles answer SEND_OK at once.

@@ -1,5 +1,5 @@
-//! A slave's copy of its master's metadata (RocketMQ's `SlaveSynchronize`): the topic table and the
-//! consumer offsets, read over the master's remoting port every [`SLAVE_SYNC_INTERVAL_MS`] (and every
+//! A slave's copy of its master's metadata (RocketMQ's `SlaveSynchronize`): the topic table, the
+//! consumer offsets, the subscription groups and the delay scheduler's progress, read over the master's remoting port every [`SLAVE_SYNC_INTERVAL_MS`] (and every
 //! second until the first copy succeeds), so that a slave serves pulls and offsets for every topic when
 //! its master is gone.
 
@@ -8,6 +8,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use apogee_nameserver::transport::StopSignal;
+use apogee_net::body::delay_offset::DelayOffsetTable;
+use apogee_net::body::from_json;
+use apogee_net::body::subscription_group::SubscriptionGroupWrapper;
 use apogee_net::body::topic_config::TopicConfigSerializeWrapper;
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::RemotingCommand;
@@ -89,5 +92,20 @@ async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
             broker.engine.commit_offset(topic, group, queue_id, offset);
         }
     }
+    let groups = ask(master, RequestCode::GetAllSubscriptionGroupConfig).await?;
+    let groups: SubscriptionGroupWrapper =
+        from_json(&groups.body).map_err(|e| format!("subscription groups: {e}"))?;
+    broker
+        .groups
+        .borrow_mut()
+        .replace_from_master(groups)
+        .map_err(|e| e.to_string())?;
+    let delay = ask(master, RequestCode::GetAllDelayOffset).await?;
+    let delay: DelayOffsetTable =
+        from_json(&delay.body).map_err(|e| format!("delay offsets: {e}"))?;
+    broker
+        .schedule
+        .replace_from_master(delay)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }

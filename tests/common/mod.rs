@@ -107,7 +107,15 @@ impl Process {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
-        self.lines.extend(self.log.try_iter());
+        // The reader thread may still hold the last lines: read until it sees the end of stderr (the
+        // channel disconnects), bounded.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.lines.push(line);
+        }
         self.lines.clone()
     }
 }
@@ -378,6 +386,34 @@ pub fn raw_send_v2(topic: &str, body: &[u8]) -> apogee_net::RemotingCommand {
     apogee_net::RemotingCommand::request(apogee_net::codes::RequestCode::SendMessageV2 as i32, 0)
         .with_body(body.to_vec())
         .with_ext_fields(header.to_ext_v2())
+}
+
+/// The Python of a venv with the Apache RocketMQ C++ client (PyPI `rocketmq` 0.4.4, which bundles
+/// librocketmq in its manylinux wheel), installed into `target/third-party-venv` on first use (needs
+/// `python3` with `venv`, and PyPI).
+pub fn third_party_python() -> PathBuf {
+    const PACKAGE: &str = "rocketmq==0.4.4";
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target").join("third-party-venv");
+    let python = venv.join("bin").join("python");
+    let ready = venv.join(".installed-rocketmq-0.4.4");
+    if !ready.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "this test needs `python3 -m venv` (Debian: apt-get install python3-venv)"
+        );
+        let pip = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", PACKAGE])
+            .status()
+            .expect("run pip");
+        assert!(pip.success(), "pip could not install {PACKAGE} from PyPI");
+        std::fs::write(&ready, PACKAGE).expect("mark the venv ready");
+    }
+    python
 }
 
 /// A small ext4 file system on a loop device, for full-disk tests: made and mounted in a temporary folder,

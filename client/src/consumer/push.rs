@@ -6,10 +6,17 @@
 //!   broker: committed with each pull and every 5 s, and when a queue is given up.
 //! - **Broadcasting**: every member takes every queue; offsets live in a local file.
 //!
-//! Each queue is consumed in order by one task: pull, hand the batch to the handler, and only when it
-//! returns [`ConsumeResult::Success`] move the offset past it. [`ConsumeResult::Later`] redelivers the same
-//! batch after a pause, so a message whose handler fails is never committed past. (Sending failed messages
-//! to the broker's retry topic comes with retry support.)
+//! Each queue is consumed in order by one task: pull, hand the batch to the handler, and move the offset
+//! past it once every message is dealt with. A batch the handler answers [`ConsumeResult::Later`] for (or
+//! whose handler panics) is, as the Java client does:
+//! - **clustering**: sent back to the broker message by message (CONSUMER_SEND_MSG_BACK), which stores it
+//!   in the group's retry topic `%RETRY%<group>` with a growing delay, or in the dead-letter queue
+//!   `%DLQ%<group>` after `max_reconsume_times`; the offset then moves on. A message whose send-back fails
+//!   is retried locally (its reconsume count raised, after [`REDELIVER_PAUSE`]) until it is consumed or
+//!   sent back: never dropped, never committed past. The consumer subscribes to its retry topic by itself
+//!   and hands retried messages to the handler under their original topic (the RETRY_TOPIC property).
+//! - **broadcasting**: dropped with a warning (offsets are local to each consumer; there is no retry topic
+//!   per consumer), exactly as the Java client's `ConsumeMessageConcurrentlyService` does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -20,7 +27,10 @@ use std::time::Duration;
 use apogee_net::body::heartbeat::ConsumerListBody;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::RequestCode;
-use apogee_net::headers::{ConsumerGroupRequest, UnregisterClientRequest};
+use apogee_net::headers::{
+    ConsumerGroupRequest, ConsumerSendMsgBackRequest, UnregisterClientRequest,
+};
+use apogee_net::properties::names;
 use apogee_net::RemotingCommand;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -39,6 +49,11 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 pub const PERSIST_INTERVAL: Duration = Duration::from_secs(5);
 /// Pause before a batch the handler asked to see later is delivered again.
 pub const REDELIVER_PAUSE: Duration = Duration::from_millis(500);
+/// Rebalance interval while a subscribed topic has no route yet (a retry topic the broker creates on the
+/// first heartbeat), so that its queues are taken soon after they appear.
+pub const ROUTE_MISSING_REBALANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Timeout of one CONSUMER_SEND_MSG_BACK.
+pub const SEND_BACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageModel {
@@ -51,7 +66,9 @@ pub enum MessageModel {
 pub enum ConsumeResult {
     /// Consumed: the offset moves past the batch.
     Success,
-    /// Not consumed: deliver the same batch again later.
+    /// Not consumed. Clustering: each message is sent back to the broker and delivered again after its
+    /// retry delay (or dead-lettered after `max_reconsume_times`). Broadcasting: dropped with a warning, as
+    /// the Java client does.
     Later,
 }
 
@@ -64,6 +81,9 @@ pub struct PushConsumerConfig {
     pub pull_batch: i32,
     /// Broadcasting: folder of the local offset file (default: `~/.apogee/offsets`).
     pub offset_dir: Option<PathBuf>,
+    /// Retries of a failed message before the broker moves it to the dead-letter queue; `None`: the
+    /// group's `retryMaxTimes` on the broker (16 by default).
+    pub max_reconsume_times: Option<i32>,
 }
 
 impl PushConsumerConfig {
@@ -75,6 +95,7 @@ impl PushConsumerConfig {
             consume_from: ConsumeFrom::FirstOffset,
             pull_batch: PULL_BATCH_DEFAULT,
             offset_dir: None,
+            max_reconsume_times: None,
         }
     }
 }
@@ -150,24 +171,40 @@ impl PushConsumer {
         F: Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
     {
         let handler: Handler = Arc::new(handler);
+        let retry = retry_topic(&self.inner.config.group);
+        if self.inner.config.model == MessageModel::Clustering {
+            // As the Java client: failed messages come back through the group's retry topic.
+            lock(&self.inner.subscriptions).insert(retry.clone(), "*".into());
+        }
         let topics: Vec<String> = lock(&self.inner.subscriptions).keys().cloned().collect();
         for t in &topics {
-            self.inner.routes.refresh(t).await?;
+            // The retry topic appears once a broker has seen the group's first heartbeat.
+            match self.inner.routes.refresh(t).await {
+                Err(_) if *t == retry => {}
+                r => {
+                    r?;
+                }
+            }
         }
         self.inner.heartbeat().await;
-        self.inner.clone().rebalance(&handler).await;
+        let mut complete = self.inner.clone().rebalance(&handler).await;
         let inner = self.inner.clone();
         let h = handler.clone();
         let rebalancer = tokio::spawn(async move {
             loop {
+                let interval = if complete {
+                    REBALANCE_INTERVAL
+                } else {
+                    ROUTE_MISSING_REBALANCE_INTERVAL
+                };
                 tokio::select! {
                     _ = inner.rebalance_now.notified() => {}
-                    _ = tokio::time::sleep(REBALANCE_INTERVAL) => {}
+                    _ = tokio::time::sleep(interval) => {}
                 }
                 if inner.stopped.load(Ordering::Acquire) {
                     return;
                 }
-                inner.clone().rebalance(&h).await;
+                complete = inner.clone().rebalance(&h).await;
             }
         });
         let inner = self.inner.clone();
@@ -311,8 +348,10 @@ impl Inner {
         Some(ids)
     }
 
-    /// Recomputes this member's queues; stops what it lost (committing), starts what it gained.
-    async fn rebalance(self: Arc<Self>, handler: &Handler) {
+    /// Recomputes this member's queues; stops what it lost (committing), starts what it gained. Returns
+    /// whether every subscribed topic had a route.
+    async fn rebalance(self: Arc<Self>, handler: &Handler) -> bool {
+        let mut complete = true;
         let subs: Vec<(String, String)> = lock(&self.subscriptions)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -320,6 +359,7 @@ impl Inner {
         let mut wanted: Vec<(MessageQueue, String)> = Vec::new();
         for (topic, expr) in &subs {
             let Ok(r) = self.routes.route(topic).await else {
+                complete = false;
                 continue;
             };
             let all = route::read_queues(topic, &r);
@@ -364,13 +404,14 @@ impl Inner {
                     None => start_offset(&self.routes, "", &mq, self.config.consume_from).await,
                 },
                 MessageModel::Clustering => {
-                    start_offset(
-                        &self.routes,
-                        &self.config.group,
-                        &mq,
-                        self.config.consume_from,
-                    )
-                    .await
+                    // A retry queue holds only this group's failed messages: read it from its start
+                    // whatever `consume_from` says, as the Java client does.
+                    let from = if mq.topic == retry_topic(&self.config.group) {
+                        ConsumeFrom::FirstOffset
+                    } else {
+                        self.config.consume_from
+                    };
+                    start_offset(&self.routes, &self.config.group, &mq, from).await
                 }
             };
             let Ok(start) = start else { continue };
@@ -384,6 +425,7 @@ impl Inner {
             ));
             lock(&self.queues).insert(mq, QueueTask { task, offset });
         }
+        complete
     }
 
     async fn store_offset(&self, mq: &MessageQueue, offset: i64) {
@@ -446,6 +488,45 @@ impl Inner {
     }
 }
 
+/// The retry topic of a consumer group.
+pub fn retry_topic(group: &str) -> String {
+    format!("%RETRY%{group}")
+}
+
+/// Messages from the group's retry topic are handed over under their original topic (RETRY_TOPIC), as the
+/// Java client's `resetRetryAndNamespace` does.
+fn restore_retry_topics(batch: &mut [MessageExt], group: &str) {
+    let retry = retry_topic(group);
+    for m in batch {
+        if m.queue.topic == retry {
+            if let Some(original) = m.properties.get(names::RETRY_TOPIC) {
+                m.queue.topic = original.clone();
+            }
+        }
+    }
+}
+
+/// CONSUMER_SEND_MSG_BACK of one message to the broker it was pulled from.
+async fn send_back(inner: &Inner, addr: &str, m: &MessageExt) -> Result<(), ClientError> {
+    let header = ConsumerSendMsgBackRequest {
+        offset: m.commit_log_offset,
+        group: inner.config.group.clone(),
+        delay_level: 0,
+        origin_msg_id: Some(m.msg_id.clone()),
+        origin_topic: Some(m.queue.topic.clone()),
+        unit_mode: false,
+        max_reconsume_times: inner.config.max_reconsume_times,
+    };
+    let req = RemotingCommand::request(RequestCode::ConsumerSendMsgBack as i32, 0)
+        .with_ext_fields(header.to_ext());
+    inner
+        .routes
+        .remoting()
+        .invoke_ok(addr, req, SEND_BACK_TIMEOUT)
+        .await
+        .map(|_| ())
+}
+
 fn key(mq: &MessageQueue) -> String {
     format!("{}@{}@{}", mq.topic, mq.broker_name, mq.queue_id)
 }
@@ -487,19 +568,40 @@ async fn consume_queue(
                     offset.store(next, Ordering::Release);
                     continue;
                 }
+                let mut batch = messages;
+                restore_retry_topics(&mut batch, &inner.config.group);
                 loop {
                     let h = handler.clone();
-                    let batch = messages.clone();
-                    let result = tokio::task::spawn_blocking(move || h(&batch))
+                    let b = batch.clone();
+                    // A panicking handler counts as Later.
+                    let result = tokio::task::spawn_blocking(move || h(&b))
                         .await
                         .unwrap_or(ConsumeResult::Later);
                     if result == ConsumeResult::Success {
+                        break;
+                    }
+                    if !clustering {
+                        for m in &batch {
+                            tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, topic = %m.queue.topic, "BROADCASTING: the message was not consumed; dropped, as the Java client does");
+                        }
+                        break;
+                    }
+                    let mut failed = Vec::new();
+                    for mut m in batch {
+                        if let Err(e) = send_back(&inner, &addr, &m).await {
+                            tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, error = %e, "send-back failed; the message is retried locally");
+                            m.reconsume_times += 1;
+                            failed.push(m);
+                        }
+                    }
+                    if failed.is_empty() {
                         break;
                     }
                     if inner.stopped.load(Ordering::Acquire) {
                         return;
                     }
                     tokio::time::sleep(REDELIVER_PAUSE).await;
+                    batch = failed;
                 }
                 offset.store(next, Ordering::Release);
             }

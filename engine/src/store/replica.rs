@@ -26,7 +26,6 @@ use crate::error::{EngineError, Result};
 use crate::index;
 use crate::log::align_down_segment;
 use crate::FlushMode;
-use apogee_net::properties;
 
 impl Engine {
     /// Up to `max` bytes of the commit log from `offset` (within one segment), for a slave. `None` when
@@ -296,7 +295,13 @@ impl Engine {
                 entry: CqEntry {
                     commit_log_offset: at,
                     size: total as u32,
-                    tag_hash: properties::tag_hash_of(&rec.properties),
+                    // As on the master: schedule-topic entries carry their delivery time.
+                    tag_hash: crate::delay::cq_tag_code(
+                        &self.config.delay_levels_ms,
+                        &rec.topic,
+                        &rec.properties,
+                        rec.store_timestamp,
+                    ),
                 },
                 end,
                 store_timestamp: rec.store_timestamp,

@@ -5,8 +5,10 @@
 //! quoted form, which fastjson also reads.
 
 pub mod cluster;
+pub mod delay_offset;
 pub mod heartbeat;
 pub mod route;
+pub mod subscription_group;
 pub mod topic_config;
 
 use serde::de::DeserializeOwned;
