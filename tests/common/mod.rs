@@ -38,7 +38,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(args: &[String], ready_marker: &str) -> Self {
+    /// Starts `apogee` with `args` and waits for a log line containing `ready_marker`.
+    pub fn spawn(args: &[String], ready_marker: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_apogee"))
             .args(args)
             .env("RUST_LOG", "info")
