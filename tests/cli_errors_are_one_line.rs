@@ -84,6 +84,10 @@ fn bad_config_is_named() {
     let (code, stderr) = apogee(&["broker", "-o", "listenPort"]);
     assert_eq!(code, 1);
     assert_one_line(&stderr, &["listenPort"]);
+
+    let (code, stderr) = apogee(&["broker", "--namesrv-addr", "127.0.0.1:9876;nameserver"]);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr, &["namesrvAddr", "`nameserver`"]);
 }
 
 #[test]
