@@ -111,6 +111,9 @@ impl PullConsumer {
     /// when no name server answers, or a broker of the topic cannot be reached.
     pub async fn subscribe(&self, topic: &str, expression: &str) -> Result<(), ClientError> {
         lock(&self.shared.expression).insert(topic.into(), expression.into());
+        if let Some(waiting) = lock(&self.waiting).remove(topic) {
+            waiting.abort(); // subscribed again: this call takes over
+        }
         match self.fetch_queues(topic).await {
             Ok(queues) if !queues.is_empty() => self.assign(queues).await,
             Ok(_) | Err(ClientError::NoRoute(_)) => {
