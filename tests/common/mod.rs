@@ -108,7 +108,10 @@ impl Process {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
-        self.lines.extend(self.log.try_iter());
+        // Every line up to the end of the pipe: the reader thread may still be forwarding the last ones.
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
+            self.lines.push(line);
+        }
         self.lines.clone()
     }
 }
