@@ -34,6 +34,8 @@ use hdrhistogram::Histogram;
 
 /// The pacing thread sleeps until this long before a send is due, then spins (`--pacer-spin-us`).
 const PACER_SPIN_US_DEFAULT: u64 = 50;
+/// The pacing thread runs a send's first step itself only when the next send is due later than this.
+const INLINE_BUDGET: Duration = Duration::from_micros(100);
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -283,10 +285,11 @@ impl std::task::Wake for NoopWake {
 }
 
 /// Fixed rate: a pacing thread starts the k-th send at `start + k·batch/rate`, whatever is still in flight
-/// (up to one second's worth: past that the pacer waits, and the pacing error shows it). It runs each
-/// send's first step itself, at the intended time (the send is built and queued on its connection; no
-/// hand-off to a runtime thread that may be asleep), then leaves the rest (the wait for the answer) to
-/// the runtime. Each send records how late it started (the pacing error) and its latency from the
+/// (up to one second's worth: past that the pacer waits, and the pacing error shows it). When the next
+/// send is not due within [`INLINE_BUDGET`], it runs the send's first step itself, at the intended time
+/// (the send is built and queued on its connection; no hand-off to a runtime thread that may be asleep),
+/// and leaves the wait for the answer to the runtime; at higher rates it hands each whole send to the
+/// runtime, so that its own thread never limits the rate. Each send records how late it started (the pacing error) and its latency from the
 /// intended time.
 async fn paced(
     cli: Cli,
@@ -348,7 +351,12 @@ async fn paced(
                             }
                         }
                     });
-                    if send.as_mut().poll(&mut cx).is_pending() {
+                    // Its first step here when there is time before the next send is due; else all of it
+                    // on the runtime, so that one thread never limits the rate.
+                    let next_due = start + Duration::from_secs_f64(k as f64 * period);
+                    if Instant::now() + INLINE_BUDGET > next_due
+                        || send.as_mut().poll(&mut cx).is_pending()
+                    {
                         runtime.spawn(send);
                     }
                 }
