@@ -181,11 +181,23 @@ impl BrokerConfig {
             "brokerId" => self.broker_id = parse(key, v)?,
             "brokerIP1" => self.broker_ip1 = v.into(),
             "namesrvAddr" => {
-                self.namesrv_addr = v
+                let addrs: Vec<String> = v
                     .split(';')
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
-                    .collect()
+                    .collect();
+                let bad = |a: &String| {
+                    a.rsplit_once(':')
+                        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                };
+                if let Some(a) = addrs.iter().find(|a| bad(a)) {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: format!("`{a}` is not host:port (expected host:port;host:port)"),
+                    });
+                }
+                self.namesrv_addr = addrs
             }
             "listenPort" => self.listen_port = parse(key, v)?,
             "storePathRootDir" => self.store_path_root_dir = v.into(),

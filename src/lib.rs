@@ -4,6 +4,7 @@
 //! This library is that binary's body, so that tests and `apogee-perf --embedded` can start a real broker
 //! in-process.
 //!
+//! - [`cli`]: what the command-line tools share: one-line usage errors, log format and colour.
 //! - [`config`]: `broker.conf` keys and the shard/port layout.
 //! - [`shard`]: one glommio executor per shard, start and clean stop.
 //! - [`broker`]: one shard's broker and its request handlers.
@@ -12,6 +13,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod ha;
 pub mod shard;

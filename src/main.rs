@@ -1,9 +1,13 @@
 //! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process).
+//!
+//! Anything a user can get wrong (a flag, a config file, a port in use, a store it cannot open) ends the
+//! process with one line on stderr naming what failed and where, and a non-zero exit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use apogee::cli::{self, LogFormat};
 use apogee::config::BrokerConfig;
 use apogee::shard;
 use apogee_nameserver::NameServerConfig;
@@ -18,6 +22,9 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -96,14 +103,11 @@ fn broker_config(args: &BrokerArgs, standalone: bool) -> Result<BrokerConfig, St
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let cli = match cli::parse::<Cli>("apogee") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    cli::init_logging(cli.log_format, "info");
     shard::block_stop_signals();
     let running = match cli.command {
         Command::Broker(args) => broker_config(&args, false).and_then(|c| shard::start(c, None)),
@@ -123,37 +127,10 @@ fn main() -> ExitCode {
         Command::Nameserver {
             listen,
             broker_expiry_ms,
-        } => {
-            let (stop_tx, stop) = apogee_nameserver::transport::stop_signal();
-            let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-                .name("nameserver")
-                .spawn(move || async move {
-                    apogee_nameserver::run_nameserver(
-                        NameServerConfig {
-                            listen,
-                            broker_expiry_ms,
-                        },
-                        stop,
-                    )
-                    .await
-                });
-            match handle {
-                Err(e) => Err(format!("cannot start the name server: {e}")),
-                Ok(h) => {
-                    let sig = shard::wait_for_signal();
-                    tracing::info!(signal = sig, "stopping");
-                    let _ = stop_tx.send(());
-                    return match h.join() {
-                        Ok(Ok(())) => ExitCode::SUCCESS,
-                        Ok(Err(e)) => {
-                            eprintln!("apogee: name server failed: {e}");
-                            ExitCode::FAILURE
-                        }
-                        Err(_) => ExitCode::FAILURE,
-                    };
-                }
-            }
-        }
+        } => shard::start_nameserver(NameServerConfig {
+            listen,
+            broker_expiry_ms,
+        }),
     };
     match running {
         Err(e) => {

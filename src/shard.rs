@@ -57,6 +57,55 @@ fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Starts a name server alone (`apogee nameserver`); returns once it accepts connections.
+pub fn start_nameserver(ns: NameServerConfig) -> Result<Running, String> {
+    Ok(Running {
+        stops: Vec::new(),
+        threads: Vec::new(),
+        nameserver: Some(spawn_nameserver(ns)?),
+    })
+}
+
+type NameServerHandle = (futures::channel::oneshot::Sender<()>, JoinHandle<()>);
+
+/// The name server on an executor of its own; returns once it listens, or why it cannot.
+fn spawn_nameserver(ns: NameServerConfig) -> Result<NameServerHandle, String> {
+    let (stop_tx, stop) = transport::stop_signal();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let listen = ns.listen;
+    let handle = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("nameserver")
+        .spawn(move || async move {
+            // Bind first so that readiness means "accepting".
+            match TcpListener::bind(listen) {
+                Ok(l) => drop(l),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("name server cannot listen on {listen}: {e}")));
+                    return;
+                }
+            }
+            let _ = ready_tx.send(Ok(()));
+            if let Err(e) = run_nameserver(ns, stop).await {
+                error!(error = %e, "name server stopped");
+            }
+        })
+        .map_err(|e| format!("cannot start the name server executor (glommio needs locked memory: run as root or raise `ulimit -l`): {e}"))?;
+    let thread = std::thread::spawn(move || {
+        let _ = handle.join();
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok((stop_tx, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(format!("the name server for {listen} died during start"))
+        }
+    }
+}
+
 /// Starts the broker's shards, and a name server first when `nameserver` is given (standalone). Returns once
 /// every shard serves or one failed to start.
 pub fn start(
@@ -71,34 +120,7 @@ pub fn start(
         nameserver: None,
     };
     if let Some(ns) = nameserver {
-        let (stop_tx, stop) = transport::stop_signal();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let listen = ns.listen;
-        let handle = LocalExecutorBuilder::new(Placement::Unbound)
-            .name("nameserver")
-            .spawn(move || async move {
-                // Bind first so that readiness means "accepting".
-                match TcpListener::bind(listen) {
-                    Ok(l) => drop(l),
-                    Err(e) => {
-                        let _ = ready_tx
-                            .send(Err(format!("name server cannot listen on {listen}: {e}")));
-                        return;
-                    }
-                }
-                let _ = ready_tx.send(Ok(()));
-                if let Err(e) = run_nameserver(ns, stop).await {
-                    error!(error = %e, "name server stopped");
-                }
-            })
-            .map_err(|e| format!("cannot start the name server executor: {e}"))?;
-        let thread = std::thread::spawn(move || {
-            let _ = handle.join();
-        });
-        running.nameserver = Some((stop_tx, thread));
-        ready_rx
-            .recv()
-            .map_err(|_| "name server thread died".to_string())??;
+        running.nameserver = Some(spawn_nameserver(ns)?);
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     for shard in 0..config.shards {

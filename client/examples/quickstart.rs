@@ -1,6 +1,8 @@
-//! Produce a few messages and consume them back. Start Apogee first: `cargo run --release -- standalone`.
+//! Produce ten messages and consume them back with a pull consumer. Start Apogee first
+//! (`cargo run --release -- standalone`), then `cargo run -p apogee-client --example quickstart`
+//! (`NAMESRV_ADDR` picks another name server than 127.0.0.1:9876).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apogee_client::consumer::ConsumeFrom;
 use apogee_client::{Message, Producer, ProducerConfig, PullConsumer, PullConsumerConfig};
@@ -22,12 +24,19 @@ async fn main() -> Result<(), apogee_client::ClientError> {
     config.consume_from = ConsumeFrom::FirstOffset;
     let consumer = PullConsumer::new(config);
     consumer.subscribe("quickstart", "demo").await?;
-    for m in consumer.poll(Duration::from_secs(3)).await {
-        println!(
-            "received {}: {}",
-            m.msg_id,
-            String::from_utf8_lossy(&m.body)
-        );
+    // Each poll returns what has arrived; the ten messages are spread over the topic's queues.
+    let (mut received, deadline) = (0, Instant::now() + Duration::from_secs(10));
+    while received < 10 && Instant::now() < deadline {
+        for m in consumer.poll(Duration::from_secs(1)).await {
+            println!(
+                "received {}: {}",
+                m.msg_id,
+                String::from_utf8_lossy(&m.body)
+            );
+            received += 1;
+        }
     }
-    consumer.commit_sync().await
+    consumer.commit_sync().await?;
+    println!("done: sent 10, received {received}");
+    Ok(())
 }

@@ -5,6 +5,9 @@
 //! with 1, 16 and 256 concurrent appenders: msgs/s, MB/s of commit log written, p50/p99 append latency, and
 //! the ratio to the raw sequential bandwidth measured first. The executor spins before parking as the
 //! broker's shards do (300 µs; `APOGEE_SPIN_US` changes it).
+//!
+//! `cargo test` runs it too (without cargo bench's `--bench` argument): a smoke run with short phases and a
+//! small raw write, so that the command in the README keeps working.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -19,8 +22,11 @@ const MESSAGE_BYTES: usize = 1024;
 const RAW_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
 const RAW_WRITE_BYTES: usize = 1024 * 1024;
 const PHASE: Duration = Duration::from_secs(5);
+/// Under `cargo test`: phases this long, and this much raw writing.
+const SMOKE_PHASE: Duration = Duration::from_millis(200);
+const SMOKE_RAW_TOTAL_BYTES: u64 = 16 * 1024 * 1024;
 
-async fn raw_bandwidth(dir: &std::path::Path) -> f64 {
+async fn raw_bandwidth(dir: &std::path::Path, total_bytes: u64) -> f64 {
     let path = dir.join("raw-bandwidth");
     let f = OpenOptions::new()
         .read(true)
@@ -29,16 +35,16 @@ async fn raw_bandwidth(dir: &std::path::Path) -> f64 {
         .dma_open(&path)
         .await
         .expect("open raw file");
-    f.pre_allocate(RAW_TOTAL_BYTES, false)
+    f.pre_allocate(total_bytes, false)
         .await
         .expect("preallocate");
     let start = Instant::now();
     let mut pos = 0;
     // Four writes in flight, like the engine's flushes of a full buffer.
-    while pos < RAW_TOTAL_BYTES {
+    while pos < total_bytes {
         let mut batch = Vec::new();
         for _ in 0..4 {
-            if pos >= RAW_TOTAL_BYTES {
+            if pos >= total_bytes {
                 break;
             }
             let mut buf = f.alloc_dma_buffer(RAW_WRITE_BYTES);
@@ -54,7 +60,7 @@ async fn raw_bandwidth(dir: &std::path::Path) -> f64 {
     let secs = start.elapsed().as_secs_f64();
     f.close().await.expect("close");
     let _ = std::fs::remove_file(&path);
-    RAW_TOTAL_BYTES as f64 / secs / 1e6
+    total_bytes as f64 / secs / 1e6
 }
 
 fn message(seq: u64) -> Message {
@@ -72,7 +78,14 @@ fn message(seq: u64) -> Message {
     }
 }
 
-async fn phase(dir: &std::path::Path, name: &str, mode: FlushMode, appenders: u64, raw_mb_s: f64) {
+async fn phase(
+    dir: &std::path::Path,
+    name: &str,
+    mode: FlushMode,
+    appenders: u64,
+    raw_mb_s: f64,
+    length: Duration,
+) {
     let store = dir.join(name.replace(' ', "-"));
     let mut c = EngineConfig::new(&store);
     c.flush_mode = mode;
@@ -86,7 +99,7 @@ async fn phase(dir: &std::path::Path, name: &str, mode: FlushMode, appenders: u6
                 let mut h = Histogram::<u64>::new(3).expect("histogram");
                 let mut seq = a;
                 let mut n = 0u64;
-                while start.elapsed() < PHASE {
+                while start.elapsed() < length {
                     let t = Instant::now();
                     engine.append(&[message(seq)]).await.expect("append");
                     h.record(t.elapsed().as_micros() as u64).expect("record");
@@ -129,6 +142,13 @@ fn main() {
         .tempdir_in(base)
         .expect("bench dir");
     let path = dir.path().to_owned();
+    // `cargo bench` passes --bench; `cargo test` does not: then a smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (length, raw_bytes) = if full {
+        (PHASE, RAW_TOTAL_BYTES)
+    } else {
+        (SMOKE_PHASE, SMOKE_RAW_TOTAL_BYTES)
+    };
     // The broker's default (spinBeforeParkUs); APOGEE_SPIN_US=0 shows what parking costs.
     let spin_us: u64 = std::env::var("APOGEE_SPIN_US")
         .ok()
@@ -141,18 +161,19 @@ fn main() {
     println!("executor spins {spin_us} us before parking (APOGEE_SPIN_US)");
     builder
         .spawn(move || async move {
-            let raw = raw_bandwidth(&path).await;
+            let raw = raw_bandwidth(&path, raw_bytes).await;
             println!(
-                "raw O_DIRECT sequential write: {raw:.1} MB/s (1 GiB in 1 MiB writes, 4 in flight)"
+                "raw O_DIRECT sequential write: {raw:.1} MB/s ({} MiB in 1 MiB writes, 4 in flight)",
+                raw_bytes >> 20
             );
             println!(
-                "engine appends of {MESSAGE_BYTES}-byte messages, {} s per phase:",
-                PHASE.as_secs()
+                "engine appends of {MESSAGE_BYTES}-byte messages, {} ms per phase:",
+                length.as_millis()
             );
-            phase(&path, "ASYNC_FLUSH x256", FlushMode::Async, 256, raw).await;
-            phase(&path, "SYNC_FLUSH x1", FlushMode::Sync, 1, raw).await;
-            phase(&path, "SYNC_FLUSH x16", FlushMode::Sync, 16, raw).await;
-            phase(&path, "SYNC_FLUSH x256", FlushMode::Sync, 256, raw).await;
+            phase(&path, "ASYNC_FLUSH x256", FlushMode::Async, 256, raw, length).await;
+            phase(&path, "SYNC_FLUSH x1", FlushMode::Sync, 1, raw, length).await;
+            phase(&path, "SYNC_FLUSH x16", FlushMode::Sync, 16, raw, length).await;
+            phase(&path, "SYNC_FLUSH x256", FlushMode::Sync, 256, raw, length).await;
         })
         .expect("executor")
         .join()

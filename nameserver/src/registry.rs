@@ -43,7 +43,10 @@ pub struct Registered {
 }
 
 impl Registry {
-    /// Records a broker and its topics (a master's topic table replaces what it served before).
+    /// Records a broker and its topics. A master's topics are created or updated, and the others it serves
+    /// are kept, as RocketMQ's name server does by default: a registration may carry the whole table (the
+    /// periodic one) or only the topics just created (RocketMQ 5's and Apogee's increment registrations).
+    /// A broker's queues go when it unregisters or expires.
     pub fn register(
         &mut self,
         req: &RegisterBrokerRequest,
@@ -71,9 +74,6 @@ impl Registry {
             .insert(req.broker_id, req.broker_addr.clone())
             .filter(|old| *old != req.broker_addr && self.live.contains_key(old));
         if req.broker_id == 0 {
-            for queues in self.topics.values_mut() {
-                queues.remove(&req.broker_name);
-            }
             for (name, cfg) in topics {
                 self.topics.entry(name.clone()).or_default().insert(
                     req.broker_name.clone(),
@@ -86,7 +86,6 @@ impl Registry {
                     },
                 );
             }
-            self.topics.retain(|_, q| !q.is_empty());
         }
         self.live.insert(
             req.broker_addr.clone(),
@@ -244,6 +243,19 @@ mod tests {
         assert_eq!(route.broker_datas.len(), 2);
         assert!(r.route("nope").is_none());
         assert_eq!(r.topic_list(), vec!["T", "U"]);
+    }
+
+    #[test]
+    fn an_increment_adds_topics_and_keeps_the_others() {
+        let mut r = Registry::default();
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &topics(&["T", "U"]), 0);
+        let mut more = topics(&["V"]);
+        more.insert("T".into(), TopicConfig::new("T", 8, 6));
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &more, 10);
+        assert_eq!(r.topic_list(), vec!["T", "U", "V"]);
+        assert_eq!(r.route("T").unwrap().queue_datas[0].write_queue_nums, 8);
+        assert!(r.unregister("127.0.0.1:10911"));
+        assert!(r.topic_list().is_empty());
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! - `produce`: N producers send M-byte messages (sync, async or oneway; single or batched), as fast as they
 //!   can or at a fixed total rate. Latency is send→ack; at a fixed rate it is measured from the *intended*
 //!   send time, so a stall shows up in every message it delayed (no coordinated omission).
+//! - Fixed rate (`--rate`): a dedicated pacing thread starts every send at its intended time (sleep with a
+//!   1 ns timer slack, then spin the last `--pacer-spin-us`; the send's first step runs on the pacing thread,
+//!   the wait for its answer on the runtime), whatever is in flight (up to one second's worth). The report gives the pacing error it achieved: how late each send
+//!   actually started against its intended time (p50/p99), so the latencies are known to measure the
+//!   broker, not the harness.
 //! - `consume`: a push consumer counts messages and born→consumed latency.
 //! - `e2e`: both at once; latency is from the send to the handler seeing the message.
 //! - `delay`: both at once, every message sent with `--delay-level`; what is measured is the delivery-time
@@ -12,18 +17,29 @@
 //!
 //! Reports every `--interval` (a live line on a terminal, plain lines otherwise) and a final summary with
 //! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON.
+//!
+//! Anything that stops the run (an unreachable name server, a topic that cannot be created, every send
+//! refused) ends it with one line naming what failed and where, and exit code 1.
 
+use std::future::Future;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use apogee::cli::{self, LogFormat};
 use apogee_client::consumer::ConsumeFrom;
 use apogee_client::{
-    ConsumeResult, Message, Producer, ProducerConfig, PushConsumer, PushConsumerConfig,
+    ClientError, ConsumeResult, Message, Producer, ProducerConfig, PushConsumer, PushConsumerConfig,
 };
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+
+/// The pacing thread sleeps until this long before a send is due, then spins (`--pacer-spin-us`).
+const PACER_SPIN_US_DEFAULT: u64 = 50;
+/// The pacing thread runs a send's first step itself only when the next send is due later than this.
+const INLINE_BUDGET: Duration = Duration::from_micros(100);
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -68,9 +84,14 @@ struct Cli {
     /// Seconds to run, after the warm-up.
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// Total messages per second across producers (fixed-rate mode); unlimited when absent.
+    /// Total messages per second (fixed-rate mode: sends start on schedule from a pacing thread, whatever
+    /// is in flight, and --producers does not apply); unlimited when absent.
     #[arg(long)]
     rate: Option<f64>,
+    /// Fixed rate: the pacing thread sleeps until this many µs before each send, then spins (more: more
+    /// precise on a busy machine, at the cost of CPU; 0: never spin).
+    #[arg(long, default_value_t = PACER_SPIN_US_DEFAULT)]
+    pacer_spin_us: u64,
     /// Seconds of warm-up excluded from the figures.
     #[arg(long, default_value_t = 3)]
     warmup: u64,
@@ -86,6 +107,9 @@ struct Cli {
     /// `delay`: the broker's `messageDelayLevel` (an embedded broker is started with it).
     #[arg(long, default_value = apogee_engine::delay::MESSAGE_DELAY_LEVEL_DEFAULT)]
     message_delay_level: String,
+    /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +140,10 @@ struct Stats {
     send_lat: Mutex<(Histogram<u64>, Histogram<u64>)>,
     /// (interval, whole run) end-to-end latency in µs (`delay`: the delivery-time error).
     e2e_lat: Mutex<(Histogram<u64>, Histogram<u64>)>,
+    /// (interval, whole run) fixed rate: how late each send started against its intended time, in µs.
+    pacing: Mutex<(Histogram<u64>, Histogram<u64>)>,
+    /// The first send failure, for the closing line when every send failed.
+    first_failure: Mutex<Option<String>>,
 }
 
 fn hist() -> Histogram<u64> {
@@ -135,6 +163,14 @@ fn record(h: &Mutex<(Histogram<u64>, Histogram<u64>)>, us: u64) {
     let _ = g.1.record(v);
 }
 
+/// (p50, p99) of the interval histogram, which is then cleared.
+fn take_interval(h: &Mutex<(Histogram<u64>, Histogram<u64>)>) -> (u64, u64) {
+    let mut g = h.lock().unwrap_or_else(|p| p.into_inner());
+    let r = (g.0.value_at_quantile(0.5), g.0.value_at_quantile(0.99));
+    g.0.reset();
+    r
+}
+
 fn body(size: usize) -> Vec<u8> {
     // The first 8 bytes carry the send time (µs since the epoch) for end-to-end latency.
     let mut b = vec![0x61u8; size.max(8)];
@@ -142,61 +178,77 @@ fn body(size: usize) -> Vec<u8> {
     b
 }
 
-async fn produce(cli: Cli, namesrv: String, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
+/// One send (or batch) as the mode says.
+async fn send_one(producer: &Producer, cli: &Cli) -> Result<(), ClientError> {
+    let message = || {
+        let m = Message::new(cli.topic.as_str(), body(cli.size));
+        if cli.workload == Workload::Delay {
+            m.with_delay_level(cli.delay_level)
+        } else {
+            m
+        }
+    };
+    match (cli.mode, cli.batch) {
+        (Mode::Oneway, _) => producer.send_oneway(message()).await,
+        (Mode::Async, 1) => match producer.send_async(message()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(ClientError::Shutdown),
+        },
+        (_, 1) => producer.send(message()).await.map(|_| ()),
+        (_, n) => {
+            let msgs: Vec<Message> = (0..n)
+                .map(|_| Message::new(cli.topic.as_str(), body(cli.size)))
+                .collect();
+            producer.send_batch(&msgs).await.map(|_| ())
+        }
+    }
+}
+
+/// Counts one send's outcome; latency from `intended`.
+fn count(stats: &Stats, cli: &Cli, intended: Instant, r: Result<(), ClientError>) {
+    if !stats.measuring.load(Ordering::Relaxed) {
+        return;
+    }
+    match r {
+        Ok(()) => {
+            stats.sent.fetch_add(cli.batch as u64, Ordering::Relaxed);
+            stats
+                .bytes
+                .fetch_add((cli.batch * cli.size) as u64, Ordering::Relaxed);
+            record(&stats.send_lat, intended.elapsed().as_micros() as u64);
+        }
+        Err(e) => {
+            stats.failed.fetch_add(cli.batch as u64, Ordering::Relaxed);
+            let mut first = stats
+                .first_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+async fn produce(
+    cli: Cli,
+    namesrv: String,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     let producer = Producer::start(ProducerConfig::new(&namesrv, "apogee-perf-producer"))
         .await
-        .expect("producer");
-    let per_producer_rate = cli.rate.map(|r| r / cli.producers as f64);
+        .map_err(|e| format!("cannot start a producer with name server {namesrv}: {e}"))?;
+    if let Some(rate) = cli.rate {
+        return paced(cli, rate, producer, stats, stop).await;
+    }
     let mut tasks = Vec::new();
     for _ in 0..cli.producers {
         let (producer, stats, stop, cli) =
             (producer.clone(), stats.clone(), stop.clone(), cli.clone());
         tasks.push(tokio::spawn(async move {
-            let start = Instant::now();
-            let mut k: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
-                // Fixed rate: the k-th send is due at start + k / rate; latency counts from then.
-                let intended = match per_producer_rate {
-                    Some(r) => {
-                        let due = start + Duration::from_secs_f64(k as f64 * cli.batch as f64 / r);
-                        tokio::time::sleep_until(due.into()).await;
-                        due
-                    }
-                    None => Instant::now(),
-                };
-                k += 1;
-                let message = || {
-                    let m = Message::new(cli.topic.as_str(), body(cli.size));
-                    if cli.workload == Workload::Delay {
-                        m.with_delay_level(cli.delay_level)
-                    } else {
-                        m
-                    }
-                };
-                let ok = match (cli.mode, cli.batch) {
-                    (Mode::Oneway, _) => producer.send_oneway(message()).await.is_ok(),
-                    (_, 1) => match cli.mode {
-                        Mode::Async => matches!(producer.send_async(message()).await, Ok(Ok(_))),
-                        _ => producer.send(message()).await.is_ok(),
-                    },
-                    (_, n) => {
-                        let msgs: Vec<Message> = (0..n)
-                            .map(|_| Message::new(cli.topic.as_str(), body(cli.size)))
-                            .collect();
-                        producer.send_batch(&msgs).await.is_ok()
-                    }
-                };
-                if stats.measuring.load(Ordering::Relaxed) {
-                    if ok {
-                        stats.sent.fetch_add(cli.batch as u64, Ordering::Relaxed);
-                        stats
-                            .bytes
-                            .fetch_add((cli.batch * cli.size) as u64, Ordering::Relaxed);
-                        record(&stats.send_lat, intended.elapsed().as_micros() as u64);
-                    } else {
-                        stats.failed.fetch_add(cli.batch as u64, Ordering::Relaxed);
-                    }
-                }
+                let intended = Instant::now();
+                let r = send_one(&producer, &cli).await;
+                count(&stats, &cli, intended, r);
                 if let Some(max) = cli.messages {
                     if stats.sent.load(Ordering::Relaxed) >= max {
                         stop.store(true, Ordering::Relaxed);
@@ -208,19 +260,142 @@ async fn produce(cli: Cli, namesrv: String, stats: Arc<Stats>, stop: Arc<AtomicB
     for t in tasks {
         let _ = t.await;
     }
+    Ok(())
 }
 
-async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> PushConsumer {
+/// Lets this thread's sleeps end when asked, not up to 50 µs later (Linux's default timer slack).
+fn precise_sleeps() {
+    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; it takes no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+}
+
+/// Returns at `due`: sleeps until `spin` before it, then spins.
+fn wait_until(due: Instant, spin: Duration) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > spin {
+            std::thread::sleep(left - spin);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// A waker that does nothing: the pacing thread polls each send once itself, then hands it to the runtime,
+/// whose first poll registers a real waker.
+struct NoopWake;
+
+impl std::task::Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Fixed rate: a pacing thread starts the k-th send at `start + k·batch/rate`, whatever is still in flight
+/// (up to one second's worth: past that the pacer waits, and the pacing error shows it). When the next
+/// send is not due within [`INLINE_BUDGET`], it runs the send's first step itself, at the intended time
+/// (the send is built and queued on its connection; no hand-off to a runtime thread that may be asleep),
+/// and leaves the wait for the answer to the runtime; at higher rates it hands each whole send to the
+/// runtime, so that its own thread never limits the rate. Each send records how late it started (the pacing error) and its latency from the
+/// intended time.
+async fn paced(
+    cli: Cli,
+    rate: f64,
+    producer: Producer,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!(
+            "--rate {rate}: must be a positive number of messages per second"
+        ));
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight_max = (rate as usize).max(cli.producers).max(1);
+    let period = cli.batch as f64 / rate;
+    let spin = Duration::from_micros(cli.pacer_spin_us);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let pacer = {
+        let (stats, stop, in_flight) = (stats.clone(), stop.clone(), in_flight.clone());
+        std::thread::Builder::new()
+            .name("apogee-perf-pacer".into())
+            .spawn(move || {
+                precise_sleeps();
+                let _context = runtime.enter();
+                let waker = std::task::Waker::from(Arc::new(NoopWake));
+                let mut cx = std::task::Context::from_waker(&waker);
+                let cli = Arc::new(cli);
+                let start = Instant::now();
+                let mut k: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let due = start + Duration::from_secs_f64(k as f64 * period);
+                    wait_until(due, spin);
+                    while in_flight.load(Ordering::Acquire) >= in_flight_max
+                        && !stop.load(Ordering::Relaxed)
+                    {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                    k += 1;
+                    in_flight.fetch_add(1, Ordering::AcqRel);
+                    let (producer, stats, stop, cli, in_flight) = (
+                        producer.clone(),
+                        stats.clone(),
+                        stop.clone(),
+                        cli.clone(),
+                        in_flight.clone(),
+                    );
+                    let mut send = Box::pin(async move {
+                        if stats.measuring.load(Ordering::Relaxed) {
+                            record(&stats.pacing, due.elapsed().as_micros() as u64);
+                        }
+                        let r = send_one(&producer, &cli).await;
+                        count(&stats, &cli, due, r);
+                        in_flight.fetch_sub(1, Ordering::AcqRel);
+                        if let Some(max) = cli.messages {
+                            if stats.sent.load(Ordering::Relaxed) >= max {
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    });
+                    // Its first step here when there is time before the next send is due; else all of it
+                    // on the runtime, so that one thread never limits the rate.
+                    let next_due = start + Duration::from_secs_f64(k as f64 * period);
+                    if Instant::now() + INLINE_BUDGET > next_due
+                        || send.as_mut().poll(&mut cx).is_pending()
+                    {
+                        runtime.spawn(send);
+                    }
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| format!("cannot start the pacing thread: {e}"))?
+    };
+    let _ = done_rx.await;
+    let _ = pacer.join();
+    // The sends still in flight finish (bounded by the client's timeouts).
+    while in_flight.load(Ordering::Acquire) > 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> Result<PushConsumer, String> {
     let mut config = PushConsumerConfig::new(namesrv, "apogee-perf-consumer");
     config.consume_from = ConsumeFrom::LastOffset;
     let consumer = PushConsumer::new(config);
     consumer.subscribe(&cli.topic, "*");
     // `delay`: a message is due at its store time + its level's delay.
     let delay_us = (cli.workload == Workload::Delay).then(|| {
-        let levels = apogee_engine::delay::parse_levels(&cli.message_delay_level)
-            .unwrap_or_else(|e| panic!("--message-delay-level: {e}"));
-        let level = (cli.delay_level as usize).clamp(1, levels.len());
-        levels[level - 1] * 1_000
+        // Checked in `main` before anything runs.
+        let levels =
+            apogee_engine::delay::parse_levels(&cli.message_delay_level).unwrap_or_default();
+        let level = (cli.delay_level as usize).clamp(1, levels.len().max(1));
+        levels.get(level - 1).copied().unwrap_or(0) * 1_000
     });
     consumer
         .start(move |batch| {
@@ -249,8 +424,8 @@ async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> PushConsumer {
             ConsumeResult::Success
         })
         .await
-        .expect("consumer start");
-    consumer
+        .map_err(|e| format!("cannot start a consumer with name server {namesrv}: {e}"))?;
+    Ok(consumer)
 }
 
 fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
@@ -261,95 +436,160 @@ fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
     })
 }
 
-fn free_port_range(span: u16) -> u16 {
-    for base in (30_000u16..60_000).step_by(97) {
+/// `span` free ports from `base - 2`; the search starts at a place drawn from the process id, so that two
+/// runs started together do not pick the same ports (the broker's listeners share ports with SO_REUSEPORT,
+/// so a collision would not fail: it would split connections between two brokers).
+fn free_port_range(span: u16) -> Result<u16, String> {
+    let seed = (std::process::id() as usize).wrapping_mul(7919);
+    for i in 0..300usize {
+        let base = 30_000 + ((seed + i * 97) % 25_000) as u16;
         if (base - 2..base - 2 + span).all(|p| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok())
         {
-            return base;
+            return Ok(base);
         }
     }
-    panic!("no free port range for the embedded broker");
+    Err(format!(
+        "no {span} free ports in a row between 30000 and 55000 for the embedded broker"
+    ))
 }
 
-fn main() {
-    let cli = Cli::parse();
-    if cli.workload == Workload::Delay && cli.batch > 1 {
-        eprintln!(
-            "the delay workload sends one message at a time (delay levels are refused for batches)"
-        );
-        std::process::exit(2);
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .with_writer(std::io::stderr)
-        .init();
-    let mut embedded = None;
-    let mut _store = None;
-    let namesrv = if cli.embedded {
-        let dir = tempfile::Builder::new()
-            .prefix("apogee-perf-")
-            .tempdir_in(".")
-            .expect("temporary store");
-        let ns_port = free_port_range(3) - 1;
-        let listen = free_port_range(4 * cli.shards as u16);
-        let mut c = apogee::BrokerConfig {
-            store_path_root_dir: dir.path().to_owned(),
-            shards: cli.shards,
-            listen_port: listen,
-            namesrv_addr: vec![format!("127.0.0.1:{ns_port}")],
-            mapped_file_size_commit_log: 256 * 1024 * 1024,
-            ..Default::default()
-        };
-        if cli.sync_flush {
-            c.set("flushDiskType", "SYNC_FLUSH").expect("a known key");
-        }
-        if let Err(e) = c.set("messageDelayLevel", &cli.message_delay_level) {
-            eprintln!("--message-delay-level: {e}");
-            std::process::exit(2);
-        }
-        let ns = apogee_nameserver::NameServerConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
-            broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
-        };
-        let running = apogee::start(c.clone(), Some(ns)).expect("embedded apogee starts");
-        eprintln!("embedded apogee: {} shard(s) at 127.0.0.1:{listen}, name server 127.0.0.1:{ns_port}, store {}", cli.shards, dir.path().display());
-        embedded = Some(running);
-        _store = Some(dir);
-        format!("127.0.0.1:{ns_port}")
-    } else {
-        cli.namesrv.clone()
+/// A standalone Apogee in this process on a temporary store under the current folder.
+fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), String> {
+    let cwd = std::env::current_dir()
+        .map_or_else(|_| "the current folder".into(), |d| d.display().to_string());
+    let dir = tempfile::Builder::new()
+        .prefix("apogee-perf-")
+        .tempdir_in(".")
+        .map_err(|e| format!("cannot create a temporary store in {cwd}: {e}"))?;
+    let ns_port = free_port_range(3)? - 1;
+    let listen = free_port_range(4 * cli.shards as u16)?;
+    let mut c = apogee::BrokerConfig {
+        store_path_root_dir: dir.path().to_owned(),
+        shards: cli.shards,
+        listen_port: listen,
+        namesrv_addr: vec![format!("127.0.0.1:{ns_port}")],
+        mapped_file_size_commit_log: 256 * 1024 * 1024,
+        ..Default::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    if cli.sync_flush {
+        c.set("flushDiskType", "SYNC_FLUSH")
+            .map_err(|e| e.to_string())?;
+    }
+    c.set("messageDelayLevel", &cli.message_delay_level)
+        .map_err(|e| format!("--message-delay-level: {e}"))?;
+    let ns = apogee_nameserver::NameServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
+        broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
+    };
+    let running = apogee::start(c, Some(ns))
+        .map_err(|e| format!("embedded apogee (store {}): {e}", dir.path().display()))?;
+    eprintln!(
+        "embedded apogee: {} shard(s) at 127.0.0.1:{listen}, name server 127.0.0.1:{ns_port}, store {}",
+        cli.shards,
+        dir.path().display()
+    );
+    Ok((running, dir, format!("127.0.0.1:{ns_port}")))
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::parse::<Cli>("apogee-perf") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cli.workload == Workload::Delay && cli.batch > 1 {
+        eprintln!("apogee-perf: the delay workload sends one message at a time (delay levels are refused for batches; try --batch 1)");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = apogee_engine::delay::parse_levels(&cli.message_delay_level) {
+        eprintln!("apogee-perf: --message-delay-level: {e}");
+        return ExitCode::from(2);
+    }
+    cli::init_logging(cli.log_format, "warn");
+    let (embedded, _store, namesrv) = if cli.embedded {
+        match embedded(&cli) {
+            Ok((r, dir, ns)) => (Some(r), Some(dir), ns),
+            Err(e) => {
+                eprintln!("apogee-perf: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        (None, None, cli.namesrv.clone())
+    };
+    let outcome = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
-    let summary = rt.block_on(run(cli.clone(), namesrv));
+    {
+        Ok(rt) => rt.block_on(run(cli.clone(), namesrv)),
+        Err(e) => Err(format!("cannot start the tokio runtime: {e}")),
+    };
     if let Some(r) = embedded {
         r.stop();
     }
-    if cli.json {
-        println!("{summary}");
+    match outcome {
+        Ok(summary) => {
+            if cli.json {
+                println!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("apogee-perf: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
-    let admin = apogee_client::Admin::new(&namesrv);
-    if admin.queues(&cli.topic).await.is_err() {
-        let clusters = admin
-            .clusters()
-            .await
-            .expect("cluster info from the name server");
-        for cluster in clusters.cluster_addr_table.keys() {
-            admin
-                .create_topic(cluster, &cli.topic, cli.queues)
-                .await
-                .expect("create topic");
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while admin.queues(&cli.topic).await.is_err() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+/// Makes sure the topic exists (creating it on every cluster the name server knows).
+async fn ensure_topic(cli: &Cli, namesrv: &str) -> Result<(), String> {
+    let admin = apogee_client::Admin::new(namesrv);
+    match admin.queues(&cli.topic).await {
+        Ok(q) if !q.is_empty() => return Ok(()),
+        Ok(_) | Err(ClientError::NoRoute(_)) => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot get the route of topic {} from name server {namesrv}: {e}",
+                cli.topic
+            ))
         }
     }
+    let clusters = admin
+        .clusters()
+        .await
+        .map_err(|e| format!("cannot get the clusters from name server {namesrv}: {e}"))?;
+    if clusters.cluster_addr_table.is_empty() {
+        return Err(format!(
+            "name server {namesrv} knows no broker: start one, or pass --embedded"
+        ));
+    }
+    for cluster in clusters.cluster_addr_table.keys() {
+        admin
+            .create_topic(cluster, &cli.topic, cli.queues)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot create topic {} on cluster {cluster}: {e}",
+                    cli.topic
+                )
+            })?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if admin.queues(&cli.topic).await.is_ok_and(|q| !q.is_empty()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "topic {} was created but name server {namesrv} did not route it within 30 s",
+                cli.topic
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
+    ensure_topic(&cli, &namesrv).await?;
     let stats = Arc::new(Stats {
         measuring: AtomicBool::new(false),
         sent: AtomicU64::new(0),
@@ -359,10 +599,12 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
         bytes: AtomicU64::new(0),
         send_lat: Mutex::new((hist(), hist())),
         e2e_lat: Mutex::new((hist(), hist())),
+        pacing: Mutex::new((hist(), hist())),
+        first_failure: Mutex::new(None),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let consumer = if cli.workload != Workload::Produce {
-        Some(consume(&cli, &namesrv, stats.clone()).await)
+        Some(consume(&cli, &namesrv, stats.clone()).await?)
     } else {
         None
     };
@@ -389,20 +631,16 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
             stats.consumed.load(Ordering::Relaxed),
             stats.bytes.load(Ordering::Relaxed),
         );
-        let (p50, p99) = {
-            let mut g = stats.send_lat.lock().unwrap_or_else(|p| p.into_inner());
-            let r = (g.0.value_at_quantile(0.5), g.0.value_at_quantile(0.99));
-            g.0.reset();
-            r
-        };
-        let (e50, e99) = {
-            let mut g = stats.e2e_lat.lock().unwrap_or_else(|p| p.into_inner());
-            let r = (g.0.value_at_quantile(0.5), g.0.value_at_quantile(0.99));
-            g.0.reset();
-            r
+        let (p50, p99) = take_interval(&stats.send_lat);
+        let (e50, e99) = take_interval(&stats.e2e_lat);
+        let (_, late99) = take_interval(&stats.pacing);
+        let pacing = if cli.rate.is_some() {
+            format!(" | pacing p99 {late99} us late")
+        } else {
+            String::new()
         };
         let line = format!(
-            "[{:>4}s] send {:>9.0} msg/s {:>7.1} MB/s fail {} | send p50 {p50} us p99 {p99} us | consume {:>9.0} msg/s e2e p50 {e50} us p99 {e99} us",
+            "[{:>4}s] send {:>9.0} msg/s {:>7.1} MB/s fail {} | send p50 {p50} us p99 {p99} us | consume {:>9.0} msg/s e2e p50 {e50} us p99 {e99} us{pacing}",
             started.elapsed().as_secs(),
             (sent - last_sent) as f64 / secs,
             (bytes - last_bytes) as f64 / secs / 1e6,
@@ -424,7 +662,10 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
     let elapsed = started.elapsed().as_secs_f64();
     stats.measuring.store(false, Ordering::Relaxed);
     if let Some(p) = producer {
-        let _ = p.await;
+        match p.await {
+            Ok(r) => r?,
+            Err(e) => return Err(format!("the producers failed: {e}")),
+        }
     }
     if cli.workload == Workload::Delay {
         // Messages sent at the end are still waiting: count them too.
@@ -442,6 +683,7 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
     let sent = stats.sent.load(Ordering::Relaxed);
     let send = percentiles(&stats.send_lat.lock().unwrap_or_else(|p| p.into_inner()).1);
     let e2e = percentiles(&stats.e2e_lat.lock().unwrap_or_else(|p| p.into_inner()).1);
+    let pacing = percentiles(&stats.pacing.lock().unwrap_or_else(|p| p.into_inner()).1);
     let summary = serde_json::json!({
         "workload": format!("{:?}", cli.workload), "mode": format!("{:?}", cli.mode), "producers": cli.producers,
         "size": cli.size, "batch": cli.batch, "rate": cli.rate, "seconds": elapsed,
@@ -449,6 +691,7 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
         "send_msgs_per_s": sent as f64 / elapsed, "send_mb_per_s": stats.bytes.load(Ordering::Relaxed) as f64 / elapsed / 1e6,
         "consume_msgs_per_s": stats.consumed.load(Ordering::Relaxed) as f64 / elapsed,
         "send_latency": send, "e2e_latency": e2e,
+        "pacing_error": if cli.rate.is_some() { pacing.clone() } else { serde_json::Value::Null },
     });
     if cli.workload == Workload::Delay {
         eprintln!(
@@ -466,5 +709,24 @@ async fn run(cli: Cli, namesrv: String) -> serde_json::Value {
         send["p50_us"], send["p90_us"], send["p99_us"], send["p999_us"], send["p9999_us"], send["max_us"],
         e2e["p50_us"], e2e["p99_us"], e2e["p999_us"], e2e["max_us"], summary["consumed"],
     );
-    summary
+    if cli.rate.is_some() {
+        eprintln!(
+            "pacing: sends started p50 {} p99 {} p99.9 {} max {} us after their intended time ({} sends)",
+            pacing["p50_us"], pacing["p99_us"], pacing["p999_us"], pacing["max_us"], pacing["count"],
+        );
+    }
+    let failed = stats.failed.load(Ordering::Relaxed);
+    if cli.workload != Workload::Consume && sent == 0 && failed > 0 {
+        let first = stats
+            .first_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        return Err(format!(
+            "every send to topic {} failed ({failed}); the first: {first}",
+            cli.topic
+        ));
+    }
+    Ok(summary)
 }

@@ -60,7 +60,8 @@ pub struct Broker {
     pub clients: RefCell<clients::ClientTable>,
     pub long_poll: long_poll::LongPollTable,
     pub locks: RefCell<lock::LockTable>,
-    /// Wakes the registration loop early (a topic was created).
+    /// Wakes the registration task: a topic was created or changed, and goes to the name servers at once as
+    /// an increment ([`registration::run`]). Notifying never waits.
     pub register_now: Notify,
     pub in_flight: Cell<usize>,
     pub stopping: Cell<bool>,

@@ -1,15 +1,23 @@
-//! Registering with name servers: REGISTER_BROKER to every name server on start, every
-//! `register_interval_ms` and soon after a topic is created; UNREGISTER_BROKER on a clean stop.
+//! Registering with name servers: REGISTER_BROKER to every name server on start and every
+//! `register_interval_ms` (the whole topic table), an increment at once when topics are created or changed
+//! (only those topics, as RocketMQ 5's `registerIncrementBrokerData`), and UNREGISTER_BROKER on a clean stop.
+//!
+//! A send that auto-creates a topic only wakes the registration task ([`Broker::register_now`]): the send
+//! path never waits for a name server. Changes made while a registration is on the wire go out together in
+//! the next increment, so a burst of topic creations costs a few registrations, not one each.
 //!
 //! Each call uses its own short connection (once per 30 s per name server: not worth keeping open), with a
 //! timeout, so a dead name server delays nothing else.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use apogee_nameserver::transport::StopSignal;
 use apogee_net::body::to_json;
-use apogee_net::body::topic_config::RegisterBrokerBody;
+use apogee_net::body::topic_config::{
+    RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
+};
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{RegisterBrokerRequest, RegisterBrokerResponse, UnregisterBrokerRequest};
 use apogee_net::{frame, RemotingCommand};
@@ -69,10 +77,28 @@ fn header(broker: &Broker) -> RegisterBrokerRequest {
     }
 }
 
-/// Registers with every name server at once; returns how many accepted.
+/// Registers the whole topic table with every name server at once; returns how many accepted.
 pub async fn register_all(broker: &Rc<Broker>) -> usize {
+    let wrapper = broker.topics.borrow().wrapper();
+    register(broker, wrapper, "registered").await
+}
+
+/// Registers only `topics` (created or changed since the name servers last heard of them).
+pub async fn register_increment(
+    broker: &Rc<Broker>,
+    topics: BTreeMap<String, TopicConfig>,
+) -> usize {
+    let wrapper = TopicConfigSerializeWrapper {
+        topic_config_table: topics,
+        data_version: broker.topics.borrow().version.clone(),
+    };
+    register(broker, wrapper, "registered topic increment").await
+}
+
+async fn register(broker: &Rc<Broker>, wrapper: TopicConfigSerializeWrapper, what: &str) -> usize {
+    let topics = wrapper.topic_config_table.len();
     let body = RegisterBrokerBody {
-        topic_config_serialize_wrapper: broker.topics.borrow().wrapper(),
+        topic_config_serialize_wrapper: wrapper,
         filter_server_list: vec![],
     };
     let mut req =
@@ -87,7 +113,7 @@ pub async fn register_all(broker: &Rc<Broker>) -> usize {
         match r {
             Ok(resp) if resp.code == ResponseCode::Success as i32 => {
                 ok += 1;
-                debug!(shard = broker.shard, nameserver = %ns, "registered");
+                debug!(shard = broker.shard, nameserver = %ns, topics, "{what}");
                 if broker.is_slave() {
                     learn_master(broker, &resp);
                 }
@@ -141,21 +167,50 @@ pub async fn unregister_all(broker: &Rc<Broker>) {
     }
 }
 
-/// Registers every interval, and within a second of a topic change, until `stop` fires.
+/// Topics whose config differs from what the name servers were last told.
+fn changed_topics(
+    broker: &Broker,
+    told: &BTreeMap<String, TopicConfig>,
+) -> BTreeMap<String, TopicConfig> {
+    broker
+        .topics
+        .borrow()
+        .topics
+        .iter()
+        .filter(|(name, cfg)| told.get(*name) != Some(*cfg))
+        .map(|(name, cfg)| (name.clone(), cfg.clone()))
+        .collect()
+}
+
+/// Registers the whole table every interval, and an increment as soon as topics change, until `stop`
+/// fires. Runs after the start-up registration ([`register_all`]).
 pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
     let interval = Duration::from_millis(broker.config.register_interval_ms);
+    // What the name servers were last told (the start-up registration sent the whole table).
+    let mut told = broker.topics.borrow().topics.clone();
+    let mut next_full = std::time::Instant::now() + interval;
     loop {
+        // Created before the table is read: a change made after this point wakes the wait below, and one
+        // made while the last registration was on the wire is already in `increment`.
         let changed = broker.register_now.notified();
-        let tick = glommio::timer::sleep(interval);
-        let woke = select(Box::pin(changed), Box::pin(tick));
-        match select(woke, stop.clone()).await {
-            Either::Right(_) => return,
-            Either::Left((Either::Left(_), _)) => {
-                // Coalesce a burst of topic creations into one registration.
-                glommio::timer::sleep(Duration::from_millis(100)).await;
-            }
-            Either::Left((Either::Right(_), _)) => {}
+        let now = std::time::Instant::now();
+        if now >= next_full {
+            told = broker.topics.borrow().topics.clone();
+            next_full = now + interval;
+            register_all(&broker).await;
+            continue;
         }
-        register_all(&broker).await;
+        let increment = changed_topics(&broker, &told);
+        if !increment.is_empty() {
+            told.extend(increment.iter().map(|(k, v)| (k.clone(), v.clone())));
+            register_increment(&broker, increment).await;
+            continue;
+        }
+        let tick = glommio::timer::sleep(next_full - now);
+        if let Either::Right(_) =
+            select(select(Box::pin(changed), Box::pin(tick)), stop.clone()).await
+        {
+            return;
+        }
     }
 }

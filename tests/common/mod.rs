@@ -38,7 +38,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(args: &[String], ready_marker: &str) -> Self {
+    /// Starts `apogee` with `args` and waits for a log line containing `ready_marker`.
+    pub fn spawn(args: &[String], ready_marker: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_apogee"))
             .args(args)
             .env("RUST_LOG", "info")
@@ -107,13 +108,8 @@ impl Process {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
-        // The reader thread may still hold the last lines: read until it sees the end of stderr (the
-        // channel disconnects), bounded.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(line) = self
-            .log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
+        // Every line up to the end of the pipe: the reader thread may still be forwarding the last ones.
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
             self.lines.push(line);
         }
         self.lines.clone()

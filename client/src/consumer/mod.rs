@@ -3,9 +3,11 @@
 pub mod pull;
 pub mod push;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_net::body::heartbeat::{ConsumerData, HeartbeatData, SubscriptionData};
+use apogee_net::body::route::TopicRouteData;
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
     pull_flag, OffsetResponse, PullMessageRequest, PullMessageResponse, QueryConsumerOffsetRequest,
@@ -24,6 +26,11 @@ pub const LONG_POLL_SUSPEND: Duration = Duration::from_secs(15);
 pub const LONG_POLL_GRACE: Duration = Duration::from_secs(10);
 /// Messages asked per pull.
 pub const PULL_BATCH_DEFAULT: i32 = 32;
+
+/// A subscribed topic without a route yet is asked for again after this pause, doubling each time ...
+pub const ROUTE_WAIT_FIRST: Duration = Duration::from_millis(50);
+/// ... up to this pause.
+pub const ROUTE_WAIT_MAX: Duration = Duration::from_secs(2);
 
 /// Where a group that has no committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +157,22 @@ pub async fn pull_once(
             next: h.next_begin_offset,
         },
     })
+}
+
+/// Asks the name servers for the route of `topic` until one knows a readable queue of it, pausing
+/// [`ROUTE_WAIT_FIRST`] doubling up to [`ROUTE_WAIT_MAX`] in between (a topic a producer creates by sending
+/// is routed within milliseconds; one nobody has created yet is asked for every couple of seconds).
+pub async fn wait_for_route(routes: &Routes, topic: &str) -> Arc<TopicRouteData> {
+    let mut pause = ROUTE_WAIT_FIRST;
+    loop {
+        if let Ok(r) = routes.refresh(topic).await {
+            if !route::read_queues(topic, &r).is_empty() {
+                return r;
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(ROUTE_WAIT_MAX);
+    }
 }
 
 /// Where to pull and keep offsets for `mq`: its broker's master, or its slave when the master is gone.

@@ -3,6 +3,11 @@
 //! One task per assigned queue long-polls the broker and fills a bounded buffer ([`PullConsumerConfig::
 //! buffer_batches_max`] pull answers); `poll` takes from it. Offsets advance when messages are polled and
 //! reach the broker on `commit_sync`/`commit_async`.
+//!
+//! Subscribing to a topic that no name server routes yet (a producer is about to create it, or its
+//! broker has not registered it) keeps the subscription: a background task asks for the route with a
+//! bounded backoff ([`super::wait_for_route`]) and starts the topic's queues as soon as it appears, so
+//! `poll` returns their messages from then on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    addr_of, commit_offset, pull_once, start_offset, ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND,
-    PULL_BATCH_DEFAULT,
+    addr_of, commit_offset, pull_once, start_offset, wait_for_route, ConsumeFrom, PullOutcome,
+    LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT, ROUTE_WAIT_MAX,
 };
 use crate::error::ClientError;
 use crate::message::{MessageExt, MessageQueue};
@@ -55,14 +60,21 @@ struct QueueState {
     consumed: Option<i64>,
 }
 
-pub struct PullConsumer {
+/// What the consumer's handle and its background tasks share.
+struct Shared {
     config: PullConsumerConfig,
     routes: Routes,
     tx: mpsc::Sender<Batch>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
     queues: Mutex<HashMap<MessageQueue, QueueState>>,
     generation: std::sync::atomic::AtomicU64,
     expression: Mutex<HashMap<String, String>>,
+}
+
+pub struct PullConsumer {
+    shared: Arc<Shared>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
+    /// Subscriptions whose topic had no route yet: topic → the task that starts its queues when it appears.
+    waiting: Mutex<HashMap<String, JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -75,44 +87,100 @@ impl PullConsumer {
         let routes = Routes::new(remoting, config.namesrv.clone());
         let (tx, rx) = mpsc::channel(config.buffer_batches_max.max(1));
         Self {
-            config,
-            routes,
-            tx,
+            shared: Arc::new(Shared {
+                config,
+                routes,
+                tx,
+                queues: Mutex::new(HashMap::new()),
+                generation: Default::default(),
+                expression: Mutex::new(HashMap::new()),
+            }),
             rx: tokio::sync::Mutex::new(rx),
-            queues: Mutex::new(HashMap::new()),
-            generation: Default::default(),
-            expression: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
         }
     }
 
     /// Every readable queue of a topic.
     pub async fn fetch_queues(&self, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
-        let r = self.routes.refresh(topic).await?;
+        let r = self.shared.routes.refresh(topic).await?;
         Ok(route::read_queues(topic, &r))
     }
 
-    /// Takes every queue of `topic`, filtered by a tag expression (`*` or `a || b`).
+    /// Takes every queue of `topic`, filtered by a tag expression (`*` or `a || b`). A topic that no name
+    /// server routes yet stays subscribed: its queues are taken as soon as its route appears. Fails only
+    /// when no name server answers, or a broker of the topic cannot be reached.
     pub async fn subscribe(&self, topic: &str, expression: &str) -> Result<(), ClientError> {
-        lock(&self.expression).insert(topic.into(), expression.into());
-        let queues = self.fetch_queues(topic).await?;
-        self.assign(queues).await
+        lock(&self.shared.expression).insert(topic.into(), expression.into());
+        if let Some(waiting) = lock(&self.waiting).remove(topic) {
+            waiting.abort(); // subscribed again: this call takes over
+        }
+        match self.fetch_queues(topic).await {
+            Ok(queues) if !queues.is_empty() => self.assign(queues).await,
+            Ok(_) | Err(ClientError::NoRoute(_)) => {
+                self.wait_for(topic);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the queues of `topic` in the background once a name server routes it.
+    fn wait_for(&self, topic: &str) {
+        tracing::info!(
+            topic,
+            group = %self.shared.config.group,
+            "no route for the topic yet; the subscription is kept and its queues are taken when it appears"
+        );
+        let (shared, topic) = (self.shared.clone(), topic.to_owned());
+        let task = tokio::spawn({
+            let topic = topic.clone();
+            async move {
+                let route = wait_for_route(&shared.routes, &topic).await;
+                let queues = route::read_queues(&topic, &route);
+                tracing::info!(
+                    topic,
+                    queues = queues.len(),
+                    "route found; consuming the topic"
+                );
+                for mq in queues {
+                    let mut pause = Duration::from_millis(100);
+                    let offset = loop {
+                        let from = shared.config.consume_from;
+                        match start_offset(&shared.routes, &shared.config.group, &mq, from).await {
+                            Ok(o) => break o,
+                            Err(_) => {
+                                tokio::time::sleep(pause).await;
+                                pause = (pause * 2).min(ROUTE_WAIT_MAX);
+                            }
+                        }
+                    };
+                    shared.start_queue(mq, offset);
+                }
+            }
+        });
+        if let Some(old) = lock(&self.waiting).insert(topic, task) {
+            old.abort();
+        }
     }
 
     /// Consumes exactly these queues (replacing any earlier assignment of their topics).
     pub async fn assign(&self, queues: Vec<MessageQueue>) -> Result<(), ClientError> {
+        let shared = &self.shared;
         for mq in queues {
             let offset = start_offset(
-                &self.routes,
-                &self.config.group,
+                &shared.routes,
+                &shared.config.group,
                 &mq,
-                self.config.consume_from,
+                shared.config.consume_from,
             )
             .await?;
-            self.start_queue(mq, offset);
+            shared.start_queue(mq, offset);
         }
         Ok(())
     }
+}
 
+impl Shared {
     fn start_queue(&self, mq: MessageQueue, offset: i64) {
         let generation = self
             .generation
@@ -190,7 +258,9 @@ impl PullConsumer {
             old.task.abort();
         }
     }
+}
 
+impl PullConsumer {
     /// Waits up to `timeout` for messages; returns what arrived (possibly nothing).
     pub async fn poll(&self, timeout: Duration) -> Vec<MessageExt> {
         let mut rx = self.rx.lock().await;
@@ -206,7 +276,7 @@ impl PullConsumer {
                 rx.try_recv().ok()
             };
             let Some(b) = next else { break };
-            let mut queues = lock(&self.queues);
+            let mut queues = lock(&self.shared.queues);
             let Some(state) = queues.get_mut(&b.mq) else {
                 continue;
             };
@@ -223,17 +293,17 @@ impl PullConsumer {
 
     /// Moves a queue's position; buffered messages from before are dropped.
     pub fn seek(&self, mq: &MessageQueue, offset: i64) {
-        self.start_queue(mq.clone(), offset);
+        self.shared.start_queue(mq.clone(), offset);
     }
 
     /// Commits the position of every queue to the broker and waits.
     pub async fn commit_sync(&self) -> Result<(), ClientError> {
-        let todo: Vec<(MessageQueue, i64)> = lock(&self.queues)
+        let todo: Vec<(MessageQueue, i64)> = lock(&self.shared.queues)
             .iter()
             .filter_map(|(mq, s)| s.consumed.map(|o| (mq.clone(), o)))
             .collect();
         for (mq, o) in todo {
-            commit_offset(&self.routes, &self.config.group, &mq, o).await?;
+            commit_offset(&self.shared.routes, &self.shared.config.group, &mq, o).await?;
         }
         Ok(())
     }
@@ -246,12 +316,15 @@ impl PullConsumer {
 
     /// Where the consumer is on a queue (the offset the next poll returns from).
     pub fn position(&self, mq: &MessageQueue) -> Option<i64> {
-        lock(&self.queues).get(mq).and_then(|s| s.consumed)
+        lock(&self.shared.queues).get(mq).and_then(|s| s.consumed)
     }
 
-    /// Stops every queue task.
+    /// Stops every queue task (and any wait for a topic's route).
     pub fn shutdown(&self) {
-        for (_, s) in lock(&self.queues).drain() {
+        for (_, t) in lock(&self.waiting).drain() {
+            t.abort();
+        }
+        for (_, s) in lock(&self.shared.queues).drain() {
             s.task.abort();
         }
     }

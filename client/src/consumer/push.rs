@@ -17,6 +17,11 @@
 //!   and hands retried messages to the handler under their original topic (the RETRY_TOPIC property).
 //! - **broadcasting**: dropped with a warning (offsets are local to each consumer; there is no retry topic
 //!   per consumer), exactly as the Java client's `ConsumeMessageConcurrentlyService` does.
+//!
+//! A subscribed topic that no name server routes yet does not fail [`PushConsumer::start`]: a background
+//! task asks for its route with a bounded backoff ([`super::wait_for_route`]), then heartbeats to its
+//! brokers and rebalances at once, so its queues are consumed as soon as the topic exists. The retry topic
+//! is such a topic until a broker has seen the group's first heartbeat.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -37,7 +42,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     addr_of, allocate_averagely, client_id, commit_offset, heartbeat_body, pull_once, start_offset,
-    ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT,
+    wait_for_route, ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT,
 };
 use crate::error::ClientError;
 use crate::message::{MessageExt, MessageQueue};
@@ -165,7 +170,8 @@ impl PushConsumer {
         lock(&self.inner.subscriptions).insert(topic.into(), expression.into());
     }
 
-    /// Starts consuming; `handler` sees each batch of one queue, in queue order.
+    /// Starts consuming; `handler` sees each batch of one queue, in queue order. Fails only when no name
+    /// server answers; a topic without a route yet is consumed as soon as its route appears.
     pub async fn start<F>(&self, handler: F) -> Result<(), ClientError>
     where
         F: Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
@@ -178,12 +184,10 @@ impl PushConsumer {
         }
         let topics: Vec<String> = lock(&self.inner.subscriptions).keys().cloned().collect();
         for t in &topics {
-            // The retry topic appears once a broker has seen the group's first heartbeat.
             match self.inner.routes.refresh(t).await {
-                Err(_) if *t == retry => {}
-                r => {
-                    r?;
-                }
+                Ok(r) if !route::read_queues(t, &r).is_empty() => {}
+                Ok(_) | Err(ClientError::NoRoute(_)) => self.wait_for(t),
+                Err(e) => return Err(e),
             }
         }
         self.inner.heartbeat().await;
@@ -227,6 +231,23 @@ impl PushConsumer {
         });
         lock(&self.inner.background).extend([rebalancer, heartbeater, persister]);
         Ok(())
+    }
+
+    /// Heartbeats and rebalances as soon as a name server routes `topic`.
+    fn wait_for(&self, topic: &str) {
+        tracing::info!(
+            topic,
+            group = %self.inner.config.group,
+            "no route for the topic yet; the subscription is kept and its queues are taken when it appears"
+        );
+        let (inner, topic) = (self.inner.clone(), topic.to_owned());
+        let task = tokio::spawn(async move {
+            wait_for_route(&inner.routes, &topic).await;
+            tracing::info!(topic, "route found; rebalancing");
+            inner.heartbeat().await;
+            inner.rebalance_now.notify_one();
+        });
+        lock(&self.inner.background).push(task);
     }
 
     /// Queues this consumer currently holds.

@@ -1,0 +1,119 @@
+//! Every command the README shows is run by the test suite or by `.ci/run`, so none can rot: this test
+//! finds each one (lines of `sh` blocks, and inline `cargo …` and `apogee …` spans) and checks that the
+//! test or script named for it is the one that runs it. A new README command fails here until it is
+//! wired to a test.
+
+const README: &str = include_str!("../README.md");
+const CI: &str = include_str!("../.ci/run");
+const COMMON: &str = include_str!("common/mod.rs");
+const EXAMPLES_TEST: &str = include_str!("readme_examples_work_first_try.rs");
+const CLI_TEST: &str = include_str!("cli_errors_are_one_line.rs");
+const PERF_TEST: &str = include_str!("../perf/tests/readme_commands_and_errors.rs");
+const THIRD_PARTY_TEST: &str = include_str!("third_party_client_produces_and_consumes.rs");
+const ENGINE_MANIFEST: &str = include_str!("../engine/Cargo.toml");
+
+/// Lines of ```sh blocks, and inline `cargo …` / `apogee …` spans, without trailing comments.
+fn readme_commands() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    for line in README.lines() {
+        if line.starts_with("```") {
+            in_sh = !in_sh && line.trim() == "```sh";
+            continue;
+        }
+        if in_sh {
+            let command = line.split(" # ").next().unwrap_or("").trim();
+            if !command.is_empty() {
+                out.push(command.to_owned());
+            }
+            continue;
+        }
+        for (i, span) in line.split('`').enumerate() {
+            if i % 2 == 1 && (span.starts_with("cargo ") || span.starts_with("apogee ")) {
+                out.push(span.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Which test or script runs `command`, and whether it does.
+fn exercised(command: &str) -> Result<&'static str, String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    match words.as_slice() {
+        ["cargo", "test", "--workspace"] => CI
+            .lines()
+            .any(|l| l.trim() == command)
+            .then_some(".ci/run")
+            .ok_or_else(|| ".ci/run does not run it".into()),
+        ["cargo", "run", "--release", "--", "standalone", ..] => COMMON
+            .contains("\"standalone\".into()")
+            .then_some("tests/common (every Standalone runs `apogee standalone`)")
+            .ok_or_else(|| "tests/common no longer starts `apogee standalone`".into()),
+        ["cargo", "run", "-p", "apogee-client", "--example", name] => EXAMPLES_TEST
+            .contains(&format!("first_try(\"{name}\")"))
+            .then_some("tests/readme_examples_work_first_try.rs")
+            .ok_or_else(|| format!("no first_try(\"{name}\") in the examples test")),
+        ["cargo", "run", "--release", "-p", "apogee-perf", "--", ..] => PERF_TEST
+            .contains("cargo run --release -p apogee-perf -- ")
+            .then_some("perf/tests/readme_commands_and_errors.rs (reads them from the README)")
+            .ok_or_else(|| "the perf test no longer reads the README's commands".into()),
+        ["cargo", "bench", "-p", "apogee-engine", "--bench", "append"] => ENGINE_MANIFEST
+            .contains("name = \"append\"\nharness = false\n")
+            .then_some("engine/benches/append.rs (test = true: a smoke run under cargo test)")
+            .filter(|_| ENGINE_MANIFEST.contains("test = true"))
+            .ok_or_else(|| "the append bench no longer runs under cargo test".into()),
+        ["python3", "-m", "venv", "venv", "&&", "venv/bin/pip", "install", package] => {
+            THIRD_PARTY_TEST
+                .contains(&format!("const PACKAGE: &str = \"{package}\";"))
+                .then_some("tests/third_party_client_produces_and_consumes.rs")
+                .ok_or_else(|| format!("the third-party test does not install {package}"))
+        }
+        ["venv/bin/python", script, _namesrv, _topic] => THIRD_PARTY_TEST
+            .contains(script)
+            .then_some("tests/third_party_client_produces_and_consumes.rs")
+            .ok_or_else(|| format!("the third-party test does not run {script}")),
+        ["apogee", "broker", "-c", _] => CLI_TEST
+            .contains("\"broker\", \"-c\"")
+            .then_some("tests/cli_errors_are_one_line.rs")
+            .ok_or_else(|| "no test runs `apogee broker -c`".into()),
+        ["apogee", "broker", "--store", _, "--namesrv-addr", ..] => COMMON
+            .contains("pub fn broker_on(")
+            .then_some("tests/common (broker_on(): the replication tests start masters and slaves this way)")
+            .ok_or_else(|| "no test starts brokers with `apogee broker --store`".into()),
+        ["apogee", "nameserver", "--listen", _] => COMMON
+            .contains("\"nameserver\".into()")
+            .then_some("tests/common (nameserver())")
+            .ok_or_else(|| "no test runs `apogee nameserver --listen`".into()),
+        ["apogee", "standalone"] => Ok("tests/common (every Standalone)"),
+        _ => Err("no test or script runs it: add one, and a rule here".into()),
+    }
+}
+
+#[test]
+fn every_readme_command_is_run_by_a_test_or_ci() {
+    let commands = readme_commands();
+    assert!(commands.len() >= 10, "found: {commands:#?}");
+    let unrun: Vec<String> = commands
+        .iter()
+        .filter_map(|c| exercised(c).err().map(|why| format!("`{c}`: {why}")))
+        .collect();
+    assert!(
+        unrun.is_empty(),
+        "README commands nothing runs:\n{}",
+        unrun.join("\n")
+    );
+}
+
+#[test]
+fn ci_runs_exactly_the_readme_test_command() {
+    let ci_commands: Vec<&str> = CI
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("cargo "))
+        .collect();
+    assert_eq!(ci_commands, ["cargo test --workspace"]);
+    assert!(readme_commands()
+        .iter()
+        .any(|c| c == "cargo test --workspace"));
+}
