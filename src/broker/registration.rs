@@ -66,6 +66,7 @@ fn header(broker: &Broker) -> RegisterBrokerRequest {
         cluster_name: broker.config.broker_cluster_name.clone(),
         ha_server_addr: broker.config.shard_ha_addr(broker.shard),
         broker_id: broker.config.broker_id,
+        zone_name: None,
     }
 }
 

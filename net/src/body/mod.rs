@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod heartbeat;
+pub mod offsets;
 pub mod route;
 pub mod topic_config;
 
