@@ -528,6 +528,18 @@ ext_header! {
     RegisterBrokerResponse { ha_server_addr: Option<String> = "haServerAddr", master_addr: Option<String> = "masterAddr" }
 }
 
+ext_header! {
+    /// PUSH_REPLY_MESSAGE_TO_CLIENT request (broker → requesting client): RocketMQ's
+    /// `ReplyMessageRequestHeader`, the reply's send header plus where and when it was stored.
+    ReplyMessageRequest {
+        producer_group: String = "producerGroup", topic: String = "topic", default_topic: String = "defaultTopic",
+        default_topic_queue_nums: i32 = "defaultTopicQueueNums", queue_id: i32 = "queueId", sys_flag: i32 = "sysFlag",
+        born_timestamp: i64 = "bornTimestamp", flag: i32 = "flag", properties: Option<String> = "properties",
+        reconsume_times: Option<i32> = "reconsumeTimes", unit_mode: bool = "unitMode", born_host: String = "bornHost",
+        store_host: String = "storeHost", store_timestamp: i64 = "storeTimestamp",
+    }
+}
+
 #[cfg(test)]
 mod typed_header_tests {
     use super::*;

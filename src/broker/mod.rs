@@ -11,6 +11,7 @@
 //! | [`heartbeat`] | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP ([`clients`] holds the table) |
 //! | [`admin`] | UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, VIEW_MESSAGE_BY_ID, QUERY_MESSAGE |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
+//! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
@@ -22,6 +23,7 @@ pub mod long_poll;
 pub mod offsets;
 pub mod pull;
 pub mod registration;
+pub mod reply;
 pub mod send;
 pub mod topics;
 
@@ -124,6 +126,9 @@ impl Broker {
             RequestCode::UpdateAndCreateSubscriptionGroup => admin::create_group(&self, &req),
             RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,
             RequestCode::QueryMessage => admin::query_message(&self, &req).await,
+            RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => {
+                reply::handle(&self, &conn, &req, code).await
+            }
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
             _ => req.error_to(
