@@ -222,7 +222,9 @@ async fn serve_conn<S: Service>(
                             Some(w) => {
                                 let _ = w.send(request);
                             }
-                            None => debug!(%peer, opaque = request.opaque, "answer from a client to a request nobody awaits (oneway or timed out)"),
+                            None => {
+                                debug!(%peer, opaque = request.opaque, "answer from a client to a request nobody awaits (oneway or timed out)")
+                            }
                         }
                         continue;
                     }
