@@ -45,6 +45,20 @@ async fn request_reply_answers_in_time_and_drops_late_replies() {
         .await
         .unwrap();
     let table: TopicConfigSerializeWrapper = apogee_net::body::from_json(&all.body).unwrap();
+    // The broker's own answer has the 5.3 wrapper's and TopicConfig's field sets (the golden fixture's).
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let ours: serde_json::Value = serde_json::from_slice(&all.body).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!(
+        "../net/tests/fixtures/rocketmq-5.3/topic_config_wrapper.json"
+    ))
+    .unwrap();
+    assert_eq!(keys(&ours), keys(&fixture));
+    assert_eq!(
+        keys(&ours["topicConfigTable"][REPLY_TOPIC]),
+        keys(&fixture["topicConfigTable"]["T"])
+    );
+    assert_eq!(keys(&ours["dataVersion"]), keys(&fixture["dataVersion"]));
     let reply_topic = &table.topic_config_table[REPLY_TOPIC];
     assert_eq!(
         (

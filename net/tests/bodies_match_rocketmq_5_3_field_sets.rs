@@ -13,7 +13,10 @@ use apogee_net::body::topic_config::{
     DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper, TopicList,
 };
 use apogee_net::body::{from_json, to_json};
-use apogee_net::headers::{PullMessageResponse, RegisterBrokerResponse, SendMessageResponse};
+use apogee_net::headers::{
+    OffsetResponse, PullMessageResponse, QueryMessageResponse, RegisterBrokerResponse,
+    SendMessageResponse, StoreTimeResponse,
+};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -275,6 +278,45 @@ fn send_pull_and_register_answers_carry_rocketmq_response_header_fields() {
     )
     .unwrap();
     assert_eq!(back, register);
+}
+
+#[test]
+fn offset_time_and_query_answers_carry_their_response_header_fields() {
+    let all: BTreeMap<String, BTreeMap<String, String>> =
+        serde_json::from_slice(&fixture("offset_and_query_response_headers.json")).unwrap();
+    let sorted =
+        |e: apogee_net::command::ExtFields| -> BTreeMap<String, String> { e.into_iter().collect() };
+    let offset = sorted(OffsetResponse { offset: 5 }.to_ext());
+    for class in [
+        "QueryConsumerOffsetResponseHeader",
+        "GetMaxOffsetResponseHeader",
+        "GetMinOffsetResponseHeader",
+        "SearchOffsetResponseHeader",
+    ] {
+        assert_eq!(offset, all[class], "{class}");
+        let back = OffsetResponse::from_ext(&all[class].clone().into_iter().collect()).unwrap();
+        assert_eq!(back.offset, 5);
+    }
+    let time = StoreTimeResponse {
+        timestamp: 1_700_000_000_000,
+    };
+    assert_eq!(
+        sorted(time.to_ext()),
+        all["GetEarliestMsgStoretimeResponseHeader"]
+    );
+    let query = QueryMessageResponse {
+        index_last_update_timestamp: 1_700_000_000_000,
+        index_last_update_phyoffset: 4096,
+    };
+    assert_eq!(sorted(query.to_ext()), all["QueryMessageResponseHeader"]);
+    let back = QueryMessageResponse::from_ext(
+        &all["QueryMessageResponseHeader"]
+            .clone()
+            .into_iter()
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(back, query);
 }
 
 #[test]
