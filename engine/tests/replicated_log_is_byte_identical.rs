@@ -175,9 +175,7 @@ fn a_slave_left_behind_by_retention_starts_over_at_the_masters_minimum() {
         mc.delete_when_hour = ((apogee_engine::store::now_ms() / 3_600_000) % 24) as u32;
         let master = Engine::open(mc).await.unwrap();
         let slave_dir = root.join("slave");
-        let slave = Engine::open(config(&slave_dir, FlushMode::Async))
-            .await
-            .unwrap();
+        let slave = Engine::open(config(&slave_dir, FlushMode::Async)).await.unwrap();
         for seq in 0..100u64 {
             let keys = format!("KEYS\u{1}early{seq}\u{2}");
             master
@@ -198,31 +196,19 @@ fn a_slave_left_behind_by_retention_starts_over_at_the_masters_minimum() {
         assert!(!master.retention_once().await.unwrap().is_empty());
         let log_min = master.commitlog_min_offset();
         let (slave_end, _, _) = slave.log_offsets();
-        assert!(
-            slave_end < log_min,
-            "the slave's end is gone from the master"
-        );
+        assert!(slave_end < log_min, "the slave's end is gone from the master");
         let dropped = slave.restart_log_at(log_min).await.unwrap();
         assert_eq!(dropped, slave_end);
         ship(&master, &slave, 32 * 1024).await;
         assert_eq!(slave.min_offset("Old", 0), master.min_offset("Old", 0));
         assert_eq!(slave.max_offset("Old", 0), 1500);
-        assert_eq!(
-            queue_bodies(&slave, "Old").await,
-            queue_bodies(&master, "Old").await
-        );
+        assert_eq!(queue_bodies(&slave, "Old").await, queue_bodies(&master, "Old").await);
         assert!(
-            slave
-                .query_by_key("Old", "early5", 4, 0, i64::MAX)
-                .await
-                .unwrap()
-                .is_empty(),
+            slave.query_by_key("Old", "early5", 4, 0, i64::MAX).await.unwrap().is_empty(),
             "keys of the dropped log are forgotten"
         );
         slave.shutdown().await.unwrap();
-        let slave = Engine::open(config(&slave_dir, FlushMode::Async))
-            .await
-            .unwrap();
+        let slave = Engine::open(config(&slave_dir, FlushMode::Async)).await.unwrap();
         assert_eq!(slave.max_offset("Old", 0), 1500, "after a restart too");
         assert_eq!(slave.min_offset("Old", 0), master.min_offset("Old", 0));
         slave.shutdown().await.unwrap();
