@@ -14,6 +14,7 @@
 //! | [`sendback`] | CONSUMER_SEND_MSG_BACK (retry topic, dead-letter queue) |
 //! | [`schedule`] | GET_ALL_DELAY_OFFSET; the delay-level scheduler task |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
+//! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
@@ -25,6 +26,7 @@ pub mod long_poll;
 pub mod offsets;
 pub mod pull;
 pub mod registration;
+pub mod reply;
 pub mod schedule;
 pub mod send;
 pub mod sendback;
@@ -138,6 +140,9 @@ impl Broker {
             RequestCode::GetAllDelayOffset => schedule::all_offsets(&self, &req),
             RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,
             RequestCode::QueryMessage => admin::query_message(&self, &req).await,
+            RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => {
+                reply::handle(&self, &conn, &req, code).await
+            }
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
             _ => req.error_to(
