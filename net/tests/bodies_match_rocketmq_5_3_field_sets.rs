@@ -9,6 +9,7 @@ use apogee_net::body::cluster::ClusterInfo;
 use apogee_net::body::heartbeat::{ConsumerListBody, LockBatchResponseBody, MessageQueue};
 use apogee_net::body::offsets::ConsumerOffsetSerializeWrapper;
 use apogee_net::body::route::{BrokerData, QueueData, TopicRouteData};
+use apogee_net::body::subscription_group::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 use apogee_net::body::topic_config::{
     DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper, TopicList,
 };
@@ -317,6 +318,21 @@ fn offset_time_and_query_answers_carry_their_response_header_fields() {
     )
     .unwrap();
     assert_eq!(back, query);
+}
+
+#[test]
+fn subscription_group_table_has_subscription_group_wrapper_and_config_fields() {
+    let mut wrapper = SubscriptionGroupWrapper {
+        data_version: version(3),
+        ..Default::default()
+    };
+    wrapper.subscription_group_table.insert(
+        "orders-consumer".into(),
+        SubscriptionGroupConfig::new("orders-consumer"),
+    );
+    assert_matches(&to_json(&wrapper), "subscription_group_wrapper.json");
+    let back: SubscriptionGroupWrapper = round_trips("subscription_group_wrapper.json");
+    assert_eq!(back, wrapper);
 }
 
 #[test]
