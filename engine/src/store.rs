@@ -407,27 +407,29 @@ impl Engine {
         if let Some(q) = self.queue(topic, queue_id) {
             return Ok(q);
         }
-        let dir = self
-            .config
-            .store_dir
-            .join("consumequeue")
-            .join(topic)
-            .join(queue_id.to_string());
-        let q = Rc::new(ConsumeQueue::create(dir, topic, queue_id)?);
+        let q = Rc::new(ConsumeQueue::create(
+            self.queue_dir(topic, queue_id),
+            topic,
+            queue_id,
+        )?);
         topic_slot(&mut self.queues.borrow_mut(), topic)
             .1
             .insert(queue_id, q.clone());
         Ok(q)
     }
 
-    /// Creates a queue that starts at `first_index` (see [`ConsumeQueue::create_at`]).
-    async fn create_queue_at(&self, topic: &str, queue_id: i32, first_index: u64) -> Result<()> {
-        let dir = self
-            .config
+    /// `<store>/consumequeue/<topic>/<queueId>`.
+    fn queue_dir(&self, topic: &str, queue_id: i32) -> PathBuf {
+        self.config
             .store_dir
             .join("consumequeue")
             .join(topic)
-            .join(queue_id.to_string());
+            .join(queue_id.to_string())
+    }
+
+    /// Creates a queue that starts at `first_index` (see [`ConsumeQueue::create_at`]).
+    async fn create_queue_at(&self, topic: &str, queue_id: i32, first_index: u64) -> Result<()> {
+        let dir = self.queue_dir(topic, queue_id);
         let q = Rc::new(ConsumeQueue::create_at(dir, topic, queue_id, first_index).await?);
         topic_slot(&mut self.queues.borrow_mut(), topic)
             .1
@@ -1097,12 +1099,7 @@ impl Engine {
                 if e.size == 0 {
                     return Err(EngineError::Corrupt {
                         what: "consume queue entry",
-                        path: self
-                            .config
-                            .store_dir
-                            .join("consumequeue")
-                            .join(topic)
-                            .join(queue_id.to_string()),
+                        path: self.queue_dir(topic, queue_id),
                         offset: next * CQ_ENTRY_BYTES,
                         reason: "entry below the queue's max offset has size 0".into(),
                     });

@@ -77,6 +77,20 @@ impl Broker {
     pub fn is_slave(&self) -> bool {
         self.config.broker_role == crate::config::BrokerRole::Slave
     }
+
+    /// A slave's log only grows from its master: a put request gets RocketMQ's answer for a put on a
+    /// slave. `None` on a master.
+    pub fn refuse_put_on_slave(&self, req: &RemotingCommand) -> Option<RemotingCommand> {
+        self.is_slave().then(|| {
+            req.error_to(
+                ResponseCode::ServiceNotAvailable,
+                format!(
+                    "message store is slave mode, so putMessage is forbidden (broker {} is a slave; send to its master)",
+                    self.name
+                ),
+            )
+        })
+    }
 }
 
 pub fn now_ms() -> u64 {

@@ -28,15 +28,8 @@ pub async fn handle(
     req: &RemotingCommand,
     code: RequestCode,
 ) -> RemotingCommand {
-    // A slave's log only grows from its master (RocketMQ's answer for a put on a slave).
-    if broker.is_slave() {
-        return req.error_to(
-            ResponseCode::ServiceNotAvailable,
-            format!(
-                "message store is slave mode, so putMessage is forbidden (broker {} is a slave; send to its master)",
-                broker.name
-            ),
-        );
+    if let Some(refusal) = broker.refuse_put_on_slave(req) {
+        return refusal;
     }
     let mut header = match SendMessageRequest::from_ext(
         &req.ext_fields,
