@@ -14,6 +14,7 @@
 //! | [`sendback`] | CONSUMER_SEND_MSG_BACK (retry topic, dead-letter queue) |
 //! | [`schedule`] | GET_ALL_DELAY_OFFSET; the delay-level scheduler task |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
+//! | [`reset_offset`] | INVOKE_BROKER_TO_RESET_OFFSET (and RESET_CONSUMER_CLIENT_OFFSET to the group's consumers) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
@@ -25,6 +26,7 @@ pub mod long_poll;
 pub mod offsets;
 pub mod pull;
 pub mod registration;
+pub mod reset_offset;
 pub mod schedule;
 pub mod send;
 pub mod sendback;
@@ -140,6 +142,7 @@ impl Broker {
             RequestCode::QueryMessage => admin::query_message(&self, &req).await,
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
+            RequestCode::InvokeBrokerToResetOffset => reset_offset::handle(&self, &req).await,
             _ => req.error_to(
                 ResponseCode::RequestCodeNotSupported,
                 format!(

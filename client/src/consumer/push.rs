@@ -18,6 +18,11 @@
 //! - **broadcasting**: dropped with a warning (offsets are local to each consumer; there is no retry topic
 //!   per consumer), exactly as the Java client's `ConsumeMessageConcurrentlyService` does.
 //!
+//! An operator's offset reset (RESET_CONSUMER_CLIENT_OFFSET from a broker, after
+//! INVOKE_BROKER_TO_RESET_OFFSET) restarts each named queue this member holds at its new offset and
+//! commits it, as the Java client's `MQClientInstance.resetOffset` does; a batch already in the handler
+//! finishes, but its offset is not kept.
+//!
 //! A subscribed topic that no name server routes yet does not fail [`PushConsumer::start`]: a background
 //! task asks for its route with a bounded backoff ([`super::wait_for_route`]), then heartbeats to its
 //! brokers and rebalances at once, so its queues are consumed as soon as the topic exists. The retry topic
@@ -33,7 +38,7 @@ use apogee_net::body::heartbeat::ConsumerListBody;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::RequestCode;
 use apogee_net::headers::{
-    ConsumerGroupRequest, ConsumerSendMsgBackRequest, UnregisterClientRequest,
+    ConsumerGroupRequest, ConsumerSendMsgBackRequest, ResetOffsetRequest, UnregisterClientRequest,
 };
 use apogee_net::properties::names;
 use apogee_net::RemotingCommand;
@@ -121,6 +126,8 @@ struct Inner {
     rebalance_now: Notify,
     stopped: AtomicBool,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// The handler, once started: an offset reset restarts queue tasks with it.
+    handler: Mutex<Option<Handler>>,
 }
 
 /// A push consumer handle.
@@ -145,15 +152,19 @@ impl PushConsumer {
             rebalance_now: Notify::new(),
             stopped: AtomicBool::new(false),
             background: Mutex::new(Vec::new()),
+            handler: Mutex::new(None),
         });
-        // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now.
+        // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now. RESET_CONSUMER_CLIENT_OFFSET: move
+        // the named queues.
         let weak = Arc::downgrade(&inner);
         let listener = tokio::spawn(async move {
             let mut incoming = incoming;
-            while let Some((_, cmd)) = incoming.recv().await {
+            while let Some((from, cmd)) = incoming.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 if cmd.code == RequestCode::NotifyConsumerIdsChanged as i32 {
                     inner.rebalance_now.notify_one();
+                } else if cmd.code == RequestCode::ResetConsumerClientOffset as i32 {
+                    inner.reset_requested(&from, &cmd).await;
                 }
             }
         });
@@ -177,6 +188,7 @@ impl PushConsumer {
         F: Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
     {
         let handler: Handler = Arc::new(handler);
+        *lock(&self.inner.handler) = Some(handler.clone());
         let retry = retry_topic(&self.inner.config.group);
         if self.inner.config.model == MessageModel::Clustering {
             // As the Java client: failed messages come back through the group's retry topic.
@@ -447,6 +459,68 @@ impl Inner {
             lock(&self.queues).insert(mq, QueueTask { task, offset });
         }
         complete
+    }
+
+    /// A broker's RESET_CONSUMER_CLIENT_OFFSET: checks it is for this group and resets.
+    async fn reset_requested(self: &Arc<Self>, from: &str, cmd: &RemotingCommand) {
+        let header = match ResetOffsetRequest::from_ext(&cmd.ext_fields) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(broker = %from, error = %e, "RESET_CONSUMER_CLIENT_OFFSET with a bad header; ignored");
+                return;
+            }
+        };
+        if header.group != self.config.group {
+            return;
+        }
+        match apogee_net::body::reset_offset::decode(&cmd.body) {
+            Ok(table) => {
+                tracing::info!(broker = %from, topic = %header.topic, timestamp = header.timestamp, queues = table.len(), "offset reset by the broker");
+                let table = table
+                    .into_iter()
+                    .filter(|(q, _)| q.topic == header.topic)
+                    .map(|(q, o)| {
+                        let mq = MessageQueue {
+                            topic: q.topic,
+                            broker_name: q.broker_name,
+                            queue_id: q.queue_id,
+                        };
+                        (mq, o)
+                    })
+                    .collect();
+                self.reset_offsets(table).await;
+            }
+            Err(e) => {
+                tracing::warn!(broker = %from, error = %e, "RESET_CONSUMER_CLIENT_OFFSET with a bad body; ignored")
+            }
+        }
+    }
+
+    /// Restarts each held queue of `table` at its new offset, and stores every new offset.
+    async fn reset_offsets(self: &Arc<Self>, table: Vec<(MessageQueue, i64)>) {
+        let handler = lock(&self.handler).clone();
+        for (mq, offset) in table {
+            let held = lock(&self.queues).remove(&mq);
+            if let Some(old) = held {
+                old.task.abort();
+                let expr = lock(&self.subscriptions)
+                    .get(&mq.topic)
+                    .cloned()
+                    .unwrap_or_else(|| "*".into());
+                if let (Some(h), false) = (&handler, self.stopped.load(Ordering::Acquire)) {
+                    let at = Arc::new(AtomicI64::new(offset));
+                    let task = tokio::spawn(consume_queue(
+                        self.clone(),
+                        mq.clone(),
+                        expr,
+                        at.clone(),
+                        h.clone(),
+                    ));
+                    lock(&self.queues).insert(mq.clone(), QueueTask { task, offset: at });
+                }
+            }
+            self.store_offset(&mq, offset).await;
+        }
     }
 
     async fn store_offset(&self, mq: &MessageQueue, offset: i64) {
