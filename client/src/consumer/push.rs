@@ -623,11 +623,9 @@ impl Inner {
         for (mq, offset) in table {
             let held = lock(&self.queues).remove(&mq);
             if let Some(old) = held {
+                // Orderly: a handler still running on the old position keeps the queue's consume lock,
+                // so the new task's first message waits for it.
                 old.task.abort();
-                if let Some(l) = &old.lock {
-                    // Orderly: the handler running on the old position finishes first.
-                    let _idle = l.consume.lock().await;
-                }
                 let expr = lock(&self.subscriptions)
                     .get(&mq.topic)
                     .cloned()
