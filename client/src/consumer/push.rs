@@ -536,6 +536,17 @@ impl Inner {
             if lock(&self.queues).contains_key(&mq) {
                 continue;
             }
+            // An orderly consumer reads a queue only once it holds its lock (so it reads the offset the
+            // previous owner committed before unlocking); one still locked elsewhere is tried again soon.
+            let queue_lock = if self.locks_queues() {
+                if !orderly::lock_one(&self, &mq).await {
+                    complete = false;
+                    continue;
+                }
+                Some(orderly::QueueLock::new_locked())
+            } else {
+                None
+            };
             let start = match self.config.model {
                 MessageModel::Broadcasting => match self.load_local().get(&key(&mq)) {
                     Some(o) => Ok(*o),
@@ -552,28 +563,11 @@ impl Inner {
                     start_offset(&self.routes, &self.config.group, &mq, from).await
                 }
             };
-            // An orderly consumer reads a queue only once it holds its lock (so it reads the offset the
-            // previous owner committed before unlocking); one still locked elsewhere is tried again soon.
-            let queue_lock = if self.locks_queues() {
-                if !orderly::lock_one(&self, &mq).await {
-                    complete = false;
-                    continue;
-                }
-                Some(orderly::QueueLock::new_locked())
-            } else {
-                None
-            };
-            let start = if queue_lock.is_some() {
-                start_offset(
-                    &self.routes,
-                    &self.config.group,
-                    &mq,
-                    self.config.consume_from,
-                )
-                .await
-            } else {
-                start
-            };
+            if start.is_err() && queue_lock.is_some() {
+                // Not consumed after all: free it for the others.
+                orderly::unlock_one(&self, &mq).await;
+                complete = false;
+            }
             let Ok(start) = start else { continue };
             let offset = Arc::new(AtomicI64::new(start));
             let task = self.spawn_queue(mq.clone(), expr, offset, handler.clone(), queue_lock);
