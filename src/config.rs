@@ -64,6 +64,9 @@ pub struct BrokerConfig {
     pub clean_resource_interval_ms: u64,
     pub max_message_size: usize,
     pub auto_create_topic_enable: bool,
+    /// Whether replies of request-reply messaging are also stored in `<cluster>_REPLY_TOPIC`
+    /// (`storeReplyMessageEnable`, RocketMQ's default true).
+    pub store_reply_message_enable: bool,
     pub default_topic_queue_nums: i32,
     pub mapped_file_size_commit_log: u64,
     pub flush_interval_commit_log_ms: u64,
@@ -126,6 +129,7 @@ impl Default for BrokerConfig {
             clean_resource_interval_ms: 10_000,
             max_message_size: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
             auto_create_topic_enable: true,
+            store_reply_message_enable: true,
             default_topic_queue_nums: 4,
             mapped_file_size_commit_log: 1024 * 1024 * 1024,
             flush_interval_commit_log_ms: 500,
@@ -265,6 +269,7 @@ impl BrokerConfig {
             "cleanResourceInterval" => self.clean_resource_interval_ms = parse(key, v)?,
             "maxMessageSize" => self.max_message_size = parse(key, v)?,
             "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
+            "storeReplyMessageEnable" => self.store_reply_message_enable = parse(key, v)?,
             "defaultTopicQueueNums" => self.default_topic_queue_nums = parse(key, v)?,
             "mappedFileSizeCommitLog" => self.mapped_file_size_commit_log = parse(key, v)?,
             "flushIntervalCommitLog" => self.flush_interval_commit_log_ms = parse(key, v)?,

@@ -197,13 +197,23 @@ async fn run_shard(
         )
         .map(|s| (t, g, s))
     });
-    let (topics, groups, delay_schedule) = match tables {
+    let (mut topics, groups, delay_schedule) = match tables {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {shard}: {e}")));
             return;
         }
     };
+    // Replies of request-reply messaging go through `<cluster>_REPLY_TOPIC`, which RocketMQ's
+    // TopicConfigManager creates at every start with one read and one write queue.
+    let reply_topic = apogee_net::properties::reply_topic(&config.broker_cluster_name);
+    topics.topics.entry(reply_topic.clone()).or_insert_with(|| {
+        apogee_net::body::topic_config::TopicConfig::new(
+            &reply_topic,
+            1,
+            apogee_net::body::route::perm::READ_WRITE,
+        )
+    });
     let port = config.shard_port(shard);
     let listeners = (
         TcpListener::bind(("0.0.0.0", port)),

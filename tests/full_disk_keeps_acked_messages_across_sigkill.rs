@@ -43,9 +43,10 @@ async fn full_disk_keeps_acked_messages_across_sigkill() {
         None,
     );
     let mq = common::create_topic(&apogee.namesrv, "Full", 1).await[0].clone();
-    let producer = Producer::start(ProducerConfig::new(&apogee.namesrv, "pg"))
-        .await
-        .unwrap();
+    // A loop device near full syncs slowly on a busy machine: allow more than the default 3 s per send.
+    let mut config = ProducerConfig::new(&apogee.namesrv, "pg");
+    config.send_timeout = std::time::Duration::from_secs(20);
+    let producer = Producer::start(config).await.unwrap();
     let mut acked = Vec::new();
     let refusal = loop {
         assert!(

@@ -64,10 +64,11 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .filter(|_| ENGINE_MANIFEST.contains("test = true"))
             .ok_or_else(|| "the append bench no longer runs under cargo test".into()),
         ["python3", "-m", "venv", "venv", "&&", "venv/bin/pip", "install", package] => {
-            THIRD_PARTY_TEST
+            // The third-party tests share one venv, which tests/common installs.
+            COMMON
                 .contains(&format!("const PACKAGE: &str = \"{package}\";"))
-                .then_some("tests/third_party_client_produces_and_consumes.rs")
-                .ok_or_else(|| format!("the third-party test does not install {package}"))
+                .then_some("tests/common (the third-party tests' venv)")
+                .ok_or_else(|| format!("the third-party tests do not install {package}"))
         }
         ["venv/bin/python", script, _namesrv, _topic] => THIRD_PARTY_TEST
             .contains(script)

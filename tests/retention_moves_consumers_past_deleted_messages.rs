@@ -78,9 +78,10 @@ async fn retention_moves_consumers_past_deleted_messages() {
         None,
     );
     let mq: MessageQueue = common::create_topic(&apogee.namesrv, "Pressed", 1).await[0].clone();
-    let producer = Producer::start(ProducerConfig::new(&apogee.namesrv, "pg"))
-        .await
-        .unwrap();
+    // A loop device near full syncs slowly on a busy machine: allow more than the default 3 s per send.
+    let mut config = ProducerConfig::new(&apogee.namesrv, "pg");
+    config.send_timeout = std::time::Duration::from_secs(20);
+    let producer = Producer::start(config).await.unwrap();
     let admin = Admin::new(&apogee.namesrv);
     // Send until retention has deleted something (usage passes 85 %: RocketMQ cleans immediately).
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -29,9 +29,10 @@ async fn writes_resume_when_disk_space_returns() {
         None,
     );
     let mq = common::create_topic(&apogee.namesrv, "Resume", 1).await[0].clone();
-    let producer = Producer::start(ProducerConfig::new(&apogee.namesrv, "pg"))
-        .await
-        .unwrap();
+    // A loop device near full syncs slowly on a busy machine: allow more than the default 3 s per send.
+    let mut config = ProducerConfig::new(&apogee.namesrv, "pg");
+    config.send_timeout = std::time::Duration::from_secs(20);
+    let producer = Producer::start(config).await.unwrap();
     let mut acked = Vec::new();
     let send = |i: usize| {
         let producer = &producer;

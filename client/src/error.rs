@@ -37,6 +37,13 @@ pub enum ClientError {
     },
     #[error("the client is shut down")]
     Shutdown,
+    #[error("no reply to request {correlation_id} within {timeout_ms} ms")]
+    RequestTimeout {
+        correlation_id: String,
+        timeout_ms: u64,
+    },
+    #[error("{limit} requests already await their replies; wait for some to finish")]
+    TooManyRequests { limit: usize },
 }
 
 impl ClientError {

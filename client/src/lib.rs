@@ -7,6 +7,8 @@
 //! - [`PullConsumer`]: assign or subscribe, `poll`, commit, seek.
 //! - [`PushConsumer`]: long polling, clustering (client-side rebalance) or broadcasting, at-least-once.
 //! - [`Admin`]: topics, clusters, offsets and lag, view a message by id.
+//! - Request-reply ([`request`]): [`Producer::request`] sends and awaits the reply; a responder answers
+//!   with [`Producer::reply`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), apogee_client::ClientError> {
@@ -28,6 +30,7 @@ pub mod error;
 pub mod message;
 pub mod producer;
 pub mod remoting;
+pub mod request;
 pub mod route;
 
 pub use admin::Admin;

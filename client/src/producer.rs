@@ -71,13 +71,17 @@ pub struct SendResult {
     pub queue_offset: i64,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: ProducerConfig,
     routes: Routes,
     counter: AtomicUsize,
     faults: Mutex<HashMap<String, Instant>>,
-    client_id: String,
+    pub(crate) client_id: String,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Requests awaiting their replies (request-reply), fed by broker pushes.
+    pub(crate) requests: Arc<crate::request::RequestTable>,
+    /// Serves requests brokers send this producer (PUSH_REPLY_MESSAGE_TO_CLIENT).
+    incoming: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
@@ -90,13 +94,21 @@ impl Drop for Inner {
         {
             h.abort();
         }
+        if let Some(h) = self
+            .incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            h.abort();
+        }
     }
 }
 
 /// A producer handle; clones share one producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn now_ms() -> i64 {
@@ -105,14 +117,22 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-enum Payload<'a> {
+pub(crate) enum Payload<'a> {
     One(&'a Message),
     Batch(&'a [Message]),
+    /// A reply of request-reply messaging: sent with SEND_REPLY_MESSAGE_V2.
+    Reply(&'a Message),
 }
 
 impl Producer {
     pub async fn start(config: ProducerConfig) -> Result<Self, ClientError> {
-        let (remoting, _incoming) = Remoting::new();
+        let (remoting, incoming) = Remoting::new();
+        let requests = Arc::new(crate::request::RequestTable::default());
+        let serve = tokio::spawn(crate::request::serve_incoming(
+            remoting.clone(),
+            incoming,
+            requests.clone(),
+        ));
         let routes = Routes::new(remoting, config.namesrv.clone());
         let inner = Arc::new(Inner {
             config,
@@ -121,6 +141,8 @@ impl Producer {
             faults: Mutex::new(HashMap::new()),
             client_id: crate::consumer::client_id(),
             heartbeat: Mutex::new(None),
+            requests,
+            incoming: Mutex::new(Some(serve)),
         });
         // Heartbeats to every broker the producer has routes to, so brokers know its group (RocketMQ uses
         // this for transaction check-backs). A weak reference: the task ends with the last handle.
@@ -203,7 +225,7 @@ impl Producer {
     }
 
     /// Next queue: round-robin, skipping faulty brokers and the one that failed last, when others exist.
-    fn pick(&self, queues: &[MessageQueue], last_failed: Option<&str>) -> MessageQueue {
+    pub(crate) fn pick(&self, queues: &[MessageQueue], last_failed: Option<&str>) -> MessageQueue {
         let n = queues.len();
         for _ in 0..n {
             let i = self.inner.counter.fetch_add(1, Ordering::Relaxed) % n;
@@ -304,6 +326,7 @@ impl Producer {
             let payload_again = match &payload {
                 Payload::One(m) => Payload::One(m),
                 Payload::Batch(b) => Payload::Batch(b),
+                Payload::Reply(m) => Payload::Reply(m),
             };
             match self.send_to(payload_again, &q).await {
                 Ok(r) => return Ok(r),
@@ -355,15 +378,13 @@ impl Producer {
         q: &MessageQueue,
     ) -> Result<(RemotingCommand, String), ClientError> {
         let (code, body, props, flag, uniq) = match payload {
-            Payload::One(m) => {
+            Payload::One(m) | Payload::Reply(m) => {
                 let (props, uniq) = m.encode_properties()?;
-                (
-                    RequestCode::SendMessageV2,
-                    m.body.clone(),
-                    props,
-                    m.flag,
-                    uniq,
-                )
+                let code = match payload {
+                    Payload::Reply(_) => RequestCode::SendReplyMessageV2,
+                    _ => RequestCode::SendMessageV2,
+                };
+                (code, m.body.clone(), props, m.flag, uniq)
             }
             Payload::Batch(msgs) => {
                 let mut body = Vec::new();
@@ -404,7 +425,7 @@ impl Producer {
         Ok((req, uniq))
     }
 
-    async fn send_to(
+    pub(crate) async fn send_to(
         &self,
         payload: Payload<'_>,
         q: &MessageQueue,

@@ -217,6 +217,20 @@ impl Remoting {
             .map_err(|_| ClientError::ConnectionClosed { addr: addr.into() })
     }
 
+    /// Answers a request a server sent us (a broker-initiated request, such as PUSH_REPLY_MESSAGE_TO_CLIENT),
+    /// on the connection it came in on; the answer keeps the request's opaque.
+    pub async fn respond(&self, addr: &str, response: RemotingCommand) -> Result<(), ClientError> {
+        let conn = self.conns.lock().await.get(addr).cloned();
+        match conn {
+            Some(c) if !c.closed.load(Ordering::Acquire) => {
+                c.tx.send(response)
+                    .await
+                    .map_err(|_| ClientError::ConnectionClosed { addr: addr.into() })
+            }
+            _ => Err(ClientError::ConnectionClosed { addr: addr.into() }),
+        }
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.conns.lock().await.clear();

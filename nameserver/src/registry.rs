@@ -64,6 +64,8 @@ impl Registry {
                 cluster: req.cluster_name.clone(),
                 broker_name: req.broker_name.clone(),
                 broker_addrs: BTreeMap::new(),
+                zone_name: req.zone_name.clone(),
+                enable_acting_master: false,
             });
         // `insert` replaces the address of the same id (a broker restarted on another port); an address that
         // now registers under another id (a slave promoted to master) leaves its old id.
@@ -179,6 +181,7 @@ impl Registry {
             queue_datas,
             broker_datas,
             filter_server_table: BTreeMap::new(),
+            topic_queue_mapping_by_broker: None,
         })
     }
 
@@ -205,6 +208,7 @@ mod tests {
             cluster_name: "c".into(),
             ha_server_addr: String::new(),
             broker_id: id,
+            zone_name: None,
         }
     }
 

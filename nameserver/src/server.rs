@@ -89,9 +89,12 @@ impl NameServer {
                         );
                     }
                     let mut resp = req.response_to(ResponseCode::Success, None);
+                    // RocketMQ sets both only for a slave whose master is registered; a master's answer
+                    // carries neither (null fields are not written).
+                    let some = |s: String| (!s.is_empty()).then_some(s);
                     resp.ext_fields = RegisterBrokerResponse {
-                        ha_server_addr: Some(r.master_ha_addr),
-                        master_addr: Some(r.master_addr),
+                        ha_server_addr: some(r.master_ha_addr),
+                        master_addr: some(r.master_addr),
                     }
                     .to_ext();
                     resp
@@ -125,6 +128,7 @@ impl NameServer {
             RequestCode::GetAllTopicListFromNameserver => {
                 let list = TopicList {
                     topic_list: self.registry.borrow().topic_list(),
+                    broker_addr: None,
                 };
                 req.response_to(ResponseCode::Success, None)
                     .with_body(to_json(&list))

@@ -7,7 +7,8 @@
 //! and frames queued for writing ([`Limits::write_queue_max`]). A malformed frame closes only its connection,
 //! with the reason logged.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -48,16 +49,72 @@ impl Default for Limits {
     }
 }
 
+/// Requests of our own (broker → client) one connection awaits answers to at most.
+pub const CALLS_IN_FLIGHT_MAX: usize = 1024;
+
+/// Why a request of our own to a client got no answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    #[error("the connection to {peer} is closed")]
+    Closed { peer: SocketAddr },
+    #[error("{peer} did not answer within {timeout_ms} ms")]
+    Timeout { peer: SocketAddr, timeout_ms: u64 },
+    #[error("{peer} already has {CALLS_IN_FLIGHT_MAX} requests of ours waiting for an answer")]
+    TooMany { peer: SocketAddr },
+}
+
 /// One client connection, as services see it: who it is, and a way to send it requests of our own
-/// (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE).
+/// (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE, PUSH_REPLY_MESSAGE_TO_CLIENT).
 pub struct Conn {
     pub id: u64,
     pub peer: SocketAddr,
     tx: LocalSender<RemotingCommand>,
     closed: Cell<bool>,
+    /// Our requests awaiting the client's answer, by opaque; cleared (failing them) when the connection closes.
+    calls: RefCell<HashMap<i32, futures::channel::oneshot::Sender<RemotingCommand>>>,
+    next_opaque: Cell<i32>,
 }
 
 impl Conn {
+    /// Sends a request of our own and waits for the client's answer (RocketMQ's `invokeSync` on a channel).
+    ///
+    /// # Cancel safety
+    /// Dropping the future forgets the call; a late answer is then dropped by the read loop.
+    pub async fn call(
+        &self,
+        mut cmd: RemotingCommand,
+        timeout: std::time::Duration,
+    ) -> Result<RemotingCommand, CallError> {
+        let peer = self.peer;
+        if self.closed.get() {
+            return Err(CallError::Closed { peer });
+        }
+        if self.calls.borrow().len() >= CALLS_IN_FLIGHT_MAX {
+            return Err(CallError::TooMany { peer });
+        }
+        let opaque = self.next_opaque.get();
+        self.next_opaque.set(opaque.wrapping_add(1) & i32::MAX);
+        cmd.opaque = opaque;
+        let (tx, rx) = futures::channel::oneshot::channel();
+        self.calls.borrow_mut().insert(opaque, tx);
+        if !self.send(cmd) {
+            self.calls.borrow_mut().remove(&opaque);
+            return Err(CallError::Closed { peer });
+        }
+        let timer = glommio::timer::sleep(timeout);
+        match select(rx, Box::pin(timer)).await {
+            Either::Left((Ok(answer), _)) => Ok(answer),
+            Either::Left((Err(_), _)) => Err(CallError::Closed { peer }),
+            Either::Right(_) => {
+                self.calls.borrow_mut().remove(&opaque);
+                Err(CallError::Timeout {
+                    peer,
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+
     /// Queues a frame for this connection without waiting; false if it is closed or its queue is full.
     pub fn send(&self, cmd: RemotingCommand) -> bool {
         !self.closed.get() && self.tx.try_send(cmd).is_ok()
@@ -134,6 +191,8 @@ async fn serve_conn<S: Service>(
         peer,
         tx,
         closed: Cell::new(false),
+        calls: RefCell::new(HashMap::new()),
+        next_opaque: Cell::new(1),
     });
     let writer_task = glommio::spawn_local(async move {
         let mut out = BytesMut::with_capacity(64 * 1024);
@@ -158,7 +217,15 @@ async fn serve_conn<S: Service>(
             match frame::decode(&mut buf) {
                 Ok(Some(request)) => {
                     if request.is_response() {
-                        debug!(%peer, opaque = request.opaque, "response from a client (to a broker-initiated request)");
+                        let waiter = conn.calls.borrow_mut().remove(&request.opaque);
+                        match waiter {
+                            Some(w) => {
+                                let _ = w.send(request);
+                            }
+                            None => {
+                                debug!(%peer, opaque = request.opaque, "answer from a client to a request nobody awaits (oneway or timed out)")
+                            }
+                        }
                         continue;
                     }
                     if in_flight.get() >= limits.in_flight_max {
@@ -197,6 +264,8 @@ async fn serve_conn<S: Service>(
         buf.extend_from_slice(&chunk[..n]);
     }
     conn.closed.set(true);
+    // Dropping the senders fails every call awaiting this client's answer at once.
+    conn.calls.borrow_mut().clear();
     service.closed(&conn);
     drop(conn);
     // The writer ends when every sender (the connection and in-flight requests) is gone.

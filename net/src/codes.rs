@@ -28,7 +28,8 @@ code_enum! {
         GetBrokerClusterInfo = 106, UpdateAndCreateSubscriptionGroup = 200,
         GetAllSubscriptionGroupConfig = 201, GetAllTopicListFromNameserver = 206, DeleteSubscriptionGroup = 207, ResetConsumerClientOffset = 220,
         InvokeBrokerToResetOffset = 222, GetConsumerRunningInfo = 307, SendMessageV2 = 310,
-        SendBatchMessage = 320, LitePullMessage = 361,
+        SendBatchMessage = 320, SendReplyMessage = 324, SendReplyMessageV2 = 325,
+        PushReplyMessageToClient = 326, LitePullMessage = 361,
     }
 }
 

@@ -138,6 +138,15 @@ impl SendMessageRequest {
     }
 }
 
+/// Send answers' region ext field (RocketMQ `MessageConst.PROPERTY_MSG_REGION`).
+pub const MSG_REGION: &str = "MSG_REGION";
+/// RocketMQ `BrokerConfig.regionId`'s default (`MixAll.DEFAULT_TRACE_REGION_ID`).
+pub const MSG_REGION_DEFAULT: &str = "DefaultRegion";
+/// Send answers' trace switch ext field (RocketMQ `MessageConst.PROPERTY_TRACE_SWITCH`).
+pub const TRACE_ON: &str = "TRACE_ON";
+/// RocketMQ `BrokerConfig.traceOn`'s default.
+pub const TRACE_ON_DEFAULT: &str = "true";
+
 /// SEND response header.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SendMessageResponse {
@@ -157,6 +166,10 @@ impl SendMessageResponse {
         if let Some(t) = &self.transaction_id {
             e.insert("transactionId".into(), t.clone());
         }
+        // RocketMQ's SendMessageProcessor adds these two to every send answer (its clients' trace hooks read
+        // them); Apogee has no region or trace switch of its own, so RocketMQ's defaults.
+        e.insert(MSG_REGION.into(), MSG_REGION_DEFAULT.into());
+        e.insert(TRACE_ON.into(), TRACE_ON_DEFAULT.into());
         e
     }
     pub fn from_ext(ext: &ExtFields) -> Result<Self> {
@@ -247,6 +260,9 @@ pub struct PullMessageResponse {
     pub next_begin_offset: i64,
     pub min_offset: i64,
     pub max_offset: i64,
+    /// The topic's and the group's sysFlag; RocketMQ 5 writes both on every pull answer.
+    pub topic_sys_flag: i32,
+    pub group_sys_flag: i32,
 }
 
 impl PullMessageResponse {
@@ -259,6 +275,8 @@ impl PullMessageResponse {
         e.insert("nextBeginOffset".into(), self.next_begin_offset.to_string());
         e.insert("minOffset".into(), self.min_offset.to_string());
         e.insert("maxOffset".into(), self.max_offset.to_string());
+        e.insert("topicSysFlag".into(), self.topic_sys_flag.to_string());
+        e.insert("groupSysFlag".into(), self.group_sys_flag.to_string());
         e
     }
     pub fn from_ext(e: &ExtFields) -> Result<Self> {
@@ -267,6 +285,8 @@ impl PullMessageResponse {
             next_begin_offset: required_num(e, "nextBeginOffset")?,
             min_offset: required_num(e, "minOffset")?,
             max_offset: required_num(e, "maxOffset")?,
+            topic_sys_flag: optional_num(e, "topicSysFlag")?.unwrap_or(0),
+            group_sys_flag: optional_num(e, "groupSysFlag")?.unwrap_or(0),
         })
     }
 }
@@ -279,6 +299,8 @@ pub struct RegisterBrokerRequest {
     pub cluster_name: String,
     pub ha_server_addr: String,
     pub broker_id: i64,
+    /// RocketMQ 5's `zoneName` ext field (not a header field in Java: read from extFields directly).
+    pub zone_name: Option<String>,
 }
 
 impl RegisterBrokerRequest {
@@ -289,6 +311,7 @@ impl RegisterBrokerRequest {
             cluster_name: required(e, "clusterName")?.to_owned(),
             ha_server_addr: e.get("haServerAddr").cloned().unwrap_or_default(),
             broker_id: required_num(e, "brokerId")?,
+            zone_name: e.get("zoneName").cloned(),
         })
     }
     pub fn to_ext(&self) -> ExtFields {
@@ -300,6 +323,9 @@ impl RegisterBrokerRequest {
         e.insert("brokerId".into(), self.broker_id.to_string());
         e.insert("compressed".into(), "false".into());
         e.insert("bodyCrc32".into(), "0".into());
+        if let Some(z) = &self.zone_name {
+            e.insert("zoneName".into(), z.clone());
+        }
         e
     }
 }
@@ -523,6 +549,17 @@ ext_header! {
 ext_header! {
     /// DELETE_SUBSCRIPTIONGROUP request.
     DeleteSubscriptionGroupRequest { group_name: String = "groupName", clean_offset: bool = "cleanOffset" }
+}
+ext_header! {
+    /// PUSH_REPLY_MESSAGE_TO_CLIENT request (broker → requesting client): RocketMQ's
+    /// `ReplyMessageRequestHeader`, the reply's send header plus where and when it was stored.
+    ReplyMessageRequest {
+        producer_group: String = "producerGroup", topic: String = "topic", default_topic: String = "defaultTopic",
+        default_topic_queue_nums: i32 = "defaultTopicQueueNums", queue_id: i32 = "queueId", sys_flag: i32 = "sysFlag",
+        born_timestamp: i64 = "bornTimestamp", flag: i32 = "flag", properties: Option<String> = "properties",
+        reconsume_times: Option<i32> = "reconsumeTimes", unit_mode: bool = "unitMode", born_host: String = "bornHost",
+        store_host: String = "storeHost", store_timestamp: i64 = "storeTimestamp",
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,26 @@ pub mod names {
     pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
     pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
+    /// The cluster of the broker that stored a message; RocketMQ's broker adds it to every message sent,
+    /// and a responder learns from it where to send a reply.
+    pub const CLUSTER: &str = "CLUSTER";
+    /// Request-reply: the requesting client's id, the request's correlation id and time to live (ms).
+    pub const REPLY_TO_CLIENT: &str = "REPLY_TO_CLIENT";
+    pub const CORRELATION_ID: &str = "CORRELATION_ID";
+    pub const MESSAGE_TTL: &str = "TTL";
+    /// `reply` on a reply message.
+    pub const MSG_TYPE: &str = "MSG_TYPE";
+    /// When the broker pushed a reply to the requester, and when the requester received it (ms).
+    pub const PUSH_REPLY_TIME: &str = "PUSH_REPLY_TIME";
+    pub const REPLY_MESSAGE_ARRIVE_TIME: &str = "ARRIVE_TIME";
+}
+
+/// `MSG_TYPE` of a reply message (RocketMQ `MixAll.REPLY_MESSAGE_FLAG`).
+pub const REPLY_MESSAGE_FLAG: &str = "reply";
+
+/// The topic replies of a cluster go through: `<cluster>_REPLY_TOPIC` (RocketMQ `MixAll.getReplyTopic`).
+pub fn reply_topic(cluster: &str) -> String {
+    format!("{cluster}_REPLY_TOPIC")
 }
 
 /// Parses a properties string into name/value pairs, in order. Pieces without a separator are skipped, as

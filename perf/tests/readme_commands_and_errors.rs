@@ -31,9 +31,40 @@ fn perf(args: &[String], dir: Option<&std::path::Path>) -> Output {
 }
 
 /// `--duration N` becomes 1 s without warm-up; a name server address becomes `namesrv`; `--json` added.
+/// Splits a command line as a shell does for the README's commands: on whitespace, with double quotes
+/// grouping words (`--message-delay-level "1s 2s"`).
+fn shell_words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut any) = (false, false);
+    for c in command.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
 fn shortened(command: &str, namesrv: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut words = command.split_whitespace();
+    let words = shell_words(command);
+    let mut words = words.iter().map(String::as_str);
     while let Some(w) = words.next() {
         match w {
             "--duration" => {

@@ -15,6 +15,7 @@
 //! | [`schedule`] | GET_ALL_DELAY_OFFSET; the delay-level scheduler task |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
 //! | [`reset_offset`] | INVOKE_BROKER_TO_RESET_OFFSET (and RESET_CONSUMER_CLIENT_OFFSET to the group's consumers) |
+//! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
@@ -26,6 +27,7 @@ pub mod long_poll;
 pub mod offsets;
 pub mod pull;
 pub mod registration;
+pub mod reply;
 pub mod reset_offset;
 pub mod schedule;
 pub mod send;
@@ -140,6 +142,9 @@ impl Broker {
             RequestCode::GetAllDelayOffset => schedule::all_offsets(&self, &req),
             RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,
             RequestCode::QueryMessage => admin::query_message(&self, &req).await,
+            RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => {
+                reply::handle(&self, &conn, &req, code).await
+            }
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
             RequestCode::InvokeBrokerToResetOffset => reset_offset::handle(&self, &req).await,

@@ -1,6 +1,8 @@
 //! Consumer offsets and queue offsets: QUERY_CONSUMER_OFFSET, UPDATE_CONSUMER_OFFSET, GET_MAX_OFFSET,
 //! GET_MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME, GET_ALL_CONSUMER_OFFSET.
 
+use apogee_net::body::offsets::ConsumerOffsetSerializeWrapper;
+use apogee_net::body::topic_config::DataVersion;
 use std::rc::Rc;
 
 use apogee_net::codes::ResponseCode;
@@ -107,7 +109,20 @@ pub async fn earliest_time(broker: &Rc<Broker>, req: &RemotingCommand) -> Remoti
 }
 
 pub fn all(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
-    // Body: {"offsetTable":{"topic@group":{"0":5}}}, RocketMQ's ConsumerOffsetSerializeWrapper.
+    // Body: RocketMQ's ConsumerOffsetSerializeWrapper with its dataVersion. The engine keeps no version
+    // for the table, so the answer is stamped with the time it was taken (counter 0): a slave copies the
+    // whole table each time anyway. The table is re-read through the model type so the field set is net's.
+    let mut body: ConsumerOffsetSerializeWrapper =
+        match apogee_net::body::from_json(&broker.engine.offsets_json()) {
+            Ok(b) => b,
+            Err(e) => {
+                return req.error_to(
+                    ResponseCode::SystemError,
+                    format!("consumer offset table could not be read: {e}"),
+                )
+            }
+        };
+    body.data_version = Some(DataVersion::new(super::now_ms() as i64));
     req.response_to(ResponseCode::Success, None)
-        .with_body(broker.engine.offsets_json())
+        .with_body(apogee_net::body::to_json(&body))
 }

@@ -134,6 +134,8 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             next_begin_offset: next,
             min_offset: min as i64,
             max_offset: max as i64,
+            topic_sys_flag: topic.topic_sys_flag,
+            group_sys_flag: 0,
         };
         let mut r = req.response_to(code, None);
         r.ext_fields = header.to_ext();
@@ -187,6 +189,9 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             next_begin_offset: next,
             min_offset: read.min_offset as i64,
             max_offset: read.max_offset as i64,
+            topic_sys_flag: topic.topic_sys_flag,
+            // Apogee's subscription groups carry no sysFlag: 0, RocketMQ's default.
+            group_sys_flag: 0,
         };
         let mut r = req.response_to(code, None);
         r.ext_fields = header.to_ext();

@@ -74,6 +74,7 @@ fn header(broker: &Broker) -> RegisterBrokerRequest {
         cluster_name: broker.config.broker_cluster_name.clone(),
         ha_server_addr: broker.config.shard_ha_addr(broker.shard),
         broker_id: broker.config.broker_id,
+        zone_name: None,
     }
 }
 
@@ -91,6 +92,7 @@ pub async fn register_increment(
     let wrapper = TopicConfigSerializeWrapper {
         topic_config_table: topics,
         data_version: broker.topics.borrow().version.clone(),
+        ..Default::default()
     };
     register(broker, wrapper, "registered topic increment").await
 }

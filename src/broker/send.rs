@@ -122,6 +122,9 @@ pub async fn handle(
             Ok(x) => x,
             Err(remark) => return req.error_to(ResponseCode::MessageIllegal, remark),
         };
+        // RocketMQ's SendMessageProcessor stamps every message with its broker's cluster; a responder of
+        // request-reply messaging reads it to address the reply topic.
+        let properties = with_cluster(properties, &broker.config.broker_cluster_name);
         if properties.len() > apogee_net::limits::PROPERTIES_SIZE_MAX_BYTES {
             return req.error_to(
                 ResponseCode::MessageIllegal,
@@ -290,8 +293,24 @@ fn send_response(
     r
 }
 
+/// `properties` with `CLUSTER` set to `cluster` (left as it is when the message already names it).
+pub(crate) fn with_cluster(mut properties: String, cluster: &str) -> String {
+    use apogee_net::properties::{get, names, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
+    if get(&properties, names::CLUSTER).is_some() {
+        return properties;
+    }
+    if !properties.is_empty() && !properties.ends_with(PROPERTY_SEPARATOR) {
+        properties.push(PROPERTY_SEPARATOR);
+    }
+    properties.push_str(names::CLUSTER);
+    properties.push(NAME_VALUE_SEPARATOR);
+    properties.push_str(cluster);
+    properties.push(PROPERTY_SEPARATOR);
+    properties
+}
+
 /// The topic a send goes to, created from the default topic when auto-creation allows it.
-fn topic_for_send(
+pub(crate) fn topic_for_send(
     broker: &Broker,
     header: &SendMessageRequest,
 ) -> Result<TopicConfig, (ResponseCode, String)> {

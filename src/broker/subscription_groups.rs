@@ -129,6 +129,7 @@ impl GroupTable {
         self.file.data_version = DataVersion {
             timestamp: apogee_engine::store::now_ms(),
             counter: self.file.data_version.counter + 1,
+            ..Default::default()
         };
         let body = to_json(&self.file);
         metadata::write_atomic(&self.path, Kind::SubscriptionGroups, &body)

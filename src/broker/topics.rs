@@ -54,10 +54,7 @@ impl TopicTable {
         Ok(Self {
             path,
             topics,
-            version: DataVersion {
-                timestamp: apogee_engine::store::now_ms(),
-                counter: 0,
-            },
+            version: DataVersion::new(apogee_engine::store::now_ms()),
         })
     }
 
@@ -90,6 +87,7 @@ impl TopicTable {
         TopicConfigSerializeWrapper {
             topic_config_table: self.topics.clone(),
             data_version: self.version.clone(),
+            ..Default::default()
         }
     }
 

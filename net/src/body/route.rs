@@ -1,9 +1,19 @@
 //! Route data: which brokers serve a topic, with how many queues.
 //!
-//! `{"queueDatas":[{"brokerName":"b","readQueueNums":4,"writeQueueNums":4,"perm":6,"topicSysFlag":0}],
-//!   "brokerDatas":[{"cluster":"c","brokerName":"b","brokerAddrs":{"0":"127.0.0.1:10911"}}]}`
+//! `{"orderTopicConf":null,
+//!   "queueDatas":[{"brokerName":"b","readQueueNums":4,"writeQueueNums":4,"perm":6,"topicSysFlag":0}],
+//!   "brokerDatas":[{"cluster":"c","brokerName":"b","brokerAddrs":{"0":"127.0.0.1:10911"},"zoneName":null,
+//!   "enableActingMaster":false}],"filterServerTable":{},"topicQueueMappingByBroker":null}`
 //!
-//! `brokerAddrs` keys are broker ids (0 master, > 0 slaves), written quoted.
+//! Every field RocketMQ 5.3's classes (`remoting/.../protocol/route/{TopicRouteData,QueueData,BrokerData}`)
+//! write is written, with the same null or default value: strict (serde) clients reject a route that lacks
+//! one. Reading stays lenient (fields RocketMQ 4.x did not have default), because older brokers and name
+//! servers still write the shorter form.
+//!
+//! `brokerAddrs` is a `HashMap<Long, String>` in Java (broker id, 0 master, > 0 slaves). fastjson writes
+//! its keys bare (`{0:"..."}`), which is not JSON; Apogee writes them quoted (`{"0":"..."}`), which
+//! fastjson reads back as Long keys and which strict clients read as a map keyed by the id's text (serde
+//! reads quoted integer keys into `HashMap<i64, _>` too).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +45,13 @@ pub struct BrokerData {
     pub broker_name: String,
     /// broker id → address.
     pub broker_addrs: BTreeMap<i64, String>,
+    /// The zone the broker registered with (`zoneName` ext field); RocketMQ writes null when none was given.
+    #[serde(default)]
+    pub zone_name: Option<String>,
+    /// RocketMQ 5's acting-master mode (a slave serving as master while the master is down); Apogee's
+    /// brokers never run it, so this is false as on any RocketMQ broker that did not enable it.
+    #[serde(default)]
+    pub enable_acting_master: bool,
 }
 
 impl BrokerData {
@@ -53,6 +70,11 @@ pub struct TopicRouteData {
     pub broker_datas: Vec<BrokerData>,
     #[serde(default)]
     pub filter_server_table: BTreeMap<String, Vec<String>>,
+    /// Static topics (logical queues mapped across brokers, RocketMQ 5's `TopicQueueMappingInfo` per broker
+    /// name). Apogee serves no static topics, so this is null, as RocketMQ's name server writes for an
+    /// ordinary topic. Kept as raw JSON when read so a route from a RocketMQ name server round-trips.
+    #[serde(default)]
+    pub topic_queue_mapping_by_broker: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[cfg(test)]

@@ -42,6 +42,15 @@ pub struct SubscriptionGroupConfig {
     pub group_sys_flag: i32,
     #[serde(default = "fifteen")]
     pub consume_timeout_minute: i32,
+    /// RocketMQ 5's `GroupRetryPolicy`, kept as sent. A new group has RocketMQ's default, the CUSTOMIZED
+    /// type with no parameters, which means the delay-level ladder Apogee's send-back follows.
+    #[serde(default = "default_retry_policy")]
+    pub group_retry_policy: serde_json::Value,
+    /// RocketMQ 5's `subscriptionDataSet` (static subscriptions of the group): null unless sent.
+    #[serde(default)]
+    pub subscription_data_set: Option<serde_json::Value>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
     /// Every other field, as sent.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -62,6 +71,11 @@ fn retry_max_times() -> i32 {
 fn fifteen() -> i32 {
     15
 }
+/// `GroupRetryPolicy`'s fields as RocketMQ 5.3 has them for a new group (nulls written out, so strict
+/// clients find every key).
+pub fn default_retry_policy() -> serde_json::Value {
+    serde_json::json!({"type": "CUSTOMIZED", "exponentialRetryPolicy": null, "customizedRetryPolicy": null})
+}
 
 impl SubscriptionGroupConfig {
     /// A group with RocketMQ's defaults.
@@ -79,6 +93,9 @@ impl SubscriptionGroupConfig {
             notify_consumer_ids_changed_enable: true,
             group_sys_flag: 0,
             consume_timeout_minute: 15,
+            group_retry_policy: default_retry_policy(),
+            subscription_data_set: None,
+            attributes: BTreeMap::new(),
             other: BTreeMap::new(),
         }
     }
@@ -89,6 +106,9 @@ impl SubscriptionGroupConfig {
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionGroupWrapper {
     pub subscription_group_table: BTreeMap<String, SubscriptionGroupConfig>,
+    /// RocketMQ 5.3's per-group topic bans (group → topic → forbidden bits); Apogee bans nothing.
+    #[serde(default)]
+    pub forbidden_table: BTreeMap<String, BTreeMap<String, i32>>,
     #[serde(default)]
     pub data_version: DataVersion,
 }
