@@ -104,6 +104,9 @@ pub struct BrokerConfig {
     /// `whichBrokerWhenConsumeSlowly` in its pull answers.
     pub slave_read_enable: bool,
     pub access_message_in_memory_max_ratio: u32,
+    /// How long a queue lock of ordered consumption (LOCK_BATCH_MQ) lives after its last renewal
+    /// (`rebalanceLockMaxLiveTime`, RocketMQ's `rocketmq.broker.rebalance.lockMaxLiveTime`).
+    pub rebalance_lock_max_live_time_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -149,6 +152,7 @@ impl Default for BrokerConfig {
             ha_max_gap_not_in_sync: 256 * 1024 * 1024,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
+            rebalance_lock_max_live_time_ms: crate::broker::lock::LOCK_EXPIRY_MS_DEFAULT,
         }
     }
 }
@@ -291,6 +295,7 @@ impl BrokerConfig {
             "haTransferBatchSize" => self.ha_transfer_batch_size = parse(key, v)?,
             "haMaxGapNotInSync" => self.ha_max_gap_not_in_sync = parse(key, v)?,
             "slaveReadEnable" => self.slave_read_enable = parse(key, v)?,
+            "rebalanceLockMaxLiveTime" => self.rebalance_lock_max_live_time_ms = parse(key, v)?,
             "accessMessageInMemoryMaxRatio" => {
                 self.access_message_in_memory_max_ratio = parse(key, v)?;
                 if self.access_message_in_memory_max_ratio > 100 {

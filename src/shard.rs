@@ -246,7 +246,9 @@ async fn run_shard(
         schedule: delay_schedule,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
-        locks: RefCell::new(Default::default()),
+        locks: RefCell::new(crate::broker::lock::LockTable::new(
+            config.rebalance_lock_max_live_time_ms,
+        )),
         register_now: Notify::default(),
         in_flight: Cell::new(0),
         stopping: Cell::new(false),

@@ -1,5 +1,5 @@
 //! Administration: create topics on a cluster, list clusters and topics, offsets and lag of a group,
-//! subscription groups (create, list, delete), delay offsets, view a message by its offset id, query
+//! subscription groups (create, list, delete), offset reset by time, delay offsets, view a message by its offset id, query
 //! messages by key.
 
 use std::time::Duration;
@@ -11,7 +11,8 @@ use apogee_net::body::topic_config::TopicList;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::RequestCode;
 use apogee_net::headers::{
-    CreateTopicRequest, DeleteSubscriptionGroupRequest, QueryMessageRequest, ViewMessageRequest,
+    CreateTopicRequest, DeleteSubscriptionGroupRequest, QueryMessageRequest, ResetOffsetRequest,
+    ViewMessageRequest,
 };
 use apogee_net::{msgid, record, RemotingCommand};
 
@@ -212,6 +213,56 @@ impl Admin {
                 addr: broker_addr.into(),
                 source: e,
             })
+    }
+
+    /// Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp_ms` (-1: the
+    /// end of each queue), forward or back, on every broker of the topic (mqadmin's `resetOffsetByTime`,
+    /// INVOKE_BROKER_TO_RESET_OFFSET with `isForce`). Online consumers of the group go on from there at
+    /// once; an offline group finds the offsets when it starts. Returns each queue's new offset.
+    pub async fn reset_offset_by_time(
+        &self,
+        group: &str,
+        topic: &str,
+        timestamp_ms: i64,
+    ) -> Result<Vec<(MessageQueue, i64)>, ClientError> {
+        let r = self.routes.refresh(topic).await?;
+        let mut brokers: Vec<String> = r
+            .broker_datas
+            .iter()
+            .filter_map(|b| b.master_addr().map(str::to_owned))
+            .collect();
+        brokers.sort();
+        brokers.dedup();
+        let mut table = Vec::new();
+        for addr in brokers {
+            let header = ResetOffsetRequest {
+                topic: topic.into(),
+                group: group.into(),
+                timestamp: timestamp_ms,
+                is_force: true,
+                queue_id: None,
+                offset: None,
+            };
+            let req = RemotingCommand::request(RequestCode::InvokeBrokerToResetOffset as i32, 0)
+                .with_ext_fields(header.to_ext());
+            let resp = self
+                .routes
+                .remoting()
+                .invoke_ok(&addr, req, ADMIN_TIMEOUT)
+                .await?;
+            let part = apogee_net::body::reset_offset::decode(&resp.body)
+                .map_err(|e| ClientError::Protocol { addr, source: e })?;
+            table.extend(part.into_iter().map(|(q, o)| {
+                let mq = MessageQueue {
+                    topic: q.topic,
+                    broker_name: q.broker_name,
+                    queue_id: q.queue_id,
+                };
+                (mq, o)
+            }));
+        }
+        table.sort();
+        Ok(table)
     }
 
     /// Readable queues of a topic.

@@ -104,7 +104,7 @@ pub enum ReadStatus {
     NoMessageInQueue,
     /// Offset is the queue's max: nothing new yet.
     OffsetOverflowOne,
-    /// Offset is past the max.
+    /// Offset is past the max; go on from the max.
     OffsetOverflowBadly,
     /// Offset is below the min (retention removed it).
     OffsetTooSmall,
@@ -1071,7 +1071,9 @@ impl Engine {
         }
         if offset > max {
             read.status = ReadStatus::OffsetOverflowBadly;
-            read.next_offset = if min == 0 { min } else { max };
+            // RocketMQ 5's DefaultMessageStore: go on from the end (4.x sent a queue whose minimum is 0
+            // back to 0, re-delivering everything).
+            read.next_offset = max;
             return Ok(read);
         }
         let mut body = BytesMut::new();

@@ -151,6 +151,7 @@ fn tag_filter_skips_by_hash_and_reports_no_match() {
             .await
             .unwrap();
         assert_eq!(past.status, ReadStatus::OffsetOverflowBadly);
+        assert_eq!(past.next_offset, 10, "past the end: go on from the end");
         engine.shutdown().await.unwrap();
     });
 }

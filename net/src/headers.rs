@@ -508,6 +508,15 @@ ext_header! {
     ConsumerGroupRequest { consumer_group: String = "consumerGroup" }
 }
 ext_header! {
+    /// INVOKE_BROKER_TO_RESET_OFFSET (admin → broker) and RESET_CONSUMER_CLIENT_OFFSET (broker → consumer):
+    /// RocketMQ's ResetOffsetRequestHeader. `timestamp` -1 means the end of each queue; RocketMQ 5's
+    /// `queueId` ≥ 0 with an `offset` (not -1) resets that one queue to that offset instead.
+    ResetOffsetRequest {
+        topic: String = "topic", group: String = "group", timestamp: i64 = "timestamp", is_force: bool = "isForce",
+        queue_id: Option<i32> = "queueId", offset: Option<i64> = "offset",
+    }
+}
+ext_header! {
     /// UPDATE_AND_CREATE_TOPIC request.
     CreateTopicRequest {
         topic: String = "topic", default_topic: Option<String> = "defaultTopic", read_queue_nums: Option<i32> = "readQueueNums",

@@ -1,5 +1,6 @@
 //! LOCK_BATCH_MQ / UNLOCK_BATCH_MQ: broker-side queue locks for ordered consumption. A lock belongs to one
-//! client of a group and expires [`LOCK_EXPIRY_MS`] after its last renewal (clients renew every 20 s).
+//! client of a group and expires `rebalanceLockMaxLiveTime` ([`LOCK_EXPIRY_MS_DEFAULT`]) after its last
+//! renewal (clients renew every 20 s); a second client never gets a queue whose lock is alive.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -11,16 +12,25 @@ use apogee_net::RemotingCommand;
 
 use super::{now_ms, Broker};
 
-pub const LOCK_EXPIRY_MS: u64 = 60_000;
+/// RocketMQ's default `rebalanceLockMaxLiveTime`.
+pub const LOCK_EXPIRY_MS_DEFAULT: u64 = 60_000;
 /// Locks one shard holds at most.
 pub const LOCKS_MAX: usize = 100_000;
 
-#[derive(Default)]
 pub struct LockTable {
+    /// (group, queue) → (client id, last renewal ms).
     locks: HashMap<(String, MessageQueue), (String, u64)>,
+    expiry_ms: u64,
 }
 
 impl LockTable {
+    pub fn new(expiry_ms: u64) -> Self {
+        Self {
+            locks: HashMap::new(),
+            expiry_ms,
+        }
+    }
+
     /// Locks what is free, expired or already ours; returns what this client now holds.
     pub fn lock(
         &mut self,
@@ -30,15 +40,16 @@ impl LockTable {
         now: u64,
     ) -> Vec<MessageQueue> {
         if self.locks.len() >= LOCKS_MAX {
+            let expiry = self.expiry_ms;
             self.locks
-                .retain(|_, (_, t)| now.saturating_sub(*t) <= LOCK_EXPIRY_MS);
+                .retain(|_, (_, t)| now.saturating_sub(*t) <= expiry);
         }
         let mut ok = Vec::new();
         for mq in mqs {
             let key = (group.to_owned(), mq.clone());
             let free = match self.locks.get(&key) {
                 None => self.locks.len() < LOCKS_MAX,
-                Some((owner, t)) => owner == client || now.saturating_sub(*t) > LOCK_EXPIRY_MS,
+                Some((owner, t)) => owner == client || now.saturating_sub(*t) > self.expiry_ms,
             };
             if free {
                 self.locks.insert(key, (client.to_owned(), now));
@@ -103,7 +114,7 @@ mod tests {
 
     #[test]
     fn a_lock_is_exclusive_until_it_expires() {
-        let mut t = LockTable::default();
+        let mut t = LockTable::new(LOCK_EXPIRY_MS_DEFAULT);
         assert_eq!(t.lock("g", "c1", &[mq(0), mq(1)], 0).len(), 2);
         assert!(t.lock("g", "c2", &[mq(0)], 1000).is_empty());
         assert_eq!(
@@ -112,7 +123,8 @@ mod tests {
             "the owner renews"
         );
         assert_eq!(
-            t.lock("g", "c2", &[mq(1)], LOCK_EXPIRY_MS + 1).len(),
+            t.lock("g", "c2", &[mq(1)], LOCK_EXPIRY_MS_DEFAULT + 1)
+                .len(),
             1,
             "expired locks are taken over"
         );

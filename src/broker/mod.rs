@@ -14,6 +14,7 @@
 //! | [`sendback`] | CONSUMER_SEND_MSG_BACK (retry topic, dead-letter queue) |
 //! | [`schedule`] | GET_ALL_DELAY_OFFSET; the delay-level scheduler task |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
+//! | [`reset_offset`] | INVOKE_BROKER_TO_RESET_OFFSET (and RESET_CONSUMER_CLIENT_OFFSET to the group's consumers) |
 //! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
@@ -27,6 +28,7 @@ pub mod offsets;
 pub mod pull;
 pub mod registration;
 pub mod reply;
+pub mod reset_offset;
 pub mod schedule;
 pub mod send;
 pub mod sendback;
@@ -159,6 +161,7 @@ impl Broker {
             }
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
+            RequestCode::InvokeBrokerToResetOffset => reset_offset::handle(&self, &req).await,
             _ => req.error_to(
                 ResponseCode::RequestCodeNotSupported,
                 format!(

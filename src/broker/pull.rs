@@ -116,7 +116,31 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         .max_msg_bytes
         .filter(|b| *b > 0)
         .map_or(PULL_BYTES_MAX_DEFAULT, |b| b as usize);
-    let offset = h.queue_offset.max(0) as u64;
+    // A negative offset is below every queue's minimum: RocketMQ answers it as OFFSET_TOO_SMALL (or
+    // NO_MESSAGE_IN_QUEUE for an empty queue) without reading, and so does this.
+    let Ok(offset) = u64::try_from(h.queue_offset) else {
+        let (min, max) = (
+            broker.engine.min_offset(&h.topic, h.queue_id),
+            broker.engine.max_offset(&h.topic, h.queue_id),
+        );
+        let status = if max == 0 {
+            ReadStatus::NoMessageInQueue
+        } else {
+            ReadStatus::OffsetTooSmall
+        };
+        let (code, next) = answer(status, h.queue_offset, min as i64, broker.is_slave());
+        let header = PullMessageResponse {
+            suggest_which_broker_id: 0,
+            next_begin_offset: next,
+            min_offset: min as i64,
+            max_offset: max as i64,
+            topic_sys_flag: topic.topic_sys_flag,
+            group_sys_flag: 0,
+        };
+        let mut r = req.response_to(code, None);
+        r.ext_fields = header.to_ext();
+        return r;
+    };
     let mut wakeups = 0;
     loop {
         let read = match broker
@@ -134,16 +158,12 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             Ok(r) => r,
             Err(e) => return engine_error(req, &e),
         };
-        let (code, next) = match read.status {
-            ReadStatus::Found => (ResponseCode::Success, read.next_offset),
-            ReadStatus::NoMatchedMessage => (ResponseCode::PullRetryImmediately, read.next_offset),
-            ReadStatus::OffsetOverflowOne => (ResponseCode::PullNotFound, offset),
-            ReadStatus::NoMessageInQueue if offset == 0 => (ResponseCode::PullNotFound, 0),
-            ReadStatus::NoMessageInQueue => (ResponseCode::PullOffsetMoved, 0),
-            ReadStatus::OffsetTooSmall | ReadStatus::OffsetOverflowBadly => {
-                (ResponseCode::PullOffsetMoved, read.next_offset)
-            }
-        };
+        let (code, next) = answer(
+            read.status,
+            offset as i64,
+            read.next_offset as i64,
+            broker.is_slave(),
+        );
         let now = now_ms();
         if code == ResponseCode::PullNotFound
             && suspend
@@ -166,7 +186,7 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         }
         let header = PullMessageResponse {
             suggest_which_broker_id: suggest_broker(broker, &h.consumer_group, &read),
-            next_begin_offset: next as i64,
+            next_begin_offset: next,
             min_offset: read.min_offset as i64,
             max_offset: read.max_offset as i64,
             topic_sys_flag: topic.topic_sys_flag,
@@ -179,6 +199,35 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             r.body = read.body;
         }
         return r;
+    }
+}
+
+/// The response code and nextBeginOffset for a read that ended with `status` at `requested`, where the
+/// store says to go on from `store_next`; as RocketMQ's PullMessageProcessor maps GetMessageStatus:
+///
+/// - found → SUCCESS; none matched the filter → PULL_RETRY_IMMEDIATELY past them;
+/// - at the end → PULL_NOT_FOUND at the same offset (a long poll parks here);
+/// - an empty queue → PULL_NOT_FOUND for offset 0, else PULL_OFFSET_MOVED to 0;
+/// - below the minimum (a negative offset too) → PULL_OFFSET_MOVED to the minimum;
+/// - past the end → PULL_OFFSET_MOVED to the end.
+///
+/// On a slave (RocketMQ's `offsetCheckInSlave`, false by default) an offset the slave cannot serve may only
+/// not have been copied yet, so it is never moved: PULL_RETRY_IMMEDIATELY at the same offset.
+fn answer(status: ReadStatus, requested: i64, store_next: i64, slave: bool) -> (ResponseCode, i64) {
+    let moved = |next| {
+        if slave {
+            (ResponseCode::PullRetryImmediately, requested)
+        } else {
+            (ResponseCode::PullOffsetMoved, next)
+        }
+    };
+    match status {
+        ReadStatus::Found => (ResponseCode::Success, store_next),
+        ReadStatus::NoMatchedMessage => (ResponseCode::PullRetryImmediately, store_next),
+        ReadStatus::OffsetOverflowOne => (ResponseCode::PullNotFound, requested),
+        ReadStatus::NoMessageInQueue if requested == 0 => (ResponseCode::PullNotFound, 0),
+        ReadStatus::NoMessageInQueue => moved(0),
+        ReadStatus::OffsetTooSmall | ReadStatus::OffsetOverflowBadly => moved(store_next),
     }
 }
 
@@ -277,6 +326,41 @@ mod tests {
             super::suggestion(0, 24 * gib, 0, 1, 0),
             0,
             "caught up: never the slave"
+        );
+    }
+
+    #[test]
+    fn out_of_range_offsets_are_moved_like_rocketmq() {
+        use apogee_engine::ReadStatus as S;
+        use apogee_net::codes::ResponseCode as C;
+        assert_eq!(
+            super::answer(S::OffsetTooSmall, -1, 5, false),
+            (C::PullOffsetMoved, 5),
+            "negative: to the minimum"
+        );
+        assert_eq!(
+            super::answer(S::NoMessageInQueue, -1, 0, false),
+            (C::PullOffsetMoved, 0),
+            "negative on an empty queue: to 0"
+        );
+        assert_eq!(
+            super::answer(S::NoMessageInQueue, 0, 0, false),
+            (C::PullNotFound, 0),
+            "0 on an empty queue: nothing yet"
+        );
+        assert_eq!(
+            super::answer(S::OffsetOverflowBadly, 90, 10, false),
+            (C::PullOffsetMoved, 10),
+            "past the end: to the end"
+        );
+        assert_eq!(
+            super::answer(S::OffsetOverflowOne, 10, 10, false),
+            (C::PullNotFound, 10)
+        );
+        assert_eq!(
+            super::answer(S::OffsetOverflowBadly, 90, 10, true),
+            (C::PullRetryImmediately, 90),
+            "a slave never moves a consumer"
         );
     }
 

@@ -1,5 +1,6 @@
 //! What both consumers share: one pull from one queue, queue allocation, and offset calls.
 
+pub mod orderly;
 pub mod pull;
 pub mod push;
 

@@ -18,6 +18,11 @@
 //! - **broadcasting**: dropped with a warning (offsets are local to each consumer; there is no retry topic
 //!   per consumer), exactly as the Java client's `ConsumeMessageConcurrentlyService` does.
 //!
+//! An operator's offset reset (RESET_CONSUMER_CLIENT_OFFSET from a broker, after
+//! INVOKE_BROKER_TO_RESET_OFFSET) restarts each named queue this member holds at its new offset and
+//! commits it, as the Java client's `MQClientInstance.resetOffset` does; a batch already in the handler
+//! finishes, but its offset is not kept.
+//!
 //! A subscribed topic that no name server routes yet does not fail [`PushConsumer::start`]: a background
 //! task asks for its route with a bounded backoff ([`super::wait_for_route`]), then heartbeats to its
 //! brokers and rebalances at once, so its queues are consumed as soon as the topic exists. The retry topic
@@ -33,13 +38,14 @@ use apogee_net::body::heartbeat::ConsumerListBody;
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::RequestCode;
 use apogee_net::headers::{
-    ConsumerGroupRequest, ConsumerSendMsgBackRequest, UnregisterClientRequest,
+    ConsumerGroupRequest, ConsumerSendMsgBackRequest, ResetOffsetRequest, UnregisterClientRequest,
 };
 use apogee_net::properties::names;
 use apogee_net::RemotingCommand;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::orderly::{self, QueueLock};
 use super::{
     addr_of, allocate_averagely, client_id, commit_offset, heartbeat_body, pull_once, start_offset,
     wait_for_route, ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT,
@@ -57,6 +63,8 @@ pub const REDELIVER_PAUSE: Duration = Duration::from_millis(500);
 /// Rebalance interval while a subscribed topic has no route yet (a retry topic the broker creates on the
 /// first heartbeat), so that its queues are taken soon after they appear.
 pub const ROUTE_MISSING_REBALANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Java's default `consumeTimeout`.
+pub const CONSUME_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15 * 60);
 /// Timeout of one CONSUMER_SEND_MSG_BACK.
 pub const SEND_BACK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -87,8 +95,18 @@ pub struct PushConsumerConfig {
     /// Broadcasting: folder of the local offset file (default: `~/.apogee/offsets`).
     pub offset_dir: Option<PathBuf>,
     /// Retries of a failed message before the broker moves it to the dead-letter queue; `None`: the
-    /// group's `retryMaxTimes` on the broker (16 by default).
+    /// group's `retryMaxTimes` on the broker (16 by default); orderly: no limit, as Java.
     pub max_reconsume_times: Option<i32>,
+    /// A handler running longer than this counts as failed (Java's `consumeTimeout`, 15 min): its batch is
+    /// handed over again (orderly) or sent back, while the late run's result is ignored.
+    pub consume_timeout: Duration,
+    /// Orderly: pause before a failed message is handed over again (Java's `suspendCurrentQueueTimeMillis`).
+    pub suspend_current_queue_time: Duration,
+    /// Orderly: how often queue locks are renewed on the brokers.
+    pub lock_renew_interval: Duration,
+    /// Orderly: a lock not renewed for this long counts as lost and the queue pauses; keep it below the
+    /// brokers' `rebalanceLockMaxLiveTime`.
+    pub lock_max_live: Duration,
 }
 
 impl PushConsumerConfig {
@@ -101,26 +119,36 @@ impl PushConsumerConfig {
             pull_batch: PULL_BATCH_DEFAULT,
             offset_dir: None,
             max_reconsume_times: None,
+            consume_timeout: CONSUME_TIMEOUT_DEFAULT,
+            suspend_current_queue_time: orderly::SUSPEND_CURRENT_QUEUE_TIME_DEFAULT,
+            lock_renew_interval: orderly::LOCK_RENEW_INTERVAL_DEFAULT,
+            lock_max_live: orderly::LOCK_MAX_LIVE_DEFAULT,
         }
     }
 }
 
-type Handler = Arc<dyn Fn(&[MessageExt]) -> ConsumeResult + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&[MessageExt]) -> ConsumeResult + Send + Sync>;
 
 struct QueueTask {
     task: JoinHandle<()>,
     offset: Arc<AtomicI64>,
+    /// Orderly (clustering): the queue's broker lock.
+    lock: Option<Arc<QueueLock>>,
 }
 
-struct Inner {
-    config: PushConsumerConfig,
-    client_id: String,
-    routes: Routes,
+pub(crate) struct Inner {
+    pub(crate) config: PushConsumerConfig,
+    pub(crate) client_id: String,
+    pub(crate) routes: Routes,
     subscriptions: Mutex<BTreeMap<String, String>>,
     queues: Mutex<HashMap<MessageQueue, QueueTask>>,
     rebalance_now: Notify,
-    stopped: AtomicBool,
+    pub(crate) stopped: AtomicBool,
+    /// Started with [`PushConsumer::start_orderly`].
+    orderly: AtomicBool,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// The handler, once started: an offset reset restarts queue tasks with it.
+    handler: Mutex<Option<Handler>>,
 }
 
 /// A push consumer handle.
@@ -144,16 +172,21 @@ impl PushConsumer {
             queues: Mutex::new(HashMap::new()),
             rebalance_now: Notify::new(),
             stopped: AtomicBool::new(false),
+            orderly: AtomicBool::new(false),
             background: Mutex::new(Vec::new()),
+            handler: Mutex::new(None),
         });
-        // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now.
+        // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now. RESET_CONSUMER_CLIENT_OFFSET: move
+        // the named queues.
         let weak = Arc::downgrade(&inner);
         let listener = tokio::spawn(async move {
             let mut incoming = incoming;
-            while let Some((_, cmd)) = incoming.recv().await {
+            while let Some((from, cmd)) = incoming.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 if cmd.code == RequestCode::NotifyConsumerIdsChanged as i32 {
                     inner.rebalance_now.notify_one();
+                } else if cmd.code == RequestCode::ResetConsumerClientOffset as i32 {
+                    inner.reset_requested(&from, &cmd).await;
                 }
             }
         });
@@ -176,9 +209,25 @@ impl PushConsumer {
     where
         F: Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
     {
-        let handler: Handler = Arc::new(handler);
+        self.start_with(Arc::new(handler), false).await
+    }
+
+    /// Starts strictly ordered consumption (see [`super::orderly`]): `handler` sees one message at a time,
+    /// each queue in order, and only while this member holds the queue's broker lock; [`ConsumeResult::Later`]
+    /// suspends the queue for `suspend_current_queue_time` and hands the same message over again.
+    pub async fn start_orderly<F>(&self, handler: F) -> Result<(), ClientError>
+    where
+        F: Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
+    {
+        self.start_with(Arc::new(handler), true).await
+    }
+
+    async fn start_with(&self, handler: Handler, orderly: bool) -> Result<(), ClientError> {
+        self.inner.orderly.store(orderly, Ordering::Release);
+        *lock(&self.inner.handler) = Some(handler.clone());
         let retry = retry_topic(&self.inner.config.group);
-        if self.inner.config.model == MessageModel::Clustering {
+        // Orderly consumers dead-letter directly and never use the retry topic.
+        if self.inner.config.model == MessageModel::Clustering && !orderly {
             // As the Java client: failed messages come back through the group's retry topic.
             lock(&self.inner.subscriptions).insert(retry.clone(), "*".into());
         }
@@ -230,6 +279,20 @@ impl PushConsumer {
             }
         });
         lock(&self.inner.background).extend([rebalancer, heartbeater, persister]);
+        if self.inner.locks_queues() {
+            let inner = self.inner.clone();
+            let renewer = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(inner.config.lock_renew_interval).await;
+                    let held: Vec<(MessageQueue, Arc<QueueLock>)> = lock(&inner.queues)
+                        .iter()
+                        .filter_map(|(q, t)| t.lock.clone().map(|l| (q.clone(), l)))
+                        .collect();
+                    orderly::renew(&inner, held).await;
+                }
+            });
+            lock(&self.inner.background).push(renewer);
+        }
         Ok(())
     }
 
@@ -268,9 +331,7 @@ impl PushConsumer {
             t.task.abort();
         }
         for (mq, t) in tasks {
-            self.inner
-                .store_offset(&mq, t.offset.load(Ordering::Acquire))
-                .await;
+            self.inner.give_up(&mq, t).await;
         }
         self.inner.save_local();
         self.inner.unregister().await;
@@ -278,6 +339,64 @@ impl PushConsumer {
 }
 
 impl Inner {
+    /// Orderly clustering consumers lock their queues on the brokers.
+    fn locks_queues(&self) -> bool {
+        self.orderly.load(Ordering::Acquire) && self.config.model == MessageModel::Clustering
+    }
+
+    /// Stops consuming a queue (its task already aborted): commits its offset, and for a locked queue
+    /// waits for a running handler and unlocks.
+    async fn give_up(&self, mq: &MessageQueue, t: QueueTask) {
+        t.task.abort();
+        let offset = t.offset.load(Ordering::Acquire);
+        match &t.lock {
+            Some(l) => orderly::release(self, mq, offset, l).await,
+            None => self.store_offset(mq, offset).await,
+        }
+    }
+
+    /// Starts the task consuming one queue from `offset`.
+    fn spawn_queue(
+        self: &Arc<Self>,
+        mq: MessageQueue,
+        expr: String,
+        offset: Arc<AtomicI64>,
+        handler: Handler,
+        queue_lock: Option<Arc<QueueLock>>,
+    ) -> QueueTask {
+        let task = match &queue_lock {
+            Some(l) => tokio::spawn(orderly::consume_queue(
+                self.clone(),
+                mq,
+                expr,
+                offset.clone(),
+                handler,
+                l.clone(),
+            )),
+            None if self.orderly.load(Ordering::Acquire) => tokio::spawn(orderly::consume_queue(
+                self.clone(),
+                mq,
+                expr,
+                offset.clone(),
+                handler,
+                // Broadcasting needs no broker lock: one that never expires.
+                orderly::QueueLock::unexpiring(),
+            )),
+            None => tokio::spawn(consume_queue(
+                self.clone(),
+                mq,
+                expr,
+                offset.clone(),
+                handler,
+            )),
+        };
+        QueueTask {
+            task,
+            offset,
+            lock: queue_lock,
+        }
+    }
+
     fn model_name(&self) -> &'static str {
         match self.config.model {
             MessageModel::Clustering => "CLUSTERING",
@@ -411,14 +530,23 @@ impl Inner {
                 .collect()
         };
         for (mq, t) in lost {
-            t.task.abort();
-            self.store_offset(&mq, t.offset.load(Ordering::Acquire))
-                .await;
+            self.give_up(&mq, t).await;
         }
         for (mq, expr) in wanted {
             if lock(&self.queues).contains_key(&mq) {
                 continue;
             }
+            // An orderly consumer reads a queue only once it holds its lock (so it reads the offset the
+            // previous owner committed before unlocking); one still locked elsewhere is tried again soon.
+            let queue_lock = if self.locks_queues() {
+                if !orderly::lock_one(&self, &mq).await {
+                    complete = false;
+                    continue;
+                }
+                Some(orderly::QueueLock::new_locked())
+            } else {
+                None
+            };
             let start = match self.config.model {
                 MessageModel::Broadcasting => match self.load_local().get(&key(&mq)) {
                     Some(o) => Ok(*o),
@@ -435,21 +563,78 @@ impl Inner {
                     start_offset(&self.routes, &self.config.group, &mq, from).await
                 }
             };
+            if start.is_err() && queue_lock.is_some() {
+                // Not consumed after all: free it for the others.
+                orderly::unlock_one(&self, &mq).await;
+                complete = false;
+            }
             let Ok(start) = start else { continue };
             let offset = Arc::new(AtomicI64::new(start));
-            let task = tokio::spawn(consume_queue(
-                self.clone(),
-                mq.clone(),
-                expr,
-                offset.clone(),
-                handler.clone(),
-            ));
-            lock(&self.queues).insert(mq, QueueTask { task, offset });
+            let task = self.spawn_queue(mq.clone(), expr, offset, handler.clone(), queue_lock);
+            lock(&self.queues).insert(mq, task);
         }
         complete
     }
 
-    async fn store_offset(&self, mq: &MessageQueue, offset: i64) {
+    /// A broker's RESET_CONSUMER_CLIENT_OFFSET: checks it is for this group and resets.
+    async fn reset_requested(self: &Arc<Self>, from: &str, cmd: &RemotingCommand) {
+        let header = match ResetOffsetRequest::from_ext(&cmd.ext_fields) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(broker = %from, error = %e, "RESET_CONSUMER_CLIENT_OFFSET with a bad header; ignored");
+                return;
+            }
+        };
+        if header.group != self.config.group {
+            return;
+        }
+        match apogee_net::body::reset_offset::decode(&cmd.body) {
+            Ok(table) => {
+                tracing::info!(broker = %from, topic = %header.topic, timestamp = header.timestamp, queues = table.len(), "offset reset by the broker");
+                let table = table
+                    .into_iter()
+                    .filter(|(q, _)| q.topic == header.topic)
+                    .map(|(q, o)| {
+                        let mq = MessageQueue {
+                            topic: q.topic,
+                            broker_name: q.broker_name,
+                            queue_id: q.queue_id,
+                        };
+                        (mq, o)
+                    })
+                    .collect();
+                self.reset_offsets(table).await;
+            }
+            Err(e) => {
+                tracing::warn!(broker = %from, error = %e, "RESET_CONSUMER_CLIENT_OFFSET with a bad body; ignored")
+            }
+        }
+    }
+
+    /// Restarts each held queue of `table` at its new offset, and stores every new offset.
+    async fn reset_offsets(self: &Arc<Self>, table: Vec<(MessageQueue, i64)>) {
+        let handler = lock(&self.handler).clone();
+        for (mq, offset) in table {
+            let held = lock(&self.queues).remove(&mq);
+            if let Some(old) = held {
+                // Orderly: a handler still running on the old position keeps the queue's consume lock,
+                // so the new task's first message waits for it.
+                old.task.abort();
+                let expr = lock(&self.subscriptions)
+                    .get(&mq.topic)
+                    .cloned()
+                    .unwrap_or_else(|| "*".into());
+                if let (Some(h), false) = (&handler, self.stopped.load(Ordering::Acquire)) {
+                    let at = Arc::new(AtomicI64::new(offset));
+                    let task = self.spawn_queue(mq.clone(), expr, at, h.clone(), old.lock);
+                    lock(&self.queues).insert(mq.clone(), task);
+                }
+            }
+            self.store_offset(&mq, offset).await;
+        }
+    }
+
+    pub(crate) async fn store_offset(&self, mq: &MessageQueue, offset: i64) {
         match self.config.model {
             MessageModel::Clustering => {
                 let _ = commit_offset(&self.routes, &self.config.group, mq, offset).await;
@@ -527,12 +712,18 @@ fn restore_retry_topics(batch: &mut [MessageExt], group: &str) {
     }
 }
 
-/// CONSUMER_SEND_MSG_BACK of one message to the broker it was pulled from.
-async fn send_back(inner: &Inner, addr: &str, m: &MessageExt) -> Result<(), ClientError> {
+/// CONSUMER_SEND_MSG_BACK of one message to the broker it was pulled from, with the delay level the
+/// broker should use (0: its own choice, `3 + reconsumeTimes`; -1: the dead-letter queue now).
+pub(crate) async fn send_back(
+    inner: &Inner,
+    addr: &str,
+    m: &MessageExt,
+    delay_level: i32,
+) -> Result<(), ClientError> {
     let header = ConsumerSendMsgBackRequest {
         offset: m.commit_log_offset,
         group: inner.config.group.clone(),
-        delay_level: 0,
+        delay_level,
         origin_msg_id: Some(m.msg_id.clone()),
         origin_topic: Some(m.queue.topic.clone()),
         unit_mode: false,
@@ -594,10 +785,16 @@ async fn consume_queue(
                 loop {
                     let h = handler.clone();
                     let b = batch.clone();
-                    // A panicking handler counts as Later.
-                    let result = tokio::task::spawn_blocking(move || h(&b))
-                        .await
-                        .unwrap_or(ConsumeResult::Later);
+                    // A panicking handler, or one running past consume_timeout, counts as Later.
+                    let run = tokio::task::spawn_blocking(move || h(&b));
+                    let result = match tokio::time::timeout(inner.config.consume_timeout, run).await
+                    {
+                        Ok(r) => r.unwrap_or(ConsumeResult::Later),
+                        Err(_) => {
+                            tracing::warn!(group = %inner.config.group, timeout = ?inner.config.consume_timeout, "the handler ran past consume_timeout; the batch counts as failed");
+                            ConsumeResult::Later
+                        }
+                    };
                     if result == ConsumeResult::Success {
                         break;
                     }
@@ -609,7 +806,7 @@ async fn consume_queue(
                     }
                     let mut failed = Vec::new();
                     for mut m in batch {
-                        if let Err(e) = send_back(&inner, &addr, &m).await {
+                        if let Err(e) = send_back(&inner, &addr, &m, 0).await {
                             tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, error = %e, "send-back failed; the message is retried locally");
                             m.reconsume_times += 1;
                             failed.push(m);

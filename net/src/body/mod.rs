@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod delay_offset;
 pub mod heartbeat;
 pub mod offsets;
+pub mod reset_offset;
 pub mod route;
 pub mod subscription_group;
 pub mod topic_config;
