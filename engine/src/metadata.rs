@@ -103,6 +103,26 @@ pub fn read(path: &Path, kind: Kind) -> Result<Option<Vec<u8>>> {
     Ok(Some(payload.to_vec()))
 }
 
+/// Reads a metadata file whose payload is JSON: `None` when the file does not exist; a payload that does
+/// not parse is [`EngineError::Corrupt`] naming `what` and the path.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    kind: Kind,
+    what: &'static str,
+) -> Result<Option<T>> {
+    let Some(payload) = read(path, kind)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&payload)
+        .map(Some)
+        .map_err(|e| EngineError::Corrupt {
+            what,
+            path: path.to_owned(),
+            offset: 0,
+            reason: e.to_string(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::metadata::{self, Kind};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -30,15 +30,8 @@ fn key(topic: &str, group: &str) -> String {
 
 impl ConsumerOffsets {
     pub fn load(path: PathBuf) -> Result<Self> {
-        let table = match metadata::read(&path, Kind::ConsumerOffsets)? {
-            None => Table::default(),
-            Some(p) => serde_json::from_slice(&p).map_err(|e| EngineError::Corrupt {
-                what: "consumer offsets",
-                path: path.clone(),
-                offset: 0,
-                reason: e.to_string(),
-            })?,
-        };
+        let table = metadata::read_json(&path, Kind::ConsumerOffsets, "consumer offsets")?
+            .unwrap_or_default();
         Ok(Self {
             path,
             table,

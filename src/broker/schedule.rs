@@ -84,15 +84,8 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn load(path: PathBuf, levels_ms: Vec<u64>) -> Result<Self, EngineError> {
-        let table = match metadata::read(&path, Kind::DelayOffsets)? {
-            None => DelayOffsetTable::default(),
-            Some(p) => serde_json::from_slice(&p).map_err(|e| EngineError::Corrupt {
-                what: "delay offsets",
-                path: path.clone(),
-                offset: 0,
-                reason: e.to_string(),
-            })?,
-        };
+        let table: DelayOffsetTable =
+            metadata::read_json(&path, Kind::DelayOffsets, "delay offsets")?.unwrap_or_default();
         Ok(Self {
             path,
             table: RefCell::new(table),

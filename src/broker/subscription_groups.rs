@@ -66,15 +66,9 @@ pub struct GroupTable {
 
 impl GroupTable {
     pub fn load(path: PathBuf) -> Result<Self, EngineError> {
-        let file = match metadata::read(&path, Kind::SubscriptionGroups)? {
-            None => SubscriptionGroupWrapper::default(),
-            Some(p) => from_json(&p).map_err(|e| EngineError::Corrupt {
-                what: "subscription groups",
-                path: path.clone(),
-                offset: 0,
-                reason: e.to_string(),
-            })?,
-        };
+        let file: SubscriptionGroupWrapper =
+            metadata::read_json(&path, Kind::SubscriptionGroups, "subscription groups")?
+                .unwrap_or_default();
         Ok(Self { path, file })
     }
 

@@ -27,19 +27,10 @@ impl TopicTable {
         auto_create: bool,
         default_queues: i32,
     ) -> Result<Self, EngineError> {
-        let mut topics: BTreeMap<String, TopicConfig> = match metadata::read(&path, Kind::Topics)? {
-            None => BTreeMap::new(),
-            Some(p) => {
-                serde_json::from_slice::<TopicConfigSerializeWrapper>(&p)
-                    .map_err(|e| EngineError::Corrupt {
-                        what: "topic table",
-                        path: path.clone(),
-                        offset: 0,
-                        reason: e.to_string(),
-                    })?
-                    .topic_config_table
-            }
-        };
+        let mut topics: BTreeMap<String, TopicConfig> =
+            metadata::read_json::<TopicConfigSerializeWrapper>(&path, Kind::Topics, "topic table")?
+                .map(|w| w.topic_config_table)
+                .unwrap_or_default();
         if auto_create {
             topics
                 .entry(apogee_net::topic::DEFAULT_TOPIC.into())
