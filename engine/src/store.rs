@@ -628,7 +628,7 @@ impl Engine {
         }
     }
 
-    /// Makes sure the commit log segments `messages` will be written into exist, before anything is
+    /// Makes sure the commit log blocks `messages` will be written into are allocated, before anything is
     /// encoded: on a disk without room the append is refused, with nothing stored, instead of being taken
     /// into memory and failing its flush.
     async fn ensure_segments_for(&self, messages: &[Message]) -> Result<()> {
@@ -639,29 +639,37 @@ impl Engine {
             .iter()
             .map(|m| (m.record(0, host).encoded_len() + record::BLANK_MIN_BYTES) as u64)
             .sum();
-        // Bounded: each round creates one segment; other appends may move the head while it waits.
-        for _ in 0..4 {
-            let base = crate::log::align_down_segment(log.written(), size);
-            let missing = if !log.has_segment(base) {
-                base
-            } else if need > log.segment_remaining() && !log.has_segment(base + size) {
-                base + size
+        // Bounded: each round allocates one step; other appends may move the head while it waits.
+        for _ in 0..8 {
+            let written = log.written();
+            let through = if need <= log.segment_remaining() {
+                written + need
             } else {
-                return Ok(());
+                // The records cross into the next segment: this one is written up to its end (records,
+                // then the blank that ends it), the next one from its start.
+                let segment_end = crate::log::align_down_segment(written, size) + size;
+                if !log.is_allocated(segment_end) {
+                    self.ensure_log_allocated(segment_end).await?;
+                    continue;
+                }
+                segment_end + need.min(size)
             };
-            self.ensure_log_segment(missing).await?;
+            if log.is_allocated(through) {
+                return Ok(());
+            }
+            self.ensure_log_allocated(through).await?;
         }
         Ok(())
     }
 
-    /// Creates the commit log segment at `base` if missing; no space shuts the gate and refuses.
-    async fn ensure_log_segment(&self, base: u64) -> Result<()> {
+    /// Allocates the commit log's blocks up to `through`; no space shuts the gate and refuses.
+    async fn ensure_log_allocated(&self, through: u64) -> Result<()> {
         let log = &self.commitlog.log;
-        if let Err(e) = log.ensure_segment(base).await {
+        if let Err(e) = log.ensure_allocated(through).await {
             if !e.is_no_space() {
                 return Err(e);
             }
-            let what = format!("preallocating commit log segment {base}: {e}");
+            let what = format!("allocating commit log blocks up to offset {through}: {e}");
             self.out_of_space(what.clone());
             return Err(EngineError::DiskFull {
                 path: self.config.store_dir.clone(),
@@ -966,7 +974,7 @@ impl Engine {
         let log = &self.commitlog.log;
         let size = log.segment_size();
         // Candidates: segments wholly on disk below the one being written (never the active segment, nor
-        // the one preallocated ahead of it).
+        // the one allocated ahead of it).
         let active = crate::log::align_down_segment(log.written(), size);
         let on_disk_below = log.memory_start();
         let now = SystemTime::now();

@@ -99,15 +99,14 @@ impl Engine {
                 log.written()
             )));
         }
-        let size = log.segment_size();
         let mut at = 0;
         while at < data.len() {
-            let base = align_down_segment(log.written(), size);
-            if !log.has_segment(base) {
-                self.ensure_log_segment(base).await?;
-            }
             // Written offsets cannot move while this runs (only this method appends on a slave).
             let n = (log.segment_remaining() as usize).min(data.len() - at);
+            let through = log.written() + n as u64;
+            if !log.is_allocated(through) {
+                self.ensure_log_allocated(through).await?;
+            }
             log.append(&data[at..at + n]);
             at += n;
         }
