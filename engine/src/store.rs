@@ -181,6 +181,9 @@ pub struct Engine {
     flush_wanted: Notify,
     flush_done: Notify,
     flush_busy: Cell<bool>,
+    /// One checkpoint at a time (the checkpointer, the disk monitor's retry, shutdown): its files are
+    /// written off the shard's thread, and an older snapshot must never land after a newer one.
+    checkpointing: glommio::sync::Semaphore,
     offsets: RefCell<ConsumerOffsets>,
     index: RefCell<KeyIndex>,
     /// Whether writes are refused for space (see [`crate::disk`]).
@@ -256,6 +259,7 @@ impl Engine {
             flush_wanted: Notify::default(),
             flush_done: Notify::default(),
             flush_busy: Cell::new(false),
+            checkpointing: glommio::sync::Semaphore::new(1),
             offsets: RefCell::new(offsets),
             index: RefCell::new(key_index),
             disk: RefCell::new(DiskGate::new(
@@ -827,6 +831,11 @@ impl Engine {
 
     /// Flushes consume queues and consumer offsets, then records the offset they are complete up to.
     async fn checkpoint_once(&self, clean: bool) -> Result<()> {
+        let _one_at_a_time = self
+            .checkpointing
+            .acquire_permit(1)
+            .await
+            .expect("the checkpoint semaphore is never closed");
         // On a slave the log may end inside a record still arriving: vouch only up to a record boundary.
         let upto = self
             .dispatched
@@ -837,16 +846,29 @@ impl Engine {
         for q in queues {
             q.flush().await?;
         }
-        self.offsets.borrow_mut().persist()?;
+        let offsets = self.offsets.borrow_mut().take_snapshot();
+        if let Some((path, payload)) = offsets {
+            let written = crate::metadata::write_atomic_off_thread(
+                path,
+                crate::metadata::Kind::ConsumerOffsets,
+                payload,
+            )
+            .await;
+            if let Err(e) = written {
+                self.offsets.borrow_mut().mark_dirty();
+                return Err(e);
+            }
+        }
         self.seal_indexes().await?;
-        checkpoint::write(
-            &self.config.store_dir.join("checkpoint"),
+        checkpoint::write_off_thread(
+            self.config.store_dir.join("checkpoint"),
             &Checkpoint {
                 clean,
                 log_offset: upto,
                 written_at_ms: now_ms(),
             },
         )
+        .await
     }
 
     /// Writes full key indexes to disk (they stay searchable in memory until written).
