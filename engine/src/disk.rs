@@ -2,7 +2,7 @@
 //!
 //! Writes are refused for space in two cases, and [`DiskGate`] holds both:
 //! - **over the ratio**: the used ratio, as `df` counts it, is above `diskSpaceWarningLevelRatio` (90 %).
-//!   The ratio is sampled with `statvfs` every [`DISK_SAMPLE_INTERVAL_MS`](crate::limits::DISK_SAMPLE_INTERVAL_MS)
+//!   The ratio is sampled with `statvfs` (on the executor's blocking pool, never on the shard's thread) every [`DISK_SAMPLE_INTERVAL_MS`](crate::limits::DISK_SAMPLE_INTERVAL_MS)
 //!   and again right after the engine allocates disk blocks (a step of a commit log or consume queue
 //!   segment, a sealed index). Appends do not allocate between steps, so between samples the ratio only
 //!   moves by at most one step and by what other processes write: the check on the append path is one

@@ -209,6 +209,14 @@ pub fn disk_used_ratio(path: &Path) -> f64 {
     SpaceSample::read(path).map_or(0.0, |s| s.used_ratio())
 }
 
+/// [`disk_used_ratio`] with the `statvfs` on the executor's blocking pool: a shard thread makes no
+/// blocking call after start-up (a stat of a stalled or remote file system can block for long).
+async fn disk_used_ratio_off_thread(path: PathBuf) -> f64 {
+    glommio::executor()
+        .spawn_blocking(move || disk_used_ratio(&path))
+        .await
+}
+
 fn validate_message(config: &EngineConfig, m: &Message) -> Result<()> {
     apogee_net::topic::validate(&m.topic).map_err(EngineError::BadTopic)?;
     if m.body.len() > config.message_size_max_bytes {
@@ -610,8 +618,8 @@ impl Engine {
     }
 
     /// Samples the disk's used ratio; logs when writes stop or may start again because of it.
-    fn sample_disk(&self) {
-        let ratio = disk_used_ratio(&self.config.store_dir);
+    async fn sample_disk(&self) {
+        let ratio = disk_used_ratio_off_thread(self.config.store_dir.clone()).await;
         let mut gate = self.disk.borrow_mut();
         let was_over = gate.used_ratio() > self.config.disk_refuse_ratio;
         gate.sampled(ratio);
@@ -681,7 +689,7 @@ impl Engine {
             });
         }
         if log.take_allocated_bytes() > 0 {
-            self.sample_disk();
+            self.sample_disk().await;
         }
         Ok(())
     }
@@ -713,7 +721,7 @@ impl Engine {
         match result {
             Ok(durable) => {
                 if self.commitlog.log.take_allocated_bytes() > 0 {
-                    self.sample_disk();
+                    self.sample_disk().await;
                 }
                 // SYNC_FLUSH masters ship only durable bytes: a flush is news for their slaves.
                 self.appended.notify();
@@ -960,7 +968,7 @@ impl Engine {
             if self.closing.get() {
                 break;
             }
-            self.sample_disk();
+            self.sample_disk().await;
             if self.disk.borrow().should_retry() {
                 self.retry_after_no_space().await;
             }
@@ -991,7 +999,7 @@ impl Engine {
     /// log's and every queue's minimum past them, then delete their files. Readers see the new minimums
     /// before any file goes, so no read meets a missing segment.
     pub async fn retention_once(&self) -> Result<Vec<u64>> {
-        self.sample_disk();
+        self.sample_disk().await;
         let ratio = self.disk.borrow().used_ratio();
         let log = &self.commitlog.log;
         let size = log.segment_size();
@@ -1047,7 +1055,7 @@ impl Engine {
             );
             log.delete_segment(*base).await?;
         }
-        self.sample_disk();
+        self.sample_disk().await;
         Ok(doomed)
     }
 
