@@ -50,9 +50,7 @@ pub async fn write_atomic_off_thread(path: PathBuf, kind: Kind, payload: Vec<u8>
     crate::faults::check(crate::faults::FaultPoint::MetadataWrite)
         .map_err(|e| EngineError::io(&path, e))?;
     let bytes = encode(kind, &payload);
-    glommio::executor()
-        .spawn_blocking(move || write_file(&path, &bytes))
-        .await
+    crate::blocking::run(move || write_file(&path, &bytes)).await
 }
 
 /// The header and the payload, as the file holds them.

@@ -212,9 +212,7 @@ pub fn disk_used_ratio(path: &Path) -> f64 {
 /// [`disk_used_ratio`] with the `statvfs` on the executor's blocking pool: a shard thread makes no
 /// blocking call after start-up (a stat of a stalled or remote file system can block for long).
 async fn disk_used_ratio_off_thread(path: PathBuf) -> f64 {
-    glommio::executor()
-        .spawn_blocking(move || disk_used_ratio(&path))
-        .await
+    crate::blocking::run(move || disk_used_ratio(&path)).await
 }
 
 fn validate_message(config: &EngineConfig, m: &Message) -> Result<()> {
@@ -1040,7 +1038,12 @@ impl Engine {
         };
         let new_min = last + size;
         log.raise_min_offset(new_min);
-        self.index.borrow_mut().drop_below(new_min);
+        let dropped = self.index.borrow_mut().drop_below(new_min);
+        for path in dropped {
+            if let Err(e) = crate::blocking::remove_file_if_exists(path.clone()).await {
+                warn!(path = %path.display(), error = %e, "cannot delete an expired index file");
+            }
+        }
         let queues = self.all_queues();
         for q in queues {
             q.drop_below_log_offset(new_min).await?;

@@ -170,16 +170,15 @@ async fn allocate_range(file: &DmaFile, offset: u64, len: u64) -> std::io::Resul
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
     };
     // The caller holds `file` until this resolves, so `fd` stays open while the pool uses it.
-    glommio::executor()
-        .spawn_blocking(move || {
-            // SAFETY: fallocate reads no memory of ours; `fd` is an open descriptor (see above).
-            if unsafe { libc::fallocate(fd, 0, offset, len) } == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-        .await
+    crate::blocking::run(move || {
+        // SAFETY: fallocate reads no memory of ours; `fd` is an open descriptor (see above).
+        if unsafe { libc::fallocate(fd, 0, offset, len) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .await
 }
 
 /// Opens an existing segment file and finds how much of it is allocated (a store written before stepped
@@ -203,12 +202,20 @@ async fn open_segment(path: &Path, segment_size: u64) -> Result<Segment> {
     })
 }
 
-/// Creates a segment file at its full (sparse) length; no blocks are allocated yet. A file that exists
-/// already (a second caller raced this one) is opened as it is.
+/// Creates a segment file at its full (sparse) length, and its folder if missing; no blocks are allocated
+/// yet. A file that exists already (a second caller raced this one) is opened as it is.
 async fn create_segment(path: &Path, segment_size: u64) -> Result<(DmaFile, bool)> {
     crate::faults::check(crate::faults::FaultPoint::Preallocate)
         .map_err(|e| EngineError::io(path, e))?;
-    let existed = path.exists();
+    let owned = path.to_owned();
+    let existed = crate::blocking::run(move || {
+        if let Some(dir) = owned.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok::<bool, std::io::Error>(owned.exists())
+    })
+    .await
+    .map_err(|e| EngineError::io(path, e))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -226,7 +233,7 @@ async fn create_segment(path: &Path, segment_size: u64) -> Result<(DmaFile, bool
     if let Err(e) = sized {
         let _ = file.close().await;
         if !existed {
-            let _ = std::fs::remove_file(path);
+            let _ = crate::blocking::remove_file_if_exists(path.to_owned()).await;
         }
         return Err(EngineError::io(path, e));
     }
@@ -267,10 +274,10 @@ impl SegmentedLog {
         })
     }
 
-    /// A new log with no segments yet, writing from offset 0. Creating the folder is the only I/O.
+    /// A new log with no segments yet, writing from offset 0. No I/O: its folder is made with its first
+    /// segment (so that a queue created while serving costs the shard no blocking call).
     pub fn create_empty(dir: impl Into<PathBuf>, segment_size: u64) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         Ok(Self {
             dir,
             segment_size,
@@ -301,7 +308,9 @@ impl SegmentedLog {
                 let _ = s.file.close_rc().await;
             }
             let path = self.segment_path(base);
-            std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+            crate::blocking::remove_file_if_exists(path.clone())
+                .await
+                .map_err(|e| EngineError::io(path, e))?;
         }
         let tail_start = align_down(position);
         let tail =
@@ -534,7 +543,7 @@ impl SegmentedLog {
         if let Err(e) = grown {
             if created {
                 let _ = file.close_rc().await;
-                let _ = std::fs::remove_file(&path);
+                let _ = crate::blocking::remove_file_if_exists(path.clone()).await;
             }
             return Err(EngineError::io(&path, e));
         }
@@ -721,11 +730,9 @@ impl SegmentedLog {
             let _ = file.close_rc().await;
         }
         let path = self.segment_path(base);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::io(path, e)),
-        }
+        crate::blocking::remove_file_if_exists(path.clone())
+            .await
+            .map_err(|e| EngineError::io(path, e))
     }
 
     /// Deletes every segment and starts the log over, empty, at `offset` (a segment start): a slave whose
@@ -742,11 +749,9 @@ impl SegmentedLog {
         for (base, s) in files {
             let _ = s.file.close_rc().await;
             let path = self.segment_path(base);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::io(path, e)),
-            }
+            crate::blocking::remove_file_if_exists(path.clone())
+                .await
+                .map_err(|e| EngineError::io(path, e))?;
         }
         let mut inner = self.inner.borrow_mut();
         inner.buffer = WriteBuffer::new(self.segment_size, offset, Vec::new());

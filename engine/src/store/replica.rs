@@ -192,11 +192,15 @@ impl Engine {
             q.close().await;
         }
         let root = self.config.store_dir.join("consumequeue");
-        let topics = std::fs::read_dir(&root).map_err(|e| EngineError::io(&root, e))?;
-        for t in topics {
-            let t = t.map_err(|e| EngineError::io(&root, e))?;
-            std::fs::remove_dir_all(t.path()).map_err(|e| EngineError::io(t.path(), e))?;
-        }
+        let emptied = root.clone();
+        crate::blocking::run(move || {
+            for t in std::fs::read_dir(&emptied)? {
+                std::fs::remove_dir_all(t?.path())?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| EngineError::io(&root, e))?;
         self.index.borrow_mut().reset(offset);
         log.reset_at(offset).await?;
         self.dispatched.set(offset);
