@@ -11,6 +11,7 @@ const CLI_TEST: &str = include_str!("cli_errors_are_one_line.rs");
 const PERF_TEST: &str = include_str!("../perf/tests/readme_commands_and_errors.rs");
 const THIRD_PARTY_TEST: &str = include_str!("third_party_client_produces_and_consumes.rs");
 const ENGINE_MANIFEST: &str = include_str!("../engine/Cargo.toml");
+const ROOT_MANIFEST: &str = include_str!("../Cargo.toml");
 
 /// Lines of ```sh blocks, and inline `cargo …` / `apogee …` spans, without trailing comments.
 fn readme_commands() -> Vec<String> {
@@ -63,6 +64,11 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .then_some("engine/benches/append.rs (test = true: a smoke run under cargo test)")
             .filter(|_| ENGINE_MANIFEST.contains("test = true"))
             .ok_or_else(|| "the append bench no longer runs under cargo test".into()),
+        ["cargo", "bench", "--bench", "micro"] => ROOT_MANIFEST
+            .contains("name = \"micro\"\nharness = false\n")
+            .then_some("benches/micro.rs (test = true: a smoke run under cargo test)")
+            .filter(|_| ROOT_MANIFEST.contains("test = true"))
+            .ok_or_else(|| "the micro bench no longer runs under cargo test".into()),
         ["python3", "-m", "venv", "venv", "&&", "venv/bin/pip", "install", package] => {
             // The third-party tests share one venv, which tests/common installs.
             COMMON
@@ -106,14 +112,22 @@ fn every_readme_command_is_run_by_a_test_or_ci() {
     );
 }
 
+/// CI's style gates (formatting, lints as errors) come first; the one test command is the README's.
 #[test]
-fn ci_runs_exactly_the_readme_test_command() {
+fn ci_runs_the_style_gates_then_exactly_the_readme_test_command() {
     let ci_commands: Vec<&str> = CI
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("cargo "))
         .collect();
-    assert_eq!(ci_commands, ["cargo test --workspace"]);
+    assert_eq!(
+        ci_commands,
+        [
+            "cargo fmt --all --check",
+            "cargo clippy --workspace --all-targets --quiet -- -D warnings",
+            "cargo test --workspace"
+        ]
+    );
     assert!(readme_commands()
         .iter()
         .any(|c| c == "cargo test --workspace"));
