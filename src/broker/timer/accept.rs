@@ -71,10 +71,12 @@ pub fn into_timer_topic(
     if properties::get(props, names::TIMER_OUT_MS).is_some() {
         return Ok(None);
     }
-    let Some((name, text)) = TIMER_PROPERTIES
-        .iter()
-        .find_map(|n| properties::get(props, n).map(|v| (*n, v)))
-    else {
+    // An empty value is no value: RocketMQ's properties parser drops `name\x01` pieces.
+    let Some((name, text)) = TIMER_PROPERTIES.iter().find_map(|n| {
+        properties::get(props, n)
+            .filter(|v| !v.is_empty())
+            .map(|v| (*n, v))
+    }) else {
         return Ok(None);
     };
     if !rules.enabled {
@@ -222,7 +224,6 @@ mod tests {
             (names::TIMER_DELAY_SEC, "9223372036854775807"),
             (names::TIMER_DELAY_SEC, "ten"),
             (names::TIMER_DELIVER_MS, " 5"),
-            (names::TIMER_DELAY_MS, ""),
         ] {
             let r = into_timer_topic(&RULES, "T", 0, &props(&[(name, value)]), NOW);
             let Err(refusal) = r else {
@@ -251,6 +252,8 @@ mod tests {
 
     #[test]
     fn handled_and_plain_messages_are_not_timers() {
+        let empty = props(&[(names::TIMER_DELAY_MS, "")]);
+        assert_eq!(into_timer_topic(&RULES, "T", 0, &empty, NOW), Ok(None));
         let handled = props(&[(names::TIMER_DELAY_SEC, "ten"), (names::TIMER_OUT_MS, "1")]);
         assert_eq!(into_timer_topic(&RULES, "T", 0, &handled, NOW), Ok(None));
         assert_eq!(

@@ -274,7 +274,7 @@ impl Reload {
             .delivered_before
             .is_some_and(|(below, d)| t.key.offset < below && t.key < d);
         // Below the horizon: in memory or delivered already.
-        if delivered || self.horizon.map_or(true, |h| t.key < h) {
+        if delivered || !matches!(self.horizon, Some(h) if t.key >= h) {
             return;
         }
         if self.cut.is_some_and(|c| t.key >= c) {
