@@ -50,7 +50,7 @@ async fn timed_messages_are_invisible_until_due() {
     );
 
     // Each property, and a batch whose first message is plain. `due` is the earliest the broker may
-    // deliver: for delays, counted from before the send (the broker counts from its receipt, later).
+    // deliver: for delays, counted from just before the send (the broker counts from its receipt, later).
     let t0 = wall_ms();
     let at = t0 + 1_700;
     let mut due: BTreeMap<&str, i64> = BTreeMap::new();
@@ -63,6 +63,7 @@ async fn timed_messages_are_invisible_until_due() {
         .await
         .unwrap();
     due.insert("deliver-ms", at);
+    due.insert("delay-ms", wall_ms() + 1_300);
     producer
         .send_to_queue(
             Message::new("Timed", "delay-ms").with_delay(Duration::from_millis(1_300)),
@@ -70,7 +71,7 @@ async fn timed_messages_are_invisible_until_due() {
         )
         .await
         .unwrap();
-    due.insert("delay-ms", t0 + 1_300);
+    due.insert("delay-sec", wall_ms() + 2_000);
     producer
         .send_to_queue(
             Message::new("Timed", "delay-sec").with_property("TIMER_DELAY_SEC", "2"),
@@ -78,13 +79,12 @@ async fn timed_messages_are_invisible_until_due() {
         )
         .await
         .unwrap();
-    due.insert("delay-sec", t0 + 2_000);
     let batch = [
         Message::new("Timed", "batch-now"),
         Message::new("Timed", "batch-later").with_delay(Duration::from_millis(1_000)),
     ];
+    due.insert("batch-later", wall_ms() + 1_000);
     producer.send_batch(&batch).await.unwrap();
-    due.insert("batch-later", t0 + 1_000);
     let sent_ms = wall_ms() - t0;
     assert!(sent_ms < 900, "sends took {sent_ms} ms: too slow to tell");
 

@@ -12,6 +12,8 @@
 //!   the timer properties stay on the message).
 //! - Further ahead than `timerMaxDelaySec`: MESSAGE_ILLEGAL with RocketMQ's remark. With
 //!   `timerWheelEnable=false` every timer is refused with SYSTEM_ERROR, as RocketMQ does.
+//! - A timer cancellation (TIMER_DEL_UNIQKEY, sent by RocketMQ 5's proxy to recall a timer) is refused:
+//!   the index cannot cancel yet, and delivering the marker as a message would be wrong.
 //! - Otherwise TIMER_OUT_MS = the delivery time rounded down to `timerPrecisionMs` (one precision earlier
 //!   when it is an exact multiple), REAL_TOPIC / REAL_QID keep the destination, and the message is stored
 //!   in the timer topic, queue 0. It is delivered at TIMER_OUT_MS + precision: the first multiple of the
@@ -102,6 +104,14 @@ pub fn into_timer_topic(
             )));
         }
         return Ok(None);
+    }
+    if properties::get(props, names::TIMER_DEL_UNIQKEY).is_some() {
+        // RocketMQ would store a deletion marker that cancels the timer with that key; Apogee's index
+        // cannot cancel yet, and delivering the marker as a message would be wrong.
+        return Err(Refusal::Illegal(format!(
+            "timer cancellation ({}) is not supported by this broker",
+            names::TIMER_DEL_UNIQKEY
+        )));
     }
     let max_ms = rules.max_delay_sec.saturating_mul(1000);
     if (deliver_ms - now_ms) as u64 > max_ms {

@@ -133,6 +133,24 @@ impl Index {
         }
     }
 
+    /// The timer queue ends at `max` (recovery may have cut it shorter than the progress says, after a
+    /// damaged log): offsets from `max` on will be new timers, whatever the progress said of them.
+    /// Returns whether anything changed.
+    pub fn clamp_to(&mut self, max: u64) -> bool {
+        let mut changed = false;
+        if self.scanned_to > max {
+            self.scanned_to = max;
+            changed = true;
+        }
+        if let Some((below, d)) = self.delivered_before {
+            if below > max {
+                self.delivered_before = Some((max, d));
+                changed = true;
+            }
+        }
+        changed
+    }
+
     fn was_delivered(&self, key: Key) -> bool {
         self.delivered_before
             .is_some_and(|(below, d)| key.offset < below && key < d)
@@ -431,5 +449,27 @@ mod tests {
         );
         index.skip_below(7);
         assert_eq!(index.scanned_to(), 7);
+    }
+
+    #[test]
+    fn a_queue_shorter_than_the_progress_gets_its_new_timers_delivered() {
+        let p = Progress {
+            scan_from: 2,
+            scanned_to: 6,
+            delivered_below: Key {
+                fire_at_ms: 100,
+                offset: 0,
+            },
+        };
+        let mut index = Index::new(4, p);
+        assert!(index.clamp_to(3));
+        // Offsets 3.. were cut by recovery and are written again: new timers, due before 100 or not.
+        index.offer(timer(2, 50));
+        index.offer(timer(3, 50));
+        assert_eq!(
+            deliver(&mut index, 60),
+            vec![3],
+            "2 was delivered before; 3 is new"
+        );
     }
 }

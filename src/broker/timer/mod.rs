@@ -346,6 +346,13 @@ async fn round(broker: &Broker) -> Result<i64, EngineError> {
 pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
     let persist_every_ms = broker.config.timer_flush_interval_ms.max(1) as i64;
     let mut persisted_at = now_ms() as i64;
+    let max = broker.engine.max_offset(TIMER_TOPIC, 0);
+    if broker.timers.index.borrow_mut().clamp_to(max) {
+        warn!(
+            shard = broker.shard,
+            max, "timer progress is ahead of the timer queue (a damaged log was cut); clamped"
+        );
+    }
     let p = *broker.timers.persisted.borrow();
     info!(
         shard = broker.shard,
@@ -387,7 +394,11 @@ pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
         }
     }
     persist(&broker).await;
-    info!(shard = broker.shard, "timer task stopped");
+    let (memory, far) = broker.timers.counts();
+    info!(
+        shard = broker.shard,
+        memory, far, "timer task stopped (timers waiting in memory, and on disk only)"
+    );
 }
 
 #[cfg(test)]
