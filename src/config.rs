@@ -75,6 +75,22 @@ pub struct BrokerConfig {
     pub message_delay_level_ms: Vec<u64>,
     /// How often the delay scheduler's progress is written (RocketMQ's `flushDelayOffsetInterval`).
     pub flush_delay_offset_interval_ms: u64,
+    /// Timer messages (TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS) are accepted when true
+    /// (`timerWheelEnable`); when false they are refused with SYSTEM_ERROR, as RocketMQ does.
+    pub timer_wheel_enable: bool,
+    /// A timer message may be due this far ahead at most (`timerMaxDelaySec`, RocketMQ's 3 days).
+    pub timer_max_delay_sec: u64,
+    /// Timer slot width (`timerPrecisionMs`): a timer message is delivered at the first multiple of it at
+    /// or after its delivery time. Snapped to RocketMQ's choices 100, 200, 500, 1000. RocketMQ's default is
+    /// 1000 because each slot costs it a wheel entry; Apogee's index has no per-slot cost, so its default
+    /// is the finest, 100, which keeps delivery within 100 ms of the asked time.
+    pub timer_precision_ms: u64,
+    /// How often the timer index's progress is written (`timerFlushIntervalMs`, RocketMQ's 1 s): after a
+    /// SIGKILL, timers delivered since the last write are delivered again.
+    pub timer_flush_interval_ms: u64,
+    /// Apogee: timer entries a shard holds in memory at most (about 50 bytes each); later timers stay in
+    /// the timer topic's consume queue on disk and are read back as memory frees up.
+    pub timer_entries_in_memory_max: usize,
     /// Consumer groups are created on their first heartbeat (or send-back) when true.
     pub auto_create_subscription_group: bool,
     /// Apogee: number of shards (executors); default: the cores this process may use.
@@ -139,6 +155,11 @@ impl Default for BrokerConfig {
             )
             .unwrap_or_default(),
             flush_delay_offset_interval_ms: 10_000,
+            timer_wheel_enable: true,
+            timer_max_delay_sec: 3 * 24 * 3600,
+            timer_precision_ms: 100,
+            timer_flush_interval_ms: 1_000,
+            timer_entries_in_memory_max: crate::broker::timer::ENTRIES_IN_MEMORY_MAX_DEFAULT,
             auto_create_subscription_group: true,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spin_before_park_us: SPIN_BEFORE_PARK_US_DEFAULT,
@@ -285,6 +306,30 @@ impl BrokerConfig {
                     })?
             }
             "flushDelayOffsetInterval" => self.flush_delay_offset_interval_ms = parse(key, v)?,
+            "timerWheelEnable" => self.timer_wheel_enable = parse(key, v)?,
+            "timerMaxDelaySec" => self.timer_max_delay_sec = parse(key, v)?,
+            "timerPrecisionMs" => {
+                self.timer_precision_ms = crate::broker::timer::snap_precision_ms(parse(key, v)?)
+            }
+            "timerFlushIntervalMs" => self.timer_flush_interval_ms = parse(key, v)?,
+            "timerEntriesInMemoryMax" => {
+                let n: usize = parse(key, v)?;
+                if !(crate::broker::timer::ENTRIES_IN_MEMORY_MIN
+                    ..=crate::broker::timer::ENTRIES_IN_MEMORY_MAX)
+                    .contains(&n)
+                {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: format!(
+                            "must be within {}..={}",
+                            crate::broker::timer::ENTRIES_IN_MEMORY_MIN,
+                            crate::broker::timer::ENTRIES_IN_MEMORY_MAX
+                        ),
+                    });
+                }
+                self.timer_entries_in_memory_max = n;
+            }
             "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
             "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
             "haMasterAddress" => {

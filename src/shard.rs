@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::broker::schedule::{self, Schedule};
 use crate::broker::subscription_groups::GroupTable;
+use crate::broker::timer::{self, Timers};
 use crate::broker::topics::TopicTable;
 use crate::broker::{registration, Broker};
 use crate::config::BrokerConfig;
@@ -196,8 +197,15 @@ async fn run_shard(
             config.message_delay_level_ms.clone(),
         )
         .map(|s| (t, g, s))
+    })
+    .and_then(|(t, g, s)| {
+        Timers::load(
+            cfg_dir.join("timerProgress"),
+            config.timer_entries_in_memory_max,
+        )
+        .map(|timers| (t, g, s, timers))
     });
-    let (mut topics, groups, delay_schedule) = match tables {
+    let (mut topics, groups, delay_schedule, timers) = match tables {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {shard}: {e}")));
@@ -244,6 +252,7 @@ async fn run_shard(
         topics: RefCell::new(topics),
         groups: RefCell::new(groups),
         schedule: delay_schedule,
+        timers,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
         locks: RefCell::new(crate::broker::lock::LockTable::new(
@@ -261,6 +270,8 @@ async fn run_shard(
             b.long_poll.notify(topic, queue, max);
             if topic == apogee_engine::delay::SCHEDULE_TOPIC {
                 b.schedule.dispatched(queue);
+            } else if topic == apogee_engine::delay::TIMER_TOPIC {
+                b.timers.dispatched();
             }
         }
     }));
@@ -296,6 +307,9 @@ async fn run_shard(
     // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
     let scheduler = (!broker.is_slave())
         .then(|| glommio::spawn_local(schedule::run(broker.clone(), stop.clone())));
+    // Timer messages likewise (RocketMQ dequeues timers on masters only).
+    let timer_task = (!broker.is_slave())
+        .then(|| glommio::spawn_local(timer::run(broker.clone(), stop.clone())));
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move {
@@ -343,6 +357,9 @@ async fn run_shard(
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
     if let Some(scheduler) = scheduler {
         scheduler.await;
+    }
+    if let Some(t) = timer_task {
+        t.await;
     }
     for t in ha_tasks {
         t.await;

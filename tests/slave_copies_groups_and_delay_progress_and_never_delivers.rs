@@ -1,5 +1,5 @@
 //! A slave copies its master's subscription groups and delay progress (RocketMQ's `SlaveSynchronize`)
-//! but never delivers delayed messages nor stores send-backs itself: its log only grows from its master,
+//! but never delivers delayed or timer messages nor stores send-backs itself: its log only grows from its master,
 //! so it holds each re-put message once, the one the master made.
 
 mod common;
@@ -78,12 +78,19 @@ async fn slave_copies_groups_and_delay_progress_and_never_delivers() {
             .await
             .unwrap();
     }
+    producer
+        .send_to_queue(
+            Message::new("Later", "t").with_delay(Duration::from_millis(1_000)),
+            &mq,
+        )
+        .await
+        .unwrap();
     let (remoting, _) = Remoting::new();
     let delivered = common::eventually(Duration::from_secs(10), || async {
-        (max_offset(&remoting, &master_addr).await == Some(2)).then_some(())
+        (max_offset(&remoting, &master_addr).await == Some(3)).then_some(())
     })
     .await;
-    assert!(delivered.is_some(), "the master delivers both");
+    assert!(delivered.is_some(), "the master delivers all three");
 
     // The slave's copy arrives within its sync interval (10 s, as RocketMQ).
     let copied = common::eventually(Duration::from_secs(25), || async {
@@ -102,9 +109,9 @@ async fn slave_copies_groups_and_delay_progress_and_never_delivers() {
         copied.is_some(),
         "the slave copies groups and delay progress"
     );
-    // It holds the two re-put messages it got from its master, no more: it delivered none itself.
+    // It holds the three re-put messages it got from its master, no more: it delivered none itself.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(max_offset(&remoting, &slave_addr).await, Some(2));
+    assert_eq!(max_offset(&remoting, &slave_addr).await, Some(3));
 
     // A send-back to the slave is refused; the message stays where it is.
     let h = ConsumerSendMsgBackRequest {

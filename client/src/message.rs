@@ -59,6 +59,32 @@ impl Message {
         self
     }
 
+    /// Delivery at a point in time (RocketMQ 5's `Message.setDeliverTimeMs`: TIMER_DELIVER_MS, epoch
+    /// ms). The broker refuses a time further ahead than its `timerMaxDelaySec` (3 days by default) and
+    /// delivers a time already past at once. The broker's clock decides when it is due.
+    pub fn with_delivery_time(self, at: std::time::SystemTime) -> Self {
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        self.with_delivery_time_ms(ms.min(i64::MAX as u128) as i64)
+    }
+
+    /// [`Message::with_delivery_time`] in epoch milliseconds.
+    pub fn with_delivery_time_ms(mut self, epoch_ms: i64) -> Self {
+        self.properties
+            .insert(names::TIMER_DELIVER_MS.into(), epoch_ms.to_string());
+        self
+    }
+
+    /// Delivery after a delay counted from when the broker receives the message (RocketMQ 5's
+    /// `Message.setDelayTimeMs`: TIMER_DELAY_MS), so the producer's clock does not matter.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        let ms = delay.as_millis().min(i64::MAX as u128);
+        self.properties
+            .insert(names::TIMER_DELAY_MS.into(), ms.to_string());
+        self
+    }
+
     pub fn tags(&self) -> Option<&str> {
         self.properties.get(names::TAGS).map(String::as_str)
     }

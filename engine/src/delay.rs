@@ -5,11 +5,19 @@
 //! `CommitLog` does, so that the broker's scheduler decides from the consume queue alone whether an entry is
 //! due, without reading the commit log. The engine computes it on append and again in recovery, from the
 //! same table, so both agree.
+//!
+//! Timer messages (RocketMQ 5's TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS) wait in
+//! [`TIMER_TOPIC`], queue 0; the broker has already written their slot time into TIMER_OUT_MS, and the
+//! engine copies it into the tag hash slot of their consume queue entries, so the broker's timer index is
+//! built from consume queue entries alone too. (RocketMQ keeps the tag hash there and reads each record;
+//! the slot is ours to use, as nothing filters by tag in a system topic.)
 
 use apogee_net::properties::{self, names};
 
 /// The system topic delayed messages wait in (RocketMQ's `RMQ_SYS_SCHEDULE_TOPIC`).
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// The system topic timer messages wait in (RocketMQ's `TimerMessageStore.TIMER_TOPIC`).
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
 /// RocketMQ's default `messageDelayLevel`.
 pub const MESSAGE_DELAY_LEVEL_DEFAULT: &str =
     "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
@@ -65,8 +73,15 @@ pub fn deliver_timestamp(levels: &[u64], level: i32, store_timestamp: i64) -> i6
     store_timestamp.saturating_add(delay as i64)
 }
 
-/// The consume queue tag code of a record: its delivery time in the schedule topic, the tag hash elsewhere.
+/// The consume queue tag code of a record: its delivery time in the schedule topic, its TIMER_OUT_MS in
+/// the timer topic (0 when missing or not a number: the broker then finds it due at once and names what is
+/// wrong with it), the tag hash elsewhere.
 pub fn cq_tag_code(levels: &[u64], topic: &str, props: &str, store_timestamp: i64) -> i64 {
+    if topic == TIMER_TOPIC {
+        return properties::get(props, names::TIMER_OUT_MS)
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+    }
     if topic == SCHEDULE_TOPIC {
         let level = properties::get(props, names::DELAY)
             .and_then(|d| d.trim().parse::<i32>().ok())
@@ -110,5 +125,17 @@ mod tests {
         // Elsewhere the tag hash.
         assert_eq!(cq_tag_code(&l, "T", props, 100), properties::tag_hash("a"));
         assert_eq!(deliver_timestamp(&l, 7, 100), 1_100);
+    }
+
+    #[test]
+    fn timer_entries_carry_their_slot_time() {
+        let l = parse_levels("1s").unwrap();
+        let props = "TIMER_OUT_MS\u{1}1700000000100\u{2}TAGS\u{1}a\u{2}";
+        assert_eq!(cq_tag_code(&l, TIMER_TOPIC, props, 5), 1_700_000_000_100);
+        assert_eq!(
+            cq_tag_code(&l, TIMER_TOPIC, "TIMER_OUT_MS\u{1}x\u{2}", 5),
+            0
+        );
+        assert_eq!(cq_tag_code(&l, "T", props, 5), properties::tag_hash("a"));
     }
 }

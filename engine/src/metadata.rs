@@ -34,6 +34,8 @@ pub enum Kind {
     SubscriptionGroups = 4,
     /// The delay scheduler's progress per level (RocketMQ's `delayOffset.json`).
     DelayOffsets = 5,
+    /// The timer index's progress (the broker's `timerProgress`).
+    TimerProgress = 6,
 }
 
 /// Writes `payload` to `path` atomically, on this thread.

@@ -30,6 +30,14 @@ pub mod names {
     pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
     pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
+    /// Set by the broker on a timer message: its slot time (the delivery time rounded down to
+    /// `timerPrecisionMs`). A message that already has it is not a timer message again.
+    pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+    /// Set on delivery: when the timer index took the message in, and when it delivered it (ms).
+    pub const TIMER_ENQUEUE_MS: &str = "TIMER_ENQUEUE_MS";
+    pub const TIMER_DEQUEUE_MS: &str = "TIMER_DEQUEUE_MS";
+    /// RocketMQ's timer deletion marker: a message carrying it cancels a timer (not supported here).
+    pub const TIMER_DEL_UNIQKEY: &str = "TIMER_DEL_UNIQKEY";
     /// The cluster of the broker that stored a message; RocketMQ's broker adds it to every message sent,
     /// and a responder learns from it where to send a reply.
     pub const CLUSTER: &str = "CLUSTER";

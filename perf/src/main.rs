@@ -14,6 +14,10 @@
 //!   error: when the handler sees a message minus when it was due (its send time + the level's delay from
 //!   `--message-delay-level`, which an embedded broker also uses; so the send→store time is included).
 //!   Deliveries more than 1 ms early (store times are whole milliseconds) are counted apart.
+//! - `timer`: as `delay`, with RocketMQ 5 timer messages: every message is sent with TIMER_DELAY_MS =
+//!   `--timer-delay-ms` and is due at its send time + that delay.
+//! - `--timer-delay-ms` with `produce` sends timers nobody waits for (to load a broker's timer index: how
+//!   much memory a million waiting timers cost).
 //!
 //! Reports every `--interval` (a live line on a terminal, plain lines otherwise) and a final summary with
 //! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON.
@@ -107,6 +111,10 @@ struct Cli {
     /// `delay`: the broker's `messageDelayLevel` (an embedded broker is started with it).
     #[arg(long, default_value = apogee_engine::delay::MESSAGE_DELAY_LEVEL_DEFAULT)]
     message_delay_level: String,
+    /// Send every message as a timer due this many ms after its send (TIMER_DELAY_MS); the `timer`
+    /// workload measures their delivery-time error (default there: 2000).
+    #[arg(long)]
+    timer_delay_ms: Option<u64>,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -118,6 +126,32 @@ enum Workload {
     Consume,
     E2e,
     Delay,
+    Timer,
+}
+
+impl Cli {
+    /// The TIMER_DELAY_MS every message carries, if any.
+    fn timer_delay_ms(&self) -> Option<u64> {
+        match (self.workload, self.timer_delay_ms) {
+            (Workload::Timer, d) => Some(d.unwrap_or(2_000)),
+            (_, d) => d,
+        }
+    }
+
+    /// How long after its send a message is due, in µs (`delay` and `timer`).
+    fn due_after_us(&self) -> Option<u64> {
+        match self.workload {
+            Workload::Delay => {
+                // Checked in `main` before anything runs.
+                let levels = apogee_engine::delay::parse_levels(&self.message_delay_level)
+                    .unwrap_or_default();
+                let level = (self.delay_level as usize).clamp(1, levels.len().max(1));
+                Some(levels.get(level - 1).copied().unwrap_or(0) * 1_000)
+            }
+            Workload::Timer => self.timer_delay_ms().map(|ms| ms * 1_000),
+            _ => None,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +216,10 @@ fn body(size: usize) -> Vec<u8> {
 async fn send_one(producer: &Producer, cli: &Cli) -> Result<(), ClientError> {
     let message = || {
         let m = Message::new(cli.topic.as_str(), body(cli.size));
+        let m = match cli.timer_delay_ms() {
+            Some(ms) => m.with_delay(Duration::from_millis(ms)),
+            None => m,
+        };
         if cli.workload == Workload::Delay {
             m.with_delay_level(cli.delay_level)
         } else {
@@ -196,9 +234,7 @@ async fn send_one(producer: &Producer, cli: &Cli) -> Result<(), ClientError> {
         },
         (_, 1) => producer.send(message()).await.map(|_| ()),
         (_, n) => {
-            let msgs: Vec<Message> = (0..n)
-                .map(|_| Message::new(cli.topic.as_str(), body(cli.size)))
-                .collect();
+            let msgs: Vec<Message> = (0..n).map(|_| message()).collect();
             producer.send_batch(&msgs).await.map(|_| ())
         }
     }
@@ -389,14 +425,8 @@ async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> Result<PushCons
     config.consume_from = ConsumeFrom::LastOffset;
     let consumer = PushConsumer::new(config);
     consumer.subscribe(&cli.topic, "*");
-    // `delay`: a message is due at its store time + its level's delay.
-    let delay_us = (cli.workload == Workload::Delay).then(|| {
-        // Checked in `main` before anything runs.
-        let levels =
-            apogee_engine::delay::parse_levels(&cli.message_delay_level).unwrap_or_default();
-        let level = (cli.delay_level as usize).clamp(1, levels.len().max(1));
-        levels.get(level - 1).copied().unwrap_or(0) * 1_000
-    });
+    // `delay` / `timer`: a message is due at its send time + its level's delay or its timer delay.
+    let delay_us = cli.due_after_us();
     consumer
         .start(move |batch| {
             let now = now_us();
@@ -667,12 +697,9 @@ async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
             Err(e) => return Err(format!("the producers failed: {e}")),
         }
     }
-    if cli.workload == Workload::Delay {
+    if let Some(due_us) = cli.due_after_us() {
         // Messages sent at the end are still waiting: count them too.
-        let levels =
-            apogee_engine::delay::parse_levels(&cli.message_delay_level).unwrap_or_default();
-        let level = (cli.delay_level as usize).clamp(1, levels.len().max(1));
-        let wait_ms = levels.get(level - 1).copied().unwrap_or(0) + 2_000;
+        let wait_ms = due_us / 1_000 + 2_000;
         stats.measuring.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         stats.measuring.store(false, Ordering::Relaxed);
@@ -697,6 +724,14 @@ async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
         eprintln!(
             "delivery-time error (consumed − (sent + delay), level {} of `{}`): p50 {} p90 {} p99 {} p99.9 {} max {} us over {} messages; {} early",
             cli.delay_level, cli.message_delay_level,
+            e2e["p50_us"], e2e["p90_us"], e2e["p99_us"], e2e["p999_us"], e2e["max_us"], e2e["count"],
+            stats.early.load(Ordering::Relaxed),
+        );
+    }
+    if cli.workload == Workload::Timer {
+        eprintln!(
+            "delivery-time error (consumed − (sent + TIMER_DELAY_MS {})): p50 {} p90 {} p99 {} p99.9 {} max {} us over {} messages; {} early",
+            cli.timer_delay_ms().unwrap_or(0),
             e2e["p50_us"], e2e["p90_us"], e2e["p99_us"], e2e["p999_us"], e2e["max_us"], e2e["count"],
             stats.early.load(Ordering::Relaxed),
         );

@@ -13,6 +13,7 @@
 //! | [`subscription_groups`] | UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, GET_ALL_SUBSCRIPTIONGROUP_CONFIG, DELETE_SUBSCRIPTIONGROUP |
 //! | [`sendback`] | CONSUMER_SEND_MSG_BACK (retry topic, dead-letter queue) |
 //! | [`schedule`] | GET_ALL_DELAY_OFFSET; the delay-level scheduler task |
+//! | [`timer`] | (no request) timer messages: the send-side rule and the task that delivers them |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
 //! | [`reset_offset`] | INVOKE_BROKER_TO_RESET_OFFSET (and RESET_CONSUMER_CLIENT_OFFSET to the group's consumers) |
 //! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
@@ -33,6 +34,7 @@ pub mod schedule;
 pub mod send;
 pub mod sendback;
 pub mod subscription_groups;
+pub mod timer;
 pub mod topics;
 
 use std::cell::{Cell, RefCell};
@@ -61,6 +63,7 @@ pub struct Broker {
     pub topics: RefCell<topics::TopicTable>,
     pub groups: RefCell<subscription_groups::GroupTable>,
     pub schedule: schedule::Schedule,
+    pub timers: timer::Timers,
     pub clients: RefCell<clients::ClientTable>,
     pub long_poll: long_poll::LongPollTable,
     pub locks: RefCell<lock::LockTable>,

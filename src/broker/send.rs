@@ -3,8 +3,9 @@
 //! Checks (in RocketMQ's order and with its codes): header fields, topic name (SYSTEM_ERROR), topic
 //! existence or auto-creation from TBW102 (TOPIC_NOT_EXIST), write permission (NO_PERMISSION), queue id
 //! (SYSTEM_ERROR), body and properties size (MESSAGE_ILLEGAL); a message with a delay level is stored in
-//! the schedule topic instead ([`super::schedule`]); timer messages are refused (MESSAGE_ILLEGAL, not
-//! built yet); then the engine stores the message(s).
+//! the schedule topic instead ([`super::schedule`]), a timer message in the timer topic
+//! ([`super::timer`]; RocketMQ's refusals for bad or too distant times); then the engine stores the
+//! message(s).
 
 use std::rc::Rc;
 
@@ -19,8 +20,8 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::topics::TOPIC_QUEUES_MAX;
-use super::{engine_error, schedule, Broker};
-use apogee_engine::delay::SCHEDULE_TOPIC;
+use super::{engine_error, schedule, timer, Broker};
+use apogee_engine::delay::{SCHEDULE_TOPIC, TIMER_TOPIC};
 
 pub async fn handle(
     broker: &Rc<Broker>,
@@ -42,7 +43,9 @@ pub async fn handle(
         return req.error_to(ResponseCode::SystemError, reason);
     }
     // System topics clients may not write to (RocketMQ's `TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`).
-    if header.topic == SCHEDULE_TOPIC {
+    // The timer topic too: an entry that did not come through the timer rule has no slot time and no
+    // destination (RocketMQ would take it and stall its timer queue on it).
+    if header.topic == SCHEDULE_TOPIC || header.topic == TIMER_TOPIC {
         return req.error_to(
             ResponseCode::SystemError,
             format!(
@@ -113,7 +116,7 @@ pub async fn handle(
             properties,
         ) {
             Ok(x) => x,
-            Err(remark) => return req.error_to(ResponseCode::MessageIllegal, remark),
+            Err((code, remark)) => return req.error_to(code, remark),
         };
         // RocketMQ's SendMessageProcessor stamps every message with its broker's cluster; a responder of
         // request-reply messaging reads it to address the reply topic.
@@ -162,38 +165,40 @@ pub async fn handle(
     }
 }
 
-/// Where a message is stored, after its delay level (RocketMQ's `HookUtils.handleScheduleMessage`): a
-/// level > 0 moves it to the schedule topic (clamped to the highest level; timer properties dropped, as
-/// RocketMQ lets the level win); a level of 0 or less stores it as it is. Timer messages (RocketMQ 5's
-/// TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS without a level) are refused: not built yet, and
-/// storing them would deliver them early. Prepared and rolled-back transaction messages are not delayed.
+/// Where a message is stored, after its delay level and timer properties (RocketMQ's
+/// `HookUtils.handleScheduleMessage`): a level > 0 moves it to the schedule topic (clamped to the highest
+/// level; timer properties dropped, as RocketMQ lets the level win); otherwise a timer message moves to the
+/// timer topic ([`timer::accept`]: refused as RocketMQ does when the time is not a number or too far
+/// ahead, stored as it is when already due); anything else is stored as it is. Prepared and rolled-back
+/// transaction messages are neither delayed nor timed.
+///
+/// In a batch each message is decided alone. Timer properties in a batch are honoured, where RocketMQ
+/// reads only the batch header's properties and so stores timed messages of a batch at once: a message
+/// delivered before the time its producer asked for is never what the producer meant. Delay levels stay
+/// refused in batches (RocketMQ's client refuses them too).
 fn delay_and_timer(
     broker: &Broker,
     header: &SendMessageRequest,
     batch: bool,
     properties: String,
-) -> Result<(String, i32, String), String> {
+) -> Result<(String, i32, String), (ResponseCode, String)> {
     use apogee_net::properties::{names, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
-    const TIMER: [&str; 3] = [
-        names::TIMER_DELIVER_MS,
-        names::TIMER_DELAY_SEC,
-        names::TIMER_DELAY_MS,
-    ];
+    let illegal = |remark: String| (ResponseCode::MessageIllegal, remark);
     // One pass over the properties: this runs for every message sent.
-    let (mut delay, mut timer) = (None, None);
+    let (mut delay, mut timer) = (None, false);
     for (name, value) in properties
         .split(PROPERTY_SEPARATOR)
         .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
     {
         if name == names::DELAY {
             delay = delay.or(Some(value));
-        } else if TIMER.contains(&name) {
-            timer = timer.or(Some(name));
+        } else if timer::accept::TIMER_PROPERTIES.contains(&name) {
+            timer = true;
         }
     }
     let level = match delay {
         None => 0,
-        Some(text) => schedule::parse_delay_level(text)?,
+        Some(text) => schedule::parse_delay_level(text).map_err(illegal)?,
     };
     let transaction = header.sys_flag & TRANSACTION_FLAGS;
     if transaction != 0 && transaction != TRANSACTION_COMMIT {
@@ -201,25 +206,52 @@ fn delay_and_timer(
     }
     if level > 0 {
         if batch {
-            return Err(
+            return Err(illegal(
                 "delay levels are not supported for batch messages; send delayed messages one by one"
                     .into(),
-            );
+            ));
         }
-        let properties = apogee_net::properties::with_changes(&properties, &[], &TIMER)
-            .map_err(|e| e.to_string())?;
+        let properties = apogee_net::properties::with_changes(
+            &properties,
+            &[],
+            &timer::accept::TIMER_PROPERTIES,
+        )
+        .map_err(|e| illegal(e.to_string()))?;
         return schedule::delay_into_schedule(
             broker.schedule.max_level(),
             &header.topic,
             header.queue_id,
             &properties,
             level,
-        );
+        )
+        .map_err(illegal);
     }
-    if let Some(name) = timer {
-        return Err(format!(
-            "timer messages ({name}) are not supported by this broker yet; use a delay level (DELAY) instead"
-        ));
+    if timer {
+        let cfg = &broker.config;
+        let rules = timer::accept::Rules {
+            enabled: cfg.timer_wheel_enable,
+            max_delay_sec: cfg.timer_max_delay_sec,
+            precision_ms: cfg.timer_precision_ms,
+        };
+        match timer::accept::into_timer_topic(
+            &rules,
+            &header.topic,
+            header.queue_id,
+            &properties,
+            super::now_ms() as i64,
+        ) {
+            Ok(Some(props)) => {
+                return Ok((TIMER_TOPIC.to_owned(), timer::accept::TIMER_QUEUE_ID, props))
+            }
+            Ok(None) => {}
+            Err(refusal) => {
+                let code = match refusal {
+                    timer::accept::Refusal::NotEnabled => ResponseCode::SystemError,
+                    timer::accept::Refusal::Illegal(_) => ResponseCode::MessageIllegal,
+                };
+                return Err((code, refusal.remark(&rules)));
+            }
+        }
     }
     Ok((header.topic.clone(), header.queue_id, properties))
 }
