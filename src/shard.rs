@@ -3,6 +3,12 @@
 //!
 //! Shutdown order per shard: stop accepting, wake parked long polls (they answer PULL_NOT_FOUND), wait for
 //! in-flight requests (bounded), unregister from name servers, flush and checkpoint the store.
+//!
+//! A panic on any thread stops the process ([`exit_on_panic`]): a shard that died alone would leave its
+//! broker in the name servers' routes (for `brokerExpiry`, 120 s) with nothing serving it, and its store
+//! unflushed; dying at once with the panic logged and [`PANIC_EXIT_CODE`] lets a supervisor restart the
+//! process, whose recovery handles the store as after a crash. Test-only: the environment variable
+//! [`TEST_PANIC_SHARD_ENV`] names a shard that panics once it serves (tests/a_panicking_shard_stops_the_process.rs).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -24,6 +30,27 @@ use crate::broker::timer::{self, Timers};
 use crate::broker::topics::TopicTable;
 use crate::broker::{registration, Broker};
 use crate::config::BrokerConfig;
+
+/// The exit code of a process stopped by a panic (EX_SOFTWARE: an internal error).
+pub const PANIC_EXIT_CODE: i32 = 70;
+/// Test-only fault injection: the shard whose number this environment variable holds panics once it serves.
+pub const TEST_PANIC_SHARD_ENV: &str = "APOGEE_TEST_PANIC_SHARD";
+
+/// Makes a panic on any thread end the process: the panic is printed as usual (with a backtrace when
+/// RUST_BACKTRACE asks), logged with its thread, and the process exits with [`PANIC_EXIT_CODE`]. For the
+/// `apogee` binary; embedders (apogee-perf --embedded) keep their own policy.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        error!(thread = %thread, panic = %info, "a thread panicked; stopping the process");
+        std::process::exit(PANIC_EXIT_CODE);
+    }));
+}
 
 /// How long a stopping shard waits for in-flight requests.
 pub const DRAIN_MAX_MS: u64 = 5_000;
@@ -334,6 +361,14 @@ async fn run_shard(
     };
     info!(shard, broker = %broker.name, addr = %broker.addr, "shard serving");
     let _ = ready.send(Ok(shard));
+    if std::env::var(TEST_PANIC_SHARD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(shard)
+    {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        panic!("{TEST_PANIC_SHARD_ENV}={shard}: injected shard panic (test-only)");
+    }
     stop.await.ok();
     broker.stopping.set(true);
     broker.long_poll.wake_all();
