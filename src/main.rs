@@ -63,7 +63,7 @@ struct BrokerArgs {
     /// listenPort of shard 0; shard i listens at listenPort + 4i.
     #[arg(long)]
     listen_port: Option<u16>,
-    /// Number of shards (default: the cores this process may use).
+    /// Number of shards (default: the cores this process may use; at most one per usable CPU).
     #[arg(long)]
     shards: Option<usize>,
     /// Name server only: drop brokers silent for this long (standalone).

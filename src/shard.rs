@@ -85,6 +85,29 @@ fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The CPUs this process may run on (its affinity mask, as `taskset` or a cgroup cpuset leaves it), in
+/// order; CPUs 0.. when the mask cannot be read. Shard i is pinned to the i-th: pinning to a CPU outside
+/// the mask would fail, or share a CPU another shard already has.
+pub fn usable_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most its size, and
+    // CPU_ISSET only reads it, for indices below CPU_SETSIZE.
+    let cpus: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            Vec::new()
+        } else {
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|c| libc::CPU_ISSET(*c, &set))
+                .collect()
+        }
+    };
+    if cpus.is_empty() {
+        (0..cpu_count()).collect()
+    } else {
+        cpus
+    }
+}
+
 /// Starts a name server alone (`apogee nameserver`); returns once it accepts connections.
 pub fn start_nameserver(ns: NameServerConfig) -> Result<Running, String> {
     Ok(Running {
@@ -142,6 +165,14 @@ pub fn start(
 ) -> Result<Running, String> {
     config.validate().map_err(|e| e.to_string())?;
     crate::ha::check_master_shards(&config)?;
+    let cpus = usable_cpus();
+    if config.shards > cpus.len() {
+        return Err(format!(
+            "--shards {} is more than the {} CPUs this process may use ({cpus:?}): one shard per CPU",
+            config.shards,
+            cpus.len()
+        ));
+    }
     let mut running = Running {
         stops: Vec::new(),
         threads: Vec::new(),
@@ -151,12 +182,12 @@ pub fn start(
         running.nameserver = Some(spawn_nameserver(ns)?);
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
-    for shard in 0..config.shards {
+    for (shard, cpu) in cpus.iter().copied().enumerate().take(config.shards) {
         let (stop_tx, stop) = transport::stop_signal();
         let config = config.clone();
         let ready = ready_tx.clone();
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(shard % cpu_count()))
-            .name(&format!("shard-{shard}"));
+        let mut builder =
+            LocalExecutorBuilder::new(Placement::Fixed(cpu)).name(&format!("shard-{shard}"));
         if config.spin_before_park_us > 0 {
             builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
         }
