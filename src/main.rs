@@ -1,7 +1,8 @@
 //! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process).
 //!
 //! Anything a user can get wrong (a flag, a config file, a port in use, a store it cannot open) ends the
-//! process with one line on stderr naming what failed and where, and a non-zero exit.
+//! process with one line on stderr naming what failed and where, and a non-zero exit. A panic on any of
+//! its threads (a bug) stops the process too, logged, with exit code 70 (`shard::exit_on_panic`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,7 +63,7 @@ struct BrokerArgs {
     /// listenPort of shard 0; shard i listens at listenPort + 4i.
     #[arg(long)]
     listen_port: Option<u16>,
-    /// Number of shards (default: the cores this process may use).
+    /// Number of shards (default: the cores this process may use; at most one per usable CPU).
     #[arg(long)]
     shards: Option<usize>,
     /// Name server only: drop brokers silent for this long (standalone).
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     cli::init_logging(cli.log_format, "info");
+    shard::exit_on_panic();
     shard::block_stop_signals();
     let running = match cli.command {
         Command::Broker(args) => broker_config(&args, false).and_then(|c| shard::start(c, None)),

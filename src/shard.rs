@@ -3,6 +3,12 @@
 //!
 //! Shutdown order per shard: stop accepting, wake parked long polls (they answer PULL_NOT_FOUND), wait for
 //! in-flight requests (bounded), unregister from name servers, flush and checkpoint the store.
+//!
+//! A panic on any thread stops the process ([`exit_on_panic`]): a shard that died alone would leave its
+//! broker in the name servers' routes (for `brokerExpiry`, 120 s) with nothing serving it, and its store
+//! unflushed; dying at once with the panic logged and [`PANIC_EXIT_CODE`] lets a supervisor restart the
+//! process, whose recovery handles the store as after a crash. Test-only: the environment variable
+//! [`TEST_PANIC_SHARD_ENV`] names a shard that panics once it serves (tests/a_panicking_shard_stops_the_process.rs).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -24,6 +30,27 @@ use crate::broker::timer::{self, Timers};
 use crate::broker::topics::TopicTable;
 use crate::broker::{registration, Broker};
 use crate::config::BrokerConfig;
+
+/// The exit code of a process stopped by a panic (EX_SOFTWARE: an internal error).
+pub const PANIC_EXIT_CODE: i32 = 70;
+/// Test-only fault injection: the shard whose number this environment variable holds panics once it serves.
+pub const TEST_PANIC_SHARD_ENV: &str = "APOGEE_TEST_PANIC_SHARD";
+
+/// Makes a panic on any thread end the process: the panic is printed as usual (with a backtrace when
+/// RUST_BACKTRACE asks), logged with its thread, and the process exits with [`PANIC_EXIT_CODE`]. For the
+/// `apogee` binary; embedders (apogee-perf --embedded) keep their own policy.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        error!(thread = %thread, panic = %info, "a thread panicked; stopping the process");
+        std::process::exit(PANIC_EXIT_CODE);
+    }));
+}
 
 /// How long a stopping shard waits for in-flight requests.
 pub const DRAIN_MAX_MS: u64 = 5_000;
@@ -56,6 +83,29 @@ impl Running {
 
 fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The CPUs this process may run on (its affinity mask, as `taskset` or a cgroup cpuset leaves it), in
+/// order; CPUs 0.. when the mask cannot be read. Shard i is pinned to the i-th: pinning to a CPU outside
+/// the mask would fail, or share a CPU another shard already has.
+pub fn usable_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most its size, and
+    // CPU_ISSET only reads it, for indices below CPU_SETSIZE.
+    let cpus: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            Vec::new()
+        } else {
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|c| libc::CPU_ISSET(*c, &set))
+                .collect()
+        }
+    };
+    if cpus.is_empty() {
+        (0..cpu_count()).collect()
+    } else {
+        cpus
+    }
 }
 
 /// Starts a name server alone (`apogee nameserver`); returns once it accepts connections.
@@ -115,6 +165,14 @@ pub fn start(
 ) -> Result<Running, String> {
     config.validate().map_err(|e| e.to_string())?;
     crate::ha::check_master_shards(&config)?;
+    let cpus = usable_cpus();
+    if config.shards > cpus.len() {
+        return Err(format!(
+            "--shards {} is more than the {} CPUs this process may use ({cpus:?}): one shard per CPU",
+            config.shards,
+            cpus.len()
+        ));
+    }
     let mut running = Running {
         stops: Vec::new(),
         threads: Vec::new(),
@@ -124,12 +182,12 @@ pub fn start(
         running.nameserver = Some(spawn_nameserver(ns)?);
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
-    for shard in 0..config.shards {
+    for (shard, cpu) in cpus.iter().copied().enumerate().take(config.shards) {
         let (stop_tx, stop) = transport::stop_signal();
         let config = config.clone();
         let ready = ready_tx.clone();
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(shard % cpu_count()))
-            .name(&format!("shard-{shard}"));
+        let mut builder =
+            LocalExecutorBuilder::new(Placement::Fixed(cpu)).name(&format!("shard-{shard}"));
         if config.spin_before_park_us > 0 {
             builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
         }
@@ -334,6 +392,14 @@ async fn run_shard(
     };
     info!(shard, broker = %broker.name, addr = %broker.addr, "shard serving");
     let _ = ready.send(Ok(shard));
+    if std::env::var(TEST_PANIC_SHARD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(shard)
+    {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        panic!("{TEST_PANIC_SHARD_ENV}={shard}: injected shard panic (test-only)");
+    }
     stop.await.ok();
     broker.stopping.set(true);
     broker.long_poll.wake_all();

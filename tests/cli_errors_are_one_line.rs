@@ -69,6 +69,13 @@ fn bad_flags_are_usage_errors() {
 }
 
 #[test]
+fn more_shards_than_usable_cpus_are_refused() {
+    let (code, stderr) = apogee(&["standalone", "--shards", "256", "--listen-port", "30000"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_one_line(&stderr, &["--shards 256", "CPUs this process may use"]);
+}
+
+#[test]
 fn bad_config_is_named() {
     let (code, stderr) = apogee(&["broker", "-c", "/nonexistent/broker.conf"]);
     assert_eq!(code, 1);

@@ -87,7 +87,7 @@ async fn slave_copies_groups_and_delay_progress_and_never_delivers() {
         .unwrap();
     let (remoting, _) = Remoting::new();
     let delivered = common::eventually(Duration::from_secs(10), || async {
-        (max_offset(&remoting, &master_addr).await == Some(3)).then_some(())
+        (max_offset(&remoting, &master_addr).await >= Some(3)).then_some(())
     })
     .await;
     assert!(delivered.is_some(), "the master delivers all three");
@@ -109,9 +109,12 @@ async fn slave_copies_groups_and_delay_progress_and_never_delivers() {
         copied.is_some(),
         "the slave copies groups and delay progress"
     );
-    // It holds the three re-put messages it got from its master, no more: it delivered none itself.
+    // It holds the re-put messages it got from its master, no more: it delivered none itself. (The
+    // master holds 3, or more if a slow send was retried by the producer.)
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(max_offset(&remoting, &slave_addr).await, Some(3));
+    let on_master = max_offset(&remoting, &master_addr).await;
+    assert!(on_master >= Some(3));
+    assert_eq!(max_offset(&remoting, &slave_addr).await, on_master);
 
     // A send-back to the slave is refused; the message stays where it is.
     let h = ConsumerSendMsgBackRequest {
