@@ -20,3 +20,10 @@ pub const EXT_FIELDS_MAX: usize = 4096;
 
 const _: () = assert!(MESSAGE_SIZE_MAX_BYTES_DEFAULT < FRAME_SIZE_MAX_BYTES);
 const _: () = assert!(HEADER_SIZE_MAX_BYTES < FRAME_SIZE_MAX_BYTES);
+
+/// Longest SQL92 selector accepted. It bounds the parsed tree, whose evaluation recurses once per
+/// AND/OR in a chain.
+pub const SELECTOR_SIZE_MAX_BYTES: usize = 8 * 1024;
+
+/// Deepest nesting of parentheses and unary operators in a selector: the parser recurses once per level.
+pub const SELECTOR_NESTING_MAX: usize = 64;
