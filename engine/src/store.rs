@@ -1032,6 +1032,32 @@ impl Engine {
         max_bytes: usize,
         filter: &dyn Fn(i64) -> bool,
     ) -> Result<QueueRead> {
+        self.read_queue_filtered(
+            topic,
+            queue_id,
+            offset,
+            max_messages,
+            max_bytes,
+            filter,
+            &|_| true,
+        )
+        .await
+    }
+
+    /// [`Self::read_queue`] with a second filter over each stored record's bytes (an SQL92 selector
+    /// looks at its properties), asked only for entries whose tag hash passed `filter`. A record it
+    /// refuses is skipped like a tag mismatch: it costs a read but is not in the answer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_queue_filtered(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: u64,
+        max_messages: usize,
+        max_bytes: usize,
+        filter: &dyn Fn(i64) -> bool,
+        record_filter: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<QueueRead> {
         let max_messages = max_messages.clamp(1, READ_MESSAGES_MAX);
         let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX);
         let Some(q) = self.queue(topic, queue_id) else {
@@ -1128,6 +1154,11 @@ impl Engine {
                         continue;
                     }
                     Err(e) => return Err(e),
+                }
+                if !record_filter(&body[body.len() - e.size as usize..]) {
+                    body.truncate(body.len() - e.size as usize);
+                    next += 1;
+                    continue;
                 }
                 read.messages += 1;
                 read.last_log_offset = e.commit_log_offset;

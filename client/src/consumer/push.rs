@@ -46,6 +46,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::orderly::{self, QueueLock};
+use super::selector::MessageSelector;
 use super::{
     addr_of, allocate_averagely, client_id, commit_offset, heartbeat_body, pull_once, start_offset,
     wait_for_route, ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT,
@@ -140,7 +141,7 @@ pub(crate) struct Inner {
     pub(crate) config: PushConsumerConfig,
     pub(crate) client_id: String,
     pub(crate) routes: Routes,
-    subscriptions: Mutex<BTreeMap<String, String>>,
+    subscriptions: Mutex<BTreeMap<String, MessageSelector>>,
     queues: Mutex<HashMap<MessageQueue, QueueTask>>,
     rebalance_now: Notify,
     pub(crate) stopped: AtomicBool,
@@ -198,9 +199,12 @@ impl PushConsumer {
         &self.inner.client_id
     }
 
-    /// Subscribes to a topic with a tag expression (`*` or `a || b`). Call before [`Self::start`].
-    pub fn subscribe(&self, topic: &str, expression: &str) {
-        lock(&self.inner.subscriptions).insert(topic.into(), expression.into());
+    /// Subscribes to a topic with a tag expression (`*` or `a || b`, as a `&str`) or a
+    /// [`MessageSelector`] (`MessageSelector::sql("a > 5")`). Call before [`Self::start`]; a broker
+    /// refuses an SQL92 selector unless it runs with `enablePropertyFilter=true`, and the refusal
+    /// (or the parser's message for a bad selector) is logged by the queue's pull task.
+    pub fn subscribe(&self, topic: &str, selector: impl Into<MessageSelector>) {
+        lock(&self.inner.subscriptions).insert(topic.into(), selector.into());
     }
 
     /// Starts consuming; `handler` sees each batch of one queue, in queue order. Fails only when no name
@@ -238,6 +242,14 @@ impl PushConsumer {
                 Ok(_) | Err(ClientError::NoRoute(_)) => self.wait_for(t),
                 Err(e) => return Err(e),
             }
+        }
+        let subs: Vec<(String, MessageSelector)> = lock(&self.inner.subscriptions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (topic, selector) in &subs {
+            let (group, id) = (&self.inner.config.group, &self.inner.client_id);
+            super::check_selector(&self.inner.routes, group, id, topic, selector).await?;
         }
         self.inner.heartbeat().await;
         let mut complete = self.inner.clone().rebalance(&handler).await;
@@ -359,7 +371,7 @@ impl Inner {
     fn spawn_queue(
         self: &Arc<Self>,
         mq: MessageQueue,
-        expr: String,
+        expr: MessageSelector,
         offset: Arc<AtomicI64>,
         handler: Handler,
         queue_lock: Option<Arc<QueueLock>>,
@@ -422,7 +434,7 @@ impl Inner {
     }
 
     async fn heartbeat(&self) {
-        let subs: Vec<(String, String)> = lock(&self.subscriptions)
+        let subs: Vec<(String, MessageSelector)> = lock(&self.subscriptions)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -492,11 +504,11 @@ impl Inner {
     /// whether every subscribed topic had a route.
     async fn rebalance(self: Arc<Self>, handler: &Handler) -> bool {
         let mut complete = true;
-        let subs: Vec<(String, String)> = lock(&self.subscriptions)
+        let subs: Vec<(String, MessageSelector)> = lock(&self.subscriptions)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut wanted: Vec<(MessageQueue, String)> = Vec::new();
+        let mut wanted: Vec<(MessageQueue, MessageSelector)> = Vec::new();
         for (topic, expr) in &subs {
             let Ok(r) = self.routes.route(topic).await else {
                 complete = false;
@@ -623,7 +635,7 @@ impl Inner {
                 let expr = lock(&self.subscriptions)
                     .get(&mq.topic)
                     .cloned()
-                    .unwrap_or_else(|| "*".into());
+                    .unwrap_or_else(MessageSelector::all);
                 if let (Some(h), false) = (&handler, self.stopped.load(Ordering::Acquire)) {
                     let at = Arc::new(AtomicI64::new(offset));
                     let task = self.spawn_queue(mq.clone(), expr, at, h.clone(), old.lock);
@@ -746,7 +758,7 @@ fn key(mq: &MessageQueue) -> String {
 async fn consume_queue(
     inner: Arc<Inner>,
     mq: MessageQueue,
-    expr: String,
+    expr: MessageSelector,
     offset: Arc<AtomicI64>,
     handler: Handler,
 ) {
