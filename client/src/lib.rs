@@ -32,6 +32,7 @@ pub mod producer;
 pub mod remoting;
 pub mod request;
 pub mod route;
+pub mod trace;
 
 pub use admin::Admin;
 pub use consumer::pull::{PullConsumer, PullConsumerConfig};

@@ -55,6 +55,7 @@ use crate::error::ClientError;
 use crate::message::{MessageExt, MessageQueue};
 use crate::remoting::Remoting;
 use crate::route::{self, parse_namesrv, Routes};
+use crate::trace::TraceDispatcher;
 
 pub const REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
@@ -150,6 +151,8 @@ pub(crate) struct Inner {
     background: Mutex<Vec<JoinHandle<()>>>,
     /// The handler, once started: an offset reset restarts queue tasks with it.
     handler: Mutex<Option<Handler>>,
+    /// Message trace, once [`PushConsumer::enable_trace`] was called.
+    trace: Mutex<Option<Arc<TraceDispatcher>>>,
 }
 
 /// A push consumer handle.
@@ -176,6 +179,7 @@ impl PushConsumer {
             orderly: AtomicBool::new(false),
             background: Mutex::new(Vec::new()),
             handler: Mutex::new(None),
+            trace: Mutex::new(None),
         });
         // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now. RESET_CONSUMER_CLIENT_OFFSET: move
         // the named queues.
@@ -226,7 +230,25 @@ impl PushConsumer {
         self.start_with(Arc::new(handler), true).await
     }
 
+    /// Traces this consumer's consumption (SubBefore and SubAfter records per message, see
+    /// [`crate::trace`]) to `topic`, usually [`apogee_net::topic::TRACE_TOPIC_DEFAULT`]. Call before
+    /// [`Self::start`]; tracing never blocks or fails consumption.
+    pub fn enable_trace(&self, topic: &str) {
+        let namesrv = self.inner.config.namesrv.join(";");
+        let d = TraceDispatcher::start(&namesrv, topic, &self.inner.config.group);
+        *lock(&self.inner.trace) = Some(d);
+    }
+
+    /// The trace dispatcher (for its counters), if tracing is on.
+    pub fn trace(&self) -> Option<Arc<TraceDispatcher>> {
+        lock(&self.inner.trace).clone()
+    }
+
     async fn start_with(&self, handler: Handler, orderly: bool) -> Result<(), ClientError> {
+        let handler = match self.trace() {
+            Some(d) => crate::trace::traced_handler(d, self.inner.config.group.clone(), handler),
+            None => handler,
+        };
         self.inner.orderly.store(orderly, Ordering::Release);
         *lock(&self.inner.handler) = Some(handler.clone());
         let retry = retry_topic(&self.inner.config.group);
