@@ -117,6 +117,36 @@ async fn two_groups_with_sql_selectors_receive_exactly_their_matches() {
         "no duplicates, nothing extra"
     );
     assert_eq!(pushed.into_iter().collect::<BTreeSet<_>>(), push_want);
+    // A pull without its subscription (as Java's push consumer pulls) uses the selector the group's
+    // heartbeat registered on the broker.
+    let (remoting, _) = Remoting::new();
+    let mut from_heartbeat = Vec::new();
+    for queue_id in 0..2 {
+        let r = remoting
+            .invoke(
+                &apogee.shard_addr(0),
+                common::raw_pull("sql-push", TOPIC, queue_id, 0),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        if r.code == ResponseCode::Success as i32 {
+            let records = apogee_net::record::decode_all(&r.body).unwrap();
+            from_heartbeat.extend(
+                records
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(&r.body).into_owned()),
+            );
+        }
+    }
+    assert!(
+        !from_heartbeat.is_empty(),
+        "shard 0 holds matches of the push selector"
+    );
+    assert!(
+        from_heartbeat.iter().all(|b| push_want.contains(b)),
+        "{from_heartbeat:?}"
+    );
     push.shutdown().await;
 
     // A bad selector: refused at subscription with the parser's message ...
@@ -132,7 +162,6 @@ async fn two_groups_with_sql_selectors_receive_exactly_their_matches() {
         other => panic!("a bad selector was not refused: {other:?}"),
     }
     // ... and on a pull that carries it, which reads nothing.
-    let (remoting, _) = Remoting::new();
     let r = remoting
         .invoke(
             &apogee.shard_addr(0),

@@ -184,7 +184,11 @@ fn a_record_filter_leaves_refused_records_out_of_the_answer() {
         assert_eq!(r.next_offset, 10);
         let records = apogee_net::record::decode_all(&r.body).unwrap();
         let bodies: Vec<u8> = records.iter().map(|r| r.body[0]).collect();
-        assert_eq!(bodies, [0, 3, 6, 9], "only the kept records, whole and in order");
+        assert_eq!(
+            bodies,
+            [0, 3, 6, 9],
+            "only the kept records, whole and in order"
+        );
         let none = engine
             .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, &|_| false)
             .await
