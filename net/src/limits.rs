@@ -25,5 +25,11 @@ const _: () = assert!(HEADER_SIZE_MAX_BYTES < FRAME_SIZE_MAX_BYTES);
 /// AND/OR in a chain.
 pub const SELECTOR_SIZE_MAX_BYTES: usize = 8 * 1024;
 
-/// Deepest nesting of parentheses and unary operators in a selector: the parser recurses once per level.
-pub const SELECTOR_NESTING_MAX: usize = 64;
+/// Deepest nesting of parentheses and unary operators in a selector: the parser recurses once per level,
+/// and so do evaluation and dropping the tree.
+pub const SELECTOR_NESTING_MAX: usize = 16;
+
+/// Longest chain of `=`, `<>` and `IS [NOT] NULL` on one level (`a = b = c`): each link is a level of
+/// the tree. RocketMQ sets no limit; chains past two are meaningless, and this bounds the tree's depth
+/// (with [`SELECTOR_NESTING_MAX`]; AND and OR chains are flat and add no depth).
+pub const SELECTOR_EQUALITY_CHAIN_MAX: usize = 8;

@@ -60,28 +60,23 @@ pub fn eval<'a>(e: &'a Expr, get: &dyn Fn(&str) -> Option<&'a str>) -> Eval<'a> 
             None => Value::Null,
             Some(b) => Value::Bool(!b),
         },
-        Expr::And(l, r) => {
-            let lv = boolean(eval(l, get)?)?;
-            if lv == Some(false) {
-                return Ok(Value::Bool(false));
+        // RocketMQ's binary AND: false as soon as a side is false (the right side is not evaluated
+        // when the left is false), unknown if a side is unknown, else true. Over a left-deep chain that
+        // is: left to right, stop at the first false. OR is the same with true.
+        Expr::And(list) | Expr::Or(list) => {
+            let decisive = matches!(e, Expr::Or(_));
+            let mut unknown = false;
+            for operand in list {
+                match boolean(eval(operand, get)?)? {
+                    Some(b) if b == decisive => return Ok(Value::Bool(decisive)),
+                    Some(_) => {}
+                    None => unknown = true,
+                }
             }
-            let rv = boolean(eval(r, get)?)?;
-            match (lv, rv) {
-                (_, Some(false)) => Value::Bool(false),
-                (Some(true), Some(true)) => Value::Bool(true),
-                _ => Value::Null,
-            }
-        }
-        Expr::Or(l, r) => {
-            let lv = boolean(eval(l, get)?)?;
-            if lv == Some(true) {
-                return Ok(Value::Bool(true));
-            }
-            let rv = boolean(eval(r, get)?)?;
-            match (lv, rv) {
-                (_, Some(true)) => Value::Bool(true),
-                (Some(false), Some(false)) => Value::Bool(false),
-                _ => Value::Null,
+            if unknown {
+                Value::Null
+            } else {
+                Value::Bool(!decisive)
             }
         }
         Expr::Eq(l, r) => {

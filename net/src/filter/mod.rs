@@ -58,6 +58,7 @@ mod parser;
 
 use std::fmt;
 
+pub use crate::limits::SELECTOR_EQUALITY_CHAIN_MAX;
 use crate::limits::{SELECTOR_NESTING_MAX, SELECTOR_SIZE_MAX_BYTES};
 use crate::properties::{NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
 
@@ -124,8 +125,11 @@ pub enum Expr {
     Not(Box<Expr>),
     /// A property used as a condition.
     BoolCast(Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// `a AND b AND c`, flat: evaluated left to right exactly as RocketMQ's left-deep tree of binary
+    /// ANDs is (same short-circuit, same unknowns), but without one level of recursion per operand.
+    And(Vec<Expr>),
+    /// `a OR b OR c`, flat, likewise.
+    Or(Vec<Expr>),
     Eq(Box<Expr>, Box<Expr>),
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
     In {
@@ -168,8 +172,15 @@ impl fmt::Display for Expr {
             Expr::Neg(e) => write!(f, "(- {e})"),
             Expr::Not(e) => write!(f, "(NOT {e})"),
             Expr::BoolCast(e) => write!(f, "{e}"),
-            Expr::And(l, r) => write!(f, "({l} AND {r})"),
-            Expr::Or(l, r) => write!(f, "({l} OR {r})"),
+            Expr::And(list) | Expr::Or(list) => {
+                let op = if matches!(self, Expr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                let parts: Vec<String> = list.iter().map(Expr::to_string).collect();
+                write!(f, "({})", parts.join(op))
+            }
             Expr::Eq(l, r) => write!(f, "({l} = {r})"),
             Expr::Cmp(op, l, r) => {
                 let op = match op {

@@ -2,7 +2,7 @@
 //! makes while it builds its tree (see the grammar in the [module docs](super)).
 
 use super::lexer::{Spanned, Token};
-use super::{CmpOp, Const, Expr, SelectorError};
+use super::{CmpOp, Const, Expr, SelectorError, SELECTOR_EQUALITY_CHAIN_MAX};
 
 pub struct Parser {
     tokens: Vec<Spanned>,
@@ -80,32 +80,42 @@ impl Parser {
     }
 
     fn or_expr(&mut self) -> Result<Expr, SelectorError> {
-        let mut left = self.and_expr()?;
-        while self.eat(&Token::Or) {
-            let right = self.and_expr()?;
-            left = Expr::Or(
-                Box::new(self.as_boolean(left)?),
-                Box::new(self.as_boolean(right)?),
-            );
+        let first = self.and_expr()?;
+        if self.peek() != Some(&Token::Or) {
+            return Ok(first);
         }
-        Ok(left)
+        let mut list = vec![self.as_boolean(first)?];
+        while self.eat(&Token::Or) {
+            let next = self.and_expr()?;
+            list.push(self.as_boolean(next)?);
+        }
+        Ok(Expr::Or(list))
     }
 
     fn and_expr(&mut self) -> Result<Expr, SelectorError> {
-        let mut left = self.equality_expr()?;
-        while self.eat(&Token::And) {
-            let right = self.equality_expr()?;
-            left = Expr::And(
-                Box::new(self.as_boolean(left)?),
-                Box::new(self.as_boolean(right)?),
-            );
+        let first = self.equality_expr()?;
+        if self.peek() != Some(&Token::And) {
+            return Ok(first);
         }
-        Ok(left)
+        let mut list = vec![self.as_boolean(first)?];
+        while self.eat(&Token::And) {
+            let next = self.equality_expr()?;
+            list.push(self.as_boolean(next)?);
+        }
+        Ok(Expr::And(list))
     }
 
     fn equality_expr(&mut self) -> Result<Expr, SelectorError> {
         let mut left = self.comparison_expr()?;
-        loop {
+        for links in 0.. {
+            if links == SELECTOR_EQUALITY_CHAIN_MAX
+                && matches!(self.peek(), Some(Token::Eq | Token::Ne | Token::Is))
+            {
+                return Err(SelectorError::new(
+                    self.at(),
+                    format!("more than {SELECTOR_EQUALITY_CHAIN_MAX} `=`, `<>` or IS in a row"),
+                ));
+            }
             if self.eat(&Token::Eq) {
                 let right = self.comparison_expr()?;
                 left = self.equal(left, right)?;
@@ -126,6 +136,7 @@ impl Parser {
                 return Ok(left);
             }
         }
+        Ok(left)
     }
 
     /// `=`: neither side may be the NULL literal, and a TRUE/FALSE literal is not compared with
@@ -191,10 +202,10 @@ impl Parser {
                 self.expect(&Token::And)?;
                 let high = self.unary_expr()?;
                 left = if not {
-                    Expr::Or(
-                        Box::new(self.ordered(CmpOp::Lt, left.clone(), low)?),
-                        Box::new(self.ordered(CmpOp::Gt, left, high)?),
-                    )
+                    Expr::Or(vec![
+                        self.ordered(CmpOp::Lt, left.clone(), low)?,
+                        self.ordered(CmpOp::Gt, left, high)?,
+                    ])
                 } else {
                     self.between(left, low, high)?
                 };
@@ -235,10 +246,10 @@ impl Parser {
                 ));
             }
         }
-        Ok(Expr::And(
-            Box::new(self.ordered(CmpOp::Ge, value.clone(), low)?),
-            Box::new(self.ordered(CmpOp::Le, value, high)?),
-        ))
+        Ok(Expr::And(vec![
+            self.ordered(CmpOp::Ge, value.clone(), low)?,
+            self.ordered(CmpOp::Le, value, high)?,
+        ]))
     }
 
     fn string(&mut self) -> Result<String, SelectorError> {

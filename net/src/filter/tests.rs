@@ -94,6 +94,41 @@ fn deep_or_long_selectors_are_refused_before_they_are_parsed() {
 }
 
 #[test]
+fn the_deepest_selectors_the_limits_allow_fit_a_small_stack() {
+    use crate::limits::{SELECTOR_EQUALITY_CHAIN_MAX as CHAIN, SELECTOR_NESTING_MAX as NEST};
+    // The longest OR chain is flat; the deepest tree nests parentheses to the limit, each level an
+    // equality chain as long as allowed. Parsing, evaluating and dropping them recurse per level of the
+    // tree: they must fit a thread's stack with room to spare (here 512 KiB, in a debug build).
+    let unit = "a = 'x' OR ";
+    let n = (crate::limits::SELECTOR_SIZE_MAX_BYTES - 8) / unit.len();
+    let long = format!("{}a = 'y'", unit.repeat(n));
+    let links = " <> a".repeat(CHAIN - 1);
+    let mut deep = format!("NOT a{links}");
+    for _ in 1..NEST - 1 {
+        deep = format!("NOT ({deep}){links}");
+    }
+    let deep = format!("TRUE = ({deep})");
+    for text in [long, deep] {
+        assert!(text.len() <= crate::limits::SELECTOR_SIZE_MAX_BYTES);
+        let shown = text.chars().take(60).collect::<String>();
+        let worker = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let s = Selector::parse(&text).map_err(|e| e.to_string())?;
+                Ok::<_, String>((s.matches(&props(&[("a", "y")])), s.matches(&props(&[]))))
+            })
+            .unwrap();
+        let r = worker.join().expect("no stack overflow");
+        assert!(r.is_ok(), "`{shown}…`: {r:?}");
+    }
+    let chain = vec!["a"; CHAIN + 2].join(" = ");
+    assert!(Selector::parse(&chain)
+        .unwrap_err()
+        .to_string()
+        .contains("in a row"));
+}
+
+#[test]
 fn a_missing_property_is_unknown_not_an_error() {
     assert!(!matches("a > 5", &[]));
     assert!(!matches("NOT (a > 5)", &[]), "NOT unknown is unknown");
