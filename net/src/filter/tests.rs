@@ -121,7 +121,7 @@ fn the_deepest_selectors_the_limits_allow_fit_a_small_stack() {
         let r = worker.join().expect("no stack overflow");
         assert!(r.is_ok(), "`{shown}…`: {r:?}");
     }
-    let chain = vec!["a"; CHAIN + 2].join(" = ");
+    let chain = ["a"; CHAIN + 2].join(" = ");
     assert!(Selector::parse(&chain)
         .unwrap_err()
         .to_string()
