@@ -434,7 +434,8 @@ impl Producer {
     /// Traces this producer's sends (one Pub record per message sent with `send`, `send_to_queue`,
     /// `send_with_selector` or `send_async`; batches, one-way sends and replies are not traced) to
     /// `topic`, usually [`apogee_net::topic::TRACE_TOPIC_DEFAULT`]. Tracing never blocks or fails a
-    /// send: see [`crate::trace`]. Calling it again switches to a new dispatcher.
+    /// send: see [`crate::trace`]. Calling it again switches to a new dispatcher. Call it inside a
+    /// tokio runtime: the dispatcher is a task.
     pub fn enable_trace(&self, topic: &str) {
         let namesrv = self.inner.config.namesrv.join(";");
         let d = TraceDispatcher::start(&namesrv, topic, &self.inner.config.group);

@@ -232,7 +232,8 @@ impl PushConsumer {
 
     /// Traces this consumer's consumption (SubBefore and SubAfter records per message, see
     /// [`crate::trace`]) to `topic`, usually [`apogee_net::topic::TRACE_TOPIC_DEFAULT`]. Call before
-    /// [`Self::start`]; tracing never blocks or fails consumption.
+    /// [`Self::start`], inside a tokio runtime (the dispatcher is a task); tracing never blocks or fails
+    /// consumption.
     pub fn enable_trace(&self, topic: &str) {
         let namesrv = self.inner.config.namesrv.join(";");
         let d = TraceDispatcher::start(&namesrv, topic, &self.inner.config.group);
