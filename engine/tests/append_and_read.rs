@@ -177,7 +177,7 @@ fn a_record_filter_leaves_refused_records_out_of_the_answer() {
                 .is_some_and(|a| a % 3 == 0)
         };
         let r = engine
-            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, &keep)
+            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, Some(&keep))
             .await
             .unwrap();
         assert_eq!(r.messages, 4, "0, 3, 6, 9");
@@ -189,8 +189,26 @@ fn a_record_filter_leaves_refused_records_out_of_the_answer() {
             [0, 3, 6, 9],
             "only the kept records, whole and in order"
         );
+        let two = engine
+            .read_queue_filtered("P", 0, 0, 2, 1 << 20, &|_| true, Some(&keep))
+            .await
+            .unwrap();
+        assert_eq!(
+            (two.messages, two.next_offset),
+            (2, 4),
+            "stops after 3, goes on at 4"
+        );
+        let tags_first = engine
+            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| false, Some(&keep))
+            .await
+            .unwrap();
+        assert_eq!(
+            tags_first.status,
+            ReadStatus::NoMatchedMessage,
+            "the tag filter comes first"
+        );
         let none = engine
-            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, &|_| false)
+            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, Some(&|_| false))
             .await
             .unwrap();
         assert_eq!(none.status, ReadStatus::NoMatchedMessage);

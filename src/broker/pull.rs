@@ -158,8 +158,9 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     };
     // An SQL92 selector looks at each record's properties where they lie in the read buffer.
     let by_properties = |bytes: &[u8]| {
-        selector.is_none_or(|s| record::properties_of(bytes).is_some_and(|p| s.matches(p)))
+        selector.is_some_and(|s| record::properties_of(bytes).is_some_and(|p| s.matches(p)))
     };
+    let record_filter: Option<&dyn Fn(&[u8]) -> bool> = selector.map(|_| &by_properties as _);
     if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
         broker
             .engine
@@ -207,7 +208,7 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
                 h.max_msg_nums.max(1) as usize,
                 max_bytes,
                 &|hash| tags.matches(hash),
-                &by_properties,
+                record_filter,
             )
             .await
         {
