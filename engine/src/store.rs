@@ -112,6 +112,9 @@ pub enum ReadStatus {
     NoMatchedMessage,
 }
 
+/// A filter over a stored record's bytes, for [`Engine::read_queue_filtered`].
+pub type RecordFilter<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
 #[derive(Debug, Clone)]
 pub struct QueueRead {
     pub status: ReadStatus,
@@ -1058,7 +1061,7 @@ impl Engine {
         max_messages: usize,
         max_bytes: usize,
         filter: &dyn Fn(i64) -> bool,
-        record_filter: Option<&dyn Fn(&[u8]) -> bool>,
+        record_filter: Option<&RecordFilter<'_>>,
     ) -> Result<QueueRead> {
         let max_messages = max_messages.clamp(1, READ_MESSAGES_MAX);
         let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX);

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
+use apogee_engine::store::RecordFilter;
 use apogee_engine::ReadStatus;
 use apogee_net::body::route::perm;
 use apogee_net::codes::ResponseCode;
@@ -160,7 +161,7 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     let by_properties = |bytes: &[u8]| {
         selector.is_some_and(|s| record::properties_of(bytes).is_some_and(|p| s.matches(p)))
     };
-    let record_filter: Option<&dyn Fn(&[u8]) -> bool> = selector.map(|_| &by_properties as _);
+    let record_filter: Option<&RecordFilter<'_>> = selector.map(|_| &by_properties as _);
     if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
         broker
             .engine
