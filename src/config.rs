@@ -558,6 +558,27 @@ mod tests {
     }
 
     #[test]
+    fn sql92_and_trace_keys_are_read_and_a_bad_trace_topic_is_named() {
+        let mut c = BrokerConfig::default();
+        assert!(
+            !c.enable_property_filter && !c.trace_topic_enable,
+            "RocketMQ's defaults"
+        );
+        assert_eq!(c.msg_trace_topic_name, "RMQ_SYS_TRACE_TOPIC");
+        c.apply_text(
+            "enablePropertyFilter=true\ntraceTopicEnable=true\nmsgTraceTopicName=MyTrace\n",
+        )
+        .unwrap();
+        assert!(c.enable_property_filter && c.trace_topic_enable);
+        assert_eq!(c.msg_trace_topic_name, "MyTrace");
+        let e = c
+            .set("msgTraceTopicName", "bad topic")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("msgTraceTopicName"), "{e}");
+    }
+
+    #[test]
     fn shard_ports_never_collide_with_vip_or_ha_ports() {
         let c = BrokerConfig {
             shards: 8,

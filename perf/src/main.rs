@@ -278,6 +278,16 @@ async fn produce(
     for t in tasks {
         let _ = t.await;
     }
+    if let Some(trace) = producer.trace() {
+        let s = trace.stats();
+        eprintln!(
+            "trace: {} records buffered, {} dropped (buffer full), {} sent, {} failed (so far)",
+            s.recorded.load(Ordering::Relaxed),
+            s.dropped.load(Ordering::Relaxed),
+            s.sent.load(Ordering::Relaxed),
+            s.failed.load(Ordering::Relaxed),
+        );
+    }
     Ok(())
 }
 
