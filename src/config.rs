@@ -67,6 +67,14 @@ pub struct BrokerConfig {
     /// Whether replies of request-reply messaging are also stored in `<cluster>_REPLY_TOPIC`
     /// (`storeReplyMessageEnable`, RocketMQ's default true).
     pub store_reply_message_enable: bool,
+    /// Whether consumers may subscribe with SQL92 selectors (`enablePropertyFilter`, RocketMQ's default
+    /// false: such subscriptions are refused with "The broker does not support consumer to filter
+    /// message by SQL92").
+    pub enable_property_filter: bool,
+    /// Whether the message trace topic is created at start (`traceTopicEnable`, default false), and its
+    /// name (`msgTraceTopicName`, default `RMQ_SYS_TRACE_TOPIC`).
+    pub trace_topic_enable: bool,
+    pub msg_trace_topic_name: String,
     pub default_topic_queue_nums: i32,
     pub mapped_file_size_commit_log: u64,
     pub flush_interval_commit_log_ms: u64,
@@ -146,6 +154,9 @@ impl Default for BrokerConfig {
             max_message_size: apogee_net::limits::MESSAGE_SIZE_MAX_BYTES_DEFAULT,
             auto_create_topic_enable: true,
             store_reply_message_enable: true,
+            enable_property_filter: false,
+            trace_topic_enable: false,
+            msg_trace_topic_name: apogee_net::topic::TRACE_TOPIC_DEFAULT.into(),
             default_topic_queue_nums: 4,
             mapped_file_size_commit_log: 1024 * 1024 * 1024,
             flush_interval_commit_log_ms: 500,
@@ -291,6 +302,16 @@ impl BrokerConfig {
             "maxMessageSize" => self.max_message_size = parse(key, v)?,
             "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
             "storeReplyMessageEnable" => self.store_reply_message_enable = parse(key, v)?,
+            "enablePropertyFilter" => self.enable_property_filter = parse(key, v)?,
+            "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,
+            "msgTraceTopicName" => {
+                apogee_net::topic::validate(v).map_err(|reason| ConfigError::BadValue {
+                    key: key.into(),
+                    value: v.into(),
+                    reason,
+                })?;
+                self.msg_trace_topic_name = v.into();
+            }
             "defaultTopicQueueNums" => self.default_topic_queue_nums = parse(key, v)?,
             "mappedFileSizeCommitLog" => self.mapped_file_size_commit_log = parse(key, v)?,
             "flushIntervalCommitLog" => self.flush_interval_commit_log_ms = parse(key, v)?,
@@ -579,6 +600,27 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("flushDiskType"));
+    }
+
+    #[test]
+    fn sql92_and_trace_keys_are_read_and_a_bad_trace_topic_is_named() {
+        let mut c = BrokerConfig::default();
+        assert!(
+            !c.enable_property_filter && !c.trace_topic_enable,
+            "RocketMQ's defaults"
+        );
+        assert_eq!(c.msg_trace_topic_name, "RMQ_SYS_TRACE_TOPIC");
+        c.apply_text(
+            "enablePropertyFilter=true\ntraceTopicEnable=true\nmsgTraceTopicName=MyTrace\n",
+        )
+        .unwrap();
+        assert!(c.enable_property_filter && c.trace_topic_enable);
+        assert_eq!(c.msg_trace_topic_name, "MyTrace");
+        let e = c
+            .set("msgTraceTopicName", "bad topic")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("msgTraceTopicName"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,48 @@ enum Command {
     },
     /// Run a name server and a broker in one process, with a store under the current folder.
     Standalone(BrokerArgs),
+    /// Administration over the remoting protocol (works against any RocketMQ-compatible cluster).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print a message's trace (send, store, each consuming group) as a table, as mqadmin
+    /// QueryMsgTraceById: the trace records are found by QUERY_MESSAGE on the trace topic.
+    Trace {
+        /// The message id (the client-made UNIQ_KEY id a send returns).
+        msg_id: String,
+        /// Name servers (host:port;host:port).
+        #[arg(short = 'n', long = "namesrv-addr", default_value = "127.0.0.1:9876")]
+        namesrv_addr: String,
+        /// The trace topic.
+        #[arg(short = 't', long = "trace-topic", default_value = apogee_net::topic::TRACE_TOPIC_DEFAULT)]
+        trace_topic: String,
+    },
+}
+
+/// Runs an admin command to its end; its output goes to stdout, a failure is one line.
+fn admin(command: AdminCommand) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    match command {
+        AdminCommand::Trace {
+            msg_id,
+            namesrv_addr,
+            trace_topic,
+        } => runtime.block_on(async {
+            let admin = apogee_client::Admin::new(&namesrv_addr);
+            let records = admin
+                .message_trace(&trace_topic, &msg_id)
+                .await
+                .map_err(|e| format!("trace of {msg_id} from {namesrv_addr}: {e}"))?;
+            print!("{}", apogee_client::trace::view::table(&msg_id, &records));
+            Ok(())
+        }),
+    }
 }
 
 #[derive(Args)]
@@ -108,10 +150,21 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Command::Admin(command) = cli.command {
+        cli::init_logging(cli.log_format, "warn");
+        return match admin(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("apogee admin: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     cli::init_logging(cli.log_format, "info");
     shard::exit_on_panic();
     shard::block_stop_signals();
     let running = match cli.command {
+        Command::Admin(_) => unreachable!("admin commands return above"),
         Command::Broker(args) => broker_config(&args, false).and_then(|c| shard::start(c, None)),
         Command::Standalone(args) => broker_config(&args, true).and_then(|c| {
             let ns_port = c

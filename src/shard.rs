@@ -280,6 +280,18 @@ async fn run_shard(
             apogee_net::body::route::perm::READ_WRITE,
         )
     });
+    // RocketMQ's TopicConfigManager creates the trace topic at start when `traceTopicEnable`, with one
+    // queue: trace records are found by key, not read in order.
+    if config.trace_topic_enable {
+        let name = &config.msg_trace_topic_name;
+        topics.topics.entry(name.clone()).or_insert_with(|| {
+            apogee_net::body::topic_config::TopicConfig::new(
+                name,
+                1,
+                apogee_net::body::route::perm::READ_WRITE,
+            )
+        });
+    }
     let port = config.shard_port(shard);
     let listeners = (
         TcpListener::bind(("0.0.0.0", port)),
@@ -313,6 +325,7 @@ async fn run_shard(
         timers,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
+        filters: RefCell::new(crate::broker::filter::FilterTable::default()),
         locks: RefCell::new(crate::broker::lock::LockTable::new(
             config.rebalance_lock_max_live_time_ms,
         )),

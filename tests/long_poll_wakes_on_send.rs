@@ -27,7 +27,7 @@ async fn long_poll_wakes_on_send() {
         &mq,
         0,
         32,
-        "*",
+        &"*".into(),
         Some(Duration::from_millis(700)),
         None,
     )
@@ -54,7 +54,7 @@ async fn long_poll_wakes_on_send() {
             &mq2,
             1,
             32,
-            "*",
+            &"*".into(),
             Some(Duration::from_secs(15)),
             None,
         )

@@ -10,6 +10,7 @@ const EXAMPLES_TEST: &str = include_str!("readme_examples_work_first_try.rs");
 const CLI_TEST: &str = include_str!("cli_errors_are_one_line.rs");
 const PERF_TEST: &str = include_str!("../perf/tests/readme_commands_and_errors.rs");
 const THIRD_PARTY_TEST: &str = include_str!("third_party_client_produces_and_consumes.rs");
+const TRACE_TEST: &str = include_str!("message_trace_is_read_back_by_msg_id.rs");
 const ENGINE_MANIFEST: &str = include_str!("../engine/Cargo.toml");
 const ROOT_MANIFEST: &str = include_str!("../Cargo.toml");
 
@@ -93,6 +94,10 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .then_some("tests/common (nameserver())")
             .ok_or_else(|| "no test runs `apogee nameserver --listen`".into()),
         ["apogee", "standalone"] => Ok("tests/common (every Standalone)"),
+        ["apogee", "admin", "trace", _, "-n", _] => TRACE_TEST
+            .contains("[\"admin\", \"trace\", &sent.msg_id, \"-n\"")
+            .then_some("tests/message_trace_is_read_back_by_msg_id.rs")
+            .ok_or_else(|| "no test runs `apogee admin trace`".into()),
         _ => Err("no test or script runs it: add one, and a rule here".into()),
     }
 }

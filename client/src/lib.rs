@@ -32,10 +32,12 @@ pub mod producer;
 pub mod remoting;
 pub mod request;
 pub mod route;
+pub mod trace;
 
 pub use admin::Admin;
 pub use consumer::pull::{PullConsumer, PullConsumerConfig};
 pub use consumer::push::{ConsumeResult, MessageModel, PushConsumer, PushConsumerConfig};
+pub use consumer::selector::MessageSelector;
 pub use error::ClientError;
 pub use message::{Message, MessageExt, MessageQueue};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};

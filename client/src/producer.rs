@@ -7,13 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apogee_net::codes::{RequestCode, ResponseCode};
-use apogee_net::headers::{SendMessageRequest, SendMessageResponse};
+use apogee_net::headers::{
+    SendMessageRequest, SendMessageResponse, MSG_REGION, MSG_REGION_DEFAULT, TRACE_ON,
+};
 use apogee_net::{batch, RemotingCommand};
 
 use crate::error::ClientError;
 use crate::message::{Message, MessageQueue};
 use crate::remoting::Remoting;
 use crate::route::{self, parse_namesrv, Routes};
+use crate::trace::{self, PubTrace, TraceDispatcher, TraceRecord};
 
 /// How long a broker that failed a send is avoided.
 pub const FAULT_ISOLATION: Duration = Duration::from_secs(10);
@@ -82,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) requests: Arc<crate::request::RequestTable>,
     /// Serves requests brokers send this producer (PUSH_REPLY_MESSAGE_TO_CLIENT).
     incoming: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Message trace, once [`Producer::enable_trace`] was called.
+    trace: Mutex<Option<Arc<TraceDispatcher>>>,
 }
 
 impl Drop for Inner {
@@ -143,6 +148,7 @@ impl Producer {
             heartbeat: Mutex::new(None),
             requests,
             incoming: Mutex::new(Some(serve)),
+            trace: Mutex::new(None),
         });
         // Heartbeats to every broker the producer has routes to, so brokers know its group (RocketMQ uses
         // this for transaction check-backs). A weak reference: the task ends with the last handle.
@@ -425,11 +431,38 @@ impl Producer {
         Ok((req, uniq))
     }
 
+    /// Traces this producer's sends (one Pub record per message sent with `send`, `send_to_queue`,
+    /// `send_with_selector` or `send_async`; batches, one-way sends and replies are not traced) to
+    /// `topic`, usually [`apogee_net::topic::TRACE_TOPIC_DEFAULT`]. Tracing never blocks or fails a
+    /// send: see [`crate::trace`]. Calling it again switches to a new dispatcher. Call it inside a
+    /// tokio runtime: the dispatcher is a task.
+    pub fn enable_trace(&self, topic: &str) {
+        let namesrv = self.inner.config.namesrv.join(";");
+        let d = TraceDispatcher::start(&namesrv, topic, &self.inner.config.group);
+        *self.inner.trace.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+    }
+
+    /// The trace dispatcher (for its counters), if tracing is on.
+    pub fn trace(&self) -> Option<Arc<TraceDispatcher>> {
+        self.inner
+            .trace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(crate) async fn send_to(
         &self,
         payload: Payload<'_>,
         q: &MessageQueue,
     ) -> Result<SendResult, ClientError> {
+        // RocketMQ's SendMessageTraceHookImpl: single messages, never the trace topic itself.
+        let traced = match (&payload, self.trace()) {
+            (Payload::One(m), Some(d)) if m.topic != d.topic() => Some((d, *m, now_ms())),
+            _ => None,
+        };
+        let traced =
+            traced.map(|(d, m, began)| (d, pub_template(m, &self.inner.config.group), began));
         let (req, uniq) = self.build(payload, q)?;
         let addr = self.addr_of(q).await?;
         let started = Instant::now();
@@ -460,6 +493,23 @@ impl Producer {
                 addr: addr.clone(),
                 source: e,
             })?;
+        if let Some((d, mut p, began)) = traced {
+            let trace_on = r.ext_fields.get(TRACE_ON).map(String::as_str) != Some("false");
+            if trace_on {
+                p.timestamp_ms = began;
+                p.region_id = r
+                    .ext_fields
+                    .get(MSG_REGION)
+                    .cloned()
+                    .unwrap_or_else(|| MSG_REGION_DEFAULT.into());
+                p.msg_id = uniq.clone();
+                p.store_host = addr.clone();
+                p.cost_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+                p.offset_msg_id = h.msg_id.clone();
+                p.success = status == SendStatus::SendOk;
+                d.record(TraceRecord::Pub(p));
+            }
+        }
         Ok(SendResult {
             status,
             msg_id: uniq,
@@ -472,5 +522,38 @@ impl Producer {
     /// The route and connection machinery, shared with admin helpers.
     pub fn routes(&self) -> &Routes {
         &self.inner.routes
+    }
+}
+
+/// The Pub record of a message, with what only the answer tells (id, host, cost, status) still to fill.
+fn pub_template(m: &Message, group: &str) -> PubTrace {
+    let prop = |n: &str| {
+        m.properties
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| trace::format::NULL.into())
+    };
+    let delayed = m
+        .properties
+        .contains_key(apogee_net::properties::names::DELAY);
+    PubTrace {
+        timestamp_ms: 0,
+        region_id: String::new(),
+        group: group.into(),
+        topic: m.topic.clone(),
+        msg_id: String::new(),
+        tags: prop(apogee_net::properties::names::TAGS),
+        keys: prop(apogee_net::properties::names::KEYS),
+        store_host: String::new(),
+        body_length: m.body.len().min(i32::MAX as usize) as i32,
+        cost_ms: 0,
+        msg_type: if delayed {
+            trace::format::msg_type::DELAY
+        } else {
+            trace::format::msg_type::NORMAL
+        },
+        offset_msg_id: String::new(),
+        success: false,
+        client_host: None,
     }
 }

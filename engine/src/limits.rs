@@ -58,6 +58,11 @@ pub const READ_MESSAGES_MAX: usize = 1024;
 /// Bytes one queue read returns at most.
 pub const READ_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Commit log bytes one read brings in when every record of a queue range must be looked at (a record
+/// filter): the records of one queue lie close together in the log, so one read serves many entries
+/// instead of one read each.
+pub const FILTER_READ_WINDOW_BYTES: usize = 256 * 1024;
+
 const _: () = assert!((CQ_ENTRY_BYTES * CQ_SEGMENT_ENTRIES).is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(DISK_MAX_USED_RATIO_DEFAULT < DISK_FORCE_CLEAN_RATIO);

@@ -112,6 +112,9 @@ pub enum ReadStatus {
     NoMatchedMessage,
 }
 
+/// A filter over a stored record's bytes, for [`Engine::read_queue_filtered`].
+pub type RecordFilter<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
 #[derive(Debug, Clone)]
 pub struct QueueRead {
     pub status: ReadStatus,
@@ -1073,6 +1076,34 @@ impl Engine {
         max_bytes: usize,
         filter: &dyn Fn(i64) -> bool,
     ) -> Result<QueueRead> {
+        self.read_queue_filtered(
+            topic,
+            queue_id,
+            offset,
+            max_messages,
+            max_bytes,
+            filter,
+            None,
+        )
+        .await
+    }
+
+    /// [`Self::read_queue`] with a second filter over each stored record's bytes (an SQL92 selector
+    /// looks at its properties), asked only for entries whose tag hash passed `filter`. A record it
+    /// refuses is skipped like a tag mismatch: it is read but not in the answer. With a record filter the
+    /// log is read [`FILTER_READ_WINDOW_BYTES`] at a time, the filter looks at records where they lie in
+    /// that window, and only the records it keeps are copied into the answer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_queue_filtered(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: u64,
+        max_messages: usize,
+        max_bytes: usize,
+        filter: &dyn Fn(i64) -> bool,
+        record_filter: Option<&RecordFilter<'_>>,
+    ) -> Result<QueueRead> {
         let max_messages = max_messages.clamp(1, READ_MESSAGES_MAX);
         let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX);
         let Some(q) = self.queue(topic, queue_id) else {
@@ -1124,6 +1155,8 @@ impl Engine {
         let mut dead = 0usize;
         // Scan a bounded number of entries, so a filter that matches nothing cannot hold the shard.
         let scan_max = (max_messages * 16).max(READ_MESSAGES_MAX) as u64;
+        // The record filter's read window: its bytes and the log offset they start at.
+        let (mut window, mut window_start) = (BytesMut::new(), 0u64);
         while next < max && next - offset < scan_max && read.messages < max_messages {
             let want = (max_messages - read.messages).min(256);
             let entries = match q.entries(next, want).await {
@@ -1149,6 +1182,42 @@ impl Engine {
                 }
                 if !filter(e.tag_hash) {
                     next += 1;
+                    continue;
+                }
+                if let Some(keep) = record_filter {
+                    let (start, size) = (e.commit_log_offset, e.size as usize);
+                    if start < window_start
+                        || start + size as u64 > window_start + window.len() as u64
+                    {
+                        window.clear();
+                        match self.read_window(start, size, &mut window).await {
+                            Ok(()) => window_start = start,
+                            Err(EngineError::Deleted { .. }) if read.messages == 0 => {
+                                dead += 1;
+                                next += 1;
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let at = (start - window_start) as usize;
+                    let record = &window[at..at + size];
+                    if !keep(record) {
+                        next += 1;
+                        continue;
+                    }
+                    if read.messages > 0 && body.len() + size > max_bytes {
+                        read.next_offset = next;
+                        read.body = body.freeze();
+                        return Ok(read);
+                    }
+                    body.extend_from_slice(record);
+                    read.messages += 1;
+                    read.last_log_offset = start;
+                    next += 1;
+                    if read.messages >= max_messages {
+                        break;
+                    }
                     continue;
                 }
                 if read.messages > 0 && body.len() + e.size as usize > max_bytes {
@@ -1189,6 +1258,28 @@ impl Engine {
             };
         }
         Ok(read)
+    }
+
+    /// Reads the log from `start` into `window`: [`FILTER_READ_WINDOW_BYTES`], or less at the end of the
+    /// segment or of what is dispatched, and never less than the record of `size` bytes there. Bytes
+    /// past that record are a read-ahead only: if they cannot be read (the unwritten tail after a
+    /// segment's blank), the record alone is read.
+    async fn read_window(&self, start: u64, size: usize, window: &mut BytesMut) -> Result<()> {
+        let log = &self.commitlog.log;
+        let segment_end = start - start % log.segment_size() + log.segment_size();
+        let end = segment_end
+            .min(self.dispatched.get())
+            .min(start + FILTER_READ_WINDOW_BYTES as u64);
+        let len = (end.saturating_sub(start) as usize).max(size);
+        match log.read_into(start, len, window).await {
+            Ok(()) => Ok(()),
+            Err(e @ EngineError::Deleted { .. }) => Err(e),
+            Err(_) if len > size => {
+                window.clear();
+                log.read_into(start, size, window).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Up to `max` consume queue entries of a queue from `offset` (fewer at its end; none for an unknown

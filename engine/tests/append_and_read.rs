@@ -157,6 +157,67 @@ fn tag_filter_skips_by_hash_and_reports_no_match() {
 }
 
 #[test]
+fn a_record_filter_leaves_refused_records_out_of_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let engine = Engine::open(config(&path, FlushMode::Async)).await.unwrap();
+        for i in 0..10u8 {
+            let props = format!("a\u{1}{i}\u{2}");
+            engine
+                .append(&[message("P", 0, vec![i; 10], &props)])
+                .await
+                .unwrap();
+        }
+        // Keep records whose property `a` is a multiple of 3, looking at the stored bytes only.
+        let keep = |bytes: &[u8]| {
+            apogee_net::record::properties_of(bytes)
+                .and_then(|p| apogee_net::filter::property(p, "a"))
+                .and_then(|a| a.parse::<u8>().ok())
+                .is_some_and(|a| a % 3 == 0)
+        };
+        let r = engine
+            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, Some(&keep))
+            .await
+            .unwrap();
+        assert_eq!(r.messages, 4, "0, 3, 6, 9");
+        assert_eq!(r.next_offset, 10);
+        let records = apogee_net::record::decode_all(&r.body).unwrap();
+        let bodies: Vec<u8> = records.iter().map(|r| r.body[0]).collect();
+        assert_eq!(
+            bodies,
+            [0, 3, 6, 9],
+            "only the kept records, whole and in order"
+        );
+        let two = engine
+            .read_queue_filtered("P", 0, 0, 2, 1 << 20, &|_| true, Some(&keep))
+            .await
+            .unwrap();
+        assert_eq!(
+            (two.messages, two.next_offset),
+            (2, 4),
+            "stops after 3, goes on at 4"
+        );
+        let tags_first = engine
+            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| false, Some(&keep))
+            .await
+            .unwrap();
+        assert_eq!(
+            tags_first.status,
+            ReadStatus::NoMatchedMessage,
+            "the tag filter comes first"
+        );
+        let none = engine
+            .read_queue_filtered("P", 0, 0, 32, 1 << 20, &|_| true, Some(&|_| false))
+            .await
+            .unwrap();
+        assert_eq!(none.status, ReadStatus::NoMatchedMessage);
+        assert!(none.body.is_empty());
+        engine.shutdown().await.unwrap();
+    });
+}
+
+#[test]
 fn view_by_physical_offset_and_search_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();

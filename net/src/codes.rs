@@ -24,7 +24,7 @@ code_enum! {
         ViewMessageById = 33, HeartBeat = 34, UnregisterClient = 35, ConsumerSendMsgBack = 36,
         EndTransaction = 37, GetConsumerListByGroup = 38, CheckTransactionState = 39,
         NotifyConsumerIdsChanged = 40, LockBatchMq = 41, UnlockBatchMq = 42, GetAllConsumerOffset = 43,
-        GetAllDelayOffset = 45, RegisterBroker = 103, UnregisterBroker = 104, GetRouteInfoByTopic = 105,
+        GetAllDelayOffset = 45, CheckClientConfig = 46, RegisterBroker = 103, UnregisterBroker = 104, GetRouteInfoByTopic = 105,
         GetBrokerClusterInfo = 106, UpdateAndCreateSubscriptionGroup = 200,
         GetAllSubscriptionGroupConfig = 201, GetAllTopicListFromNameserver = 206, DeleteSubscriptionGroup = 207, ResetConsumerClientOffset = 220,
         InvokeBrokerToResetOffset = 222, GetConsumerRunningInfo = 307, SendMessageV2 = 310,
@@ -41,7 +41,8 @@ code_enum! {
         ServiceNotAvailable = 14, VersionNotSupported = 15, NoPermission = 16, TopicNotExist = 17,
         TopicExistAlready = 18, PullNotFound = 19, PullRetryImmediately = 20, PullOffsetMoved = 21,
         QueryNotFound = 22, SubscriptionParseFailed = 23, SubscriptionNotExist = 24,
-        SubscriptionNotLatest = 25, SubscriptionGroupNotExist = 26, InvalidParameter = 29,
+        SubscriptionNotLatest = 25, SubscriptionGroupNotExist = 26, FilterDataNotExist = 27,
+        FilterDataNotLatest = 28, InvalidParameter = 29,
         TransactionShouldCommit = 200, TransactionShouldRollback = 201, TransactionStateUnknow = 202,
         ConsumerNotOnline = 206,
     }

@@ -40,6 +40,7 @@ pub mod body;
 pub mod codes;
 pub mod command;
 pub mod error;
+pub mod filter;
 pub mod frame;
 pub mod ha;
 pub mod header;

@@ -20,3 +20,16 @@ pub const EXT_FIELDS_MAX: usize = 4096;
 
 const _: () = assert!(MESSAGE_SIZE_MAX_BYTES_DEFAULT < FRAME_SIZE_MAX_BYTES);
 const _: () = assert!(HEADER_SIZE_MAX_BYTES < FRAME_SIZE_MAX_BYTES);
+
+/// Longest SQL92 selector accepted. It bounds the parsed tree, whose evaluation recurses once per
+/// AND/OR in a chain.
+pub const SELECTOR_SIZE_MAX_BYTES: usize = 8 * 1024;
+
+/// Deepest nesting of parentheses and unary operators in a selector: the parser recurses once per level,
+/// and so do evaluation and dropping the tree.
+pub const SELECTOR_NESTING_MAX: usize = 16;
+
+/// Longest chain of `=`, `<>` and `IS [NOT] NULL` on one level (`a = b = c`): each link is a level of
+/// the tree. RocketMQ sets no limit; chains past two are meaningless, and this bounds the tree's depth
+/// (with [`SELECTOR_NESTING_MAX`]; AND and OR chains are flat and add no depth).
+pub const SELECTOR_EQUALITY_CHAIN_MAX: usize = 8;

@@ -415,6 +415,41 @@ pub fn decode_shared(src: &Bytes, pos: usize) -> Result<(StoredRecord, usize)> {
     ))
 }
 
+/// The properties string of one stored record (`bytes` is exactly the record), found by skipping the
+/// fields before it: nothing is copied, so a filter can look at every record a pull reads. `None` when
+/// the record is malformed or its properties are not UTF-8.
+pub fn properties_of(bytes: &[u8]) -> Option<&str> {
+    let be_i32 = |at: usize| -> Option<i32> {
+        let s = bytes.get(at..at + 4)?;
+        Some(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let magic = be_i32(at::MAGIC)? as u32;
+    let sys_flag = be_i32(at::SYS_FLAG)?;
+    let host = |flag: i32| if sys_flag & flag != 0 { 20 } else { 8 };
+    // BORN_HOST, then STORETIMESTAMP (8), STOREHOST, RECONSUMETIMES (4), PREPARED OFFSET (8).
+    let mut pos = at::BORN_HOST + host(sys_flag::BORN_HOST_V6) + 8;
+    pos += host(sys_flag::STORE_HOST_V6) + 4 + 8;
+    let body_len = usize::try_from(be_i32(pos)?).ok()?;
+    pos += 4 + body_len;
+    let topic_len = match magic {
+        MESSAGE_MAGIC => {
+            let n = *bytes.get(pos)? as usize;
+            pos += 1;
+            n
+        }
+        MESSAGE_MAGIC_V2 => {
+            let s = bytes.get(pos..pos + 2)?;
+            pos += 2;
+            u16::from_be_bytes([s[0], s[1]]) as usize
+        }
+        _ => return None,
+    };
+    pos += topic_len;
+    let s = bytes.get(pos..pos + 2)?;
+    let len = usize::try_from(i16::from_be_bytes([s[0], s[1]])).ok()?;
+    std::str::from_utf8(bytes.get(pos + 2..pos + 2 + len)?).ok()
+}
+
 /// Decodes records back to back, as a pull answer carries them.
 pub fn decode_all(src: &Bytes) -> Result<Vec<StoredRecord>> {
     let mut out = Vec::new();
@@ -446,6 +481,21 @@ mod tests {
             body,
             properties: props,
         }
+    }
+
+    #[test]
+    fn properties_are_found_in_place_for_v4_and_v6_hosts() {
+        let mut out = Vec::new();
+        let rec = sample(b"body", "a\u{1}1\u{2}");
+        rec.encode(0, 0, body_crc(b"body"), &mut out);
+        assert_eq!(properties_of(&out), Some("a\u{1}1\u{2}"));
+        let mut v6 = sample(b"", "TAGS\u{1}x\u{2}");
+        v6.store_host = "[::1]:10911".parse().unwrap();
+        let mut out6 = Vec::new();
+        v6.encode(0, 0, body_crc(b""), &mut out6);
+        assert_eq!(properties_of(&out6), Some("TAGS\u{1}x\u{2}"));
+        assert_eq!(properties_of(&out6[..out6.len() - 1]), None, "cut short");
+        assert_eq!(properties_of(&[]), None);
     }
 
     #[test]

@@ -5,6 +5,10 @@ use crate::limits::TOPIC_NAME_MAX_CHARS;
 /// The default topic that auto-creation copies its settings from.
 pub const DEFAULT_TOPIC: &str = "TBW102";
 
+/// The message trace topic when none is configured (RocketMQ's `TopicValidator.RMQ_SYS_TRACE_TOPIC`):
+/// the broker's `msgTraceTopicName` default and the client's trace topic by default.
+pub const TRACE_TOPIC_DEFAULT: &str = "RMQ_SYS_TRACE_TOPIC";
+
 /// Why a topic name is refused, as a sentence for a response remark.
 pub fn validate(topic: &str) -> Result<(), String> {
     if topic.is_empty() {

@@ -8,7 +8,10 @@
 //!   the wait for its answer on the runtime), whatever is in flight (up to one second's worth). The report gives the pacing error it achieved: how late each send
 //!   actually started against its intended time (p50/p99), so the latencies are known to measure the
 //!   broker, not the harness.
-//! - `consume`: a push consumer counts messages and born→consumed latency.
+//! - `consume`: a push consumer counts messages and born→consumed latency. With `--sql EXPR` instead:
+//!   the broker's SQL92 filter cost per stored message next to a tag-filtered run ([`filter_cost`]).
+//! - `produce --trace`: the producer traces every send to `RMQ_SYS_TRACE_TOPIC`; `--trace-compare` runs
+//!   the workload without trace and then with it, in the same process, and reports the difference.
 //! - `e2e`: both at once; latency is from the send to the handler seeing the message.
 //! - `delay`: both at once, every message sent with `--delay-level`; what is measured is the delivery-time
 //!   error: when the handler sees a message minus when it was due (its send time + the level's delay from
@@ -39,6 +42,8 @@ use apogee_client::{
 };
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+
+mod filter_cost;
 
 /// The pacing thread sleeps until this long before a send is due, then spins (`--pacer-spin-us`).
 const PACER_SPIN_US_DEFAULT: u64 = 50;
@@ -115,6 +120,16 @@ struct Cli {
     /// workload measures their delivery-time error (default there: 2000).
     #[arg(long)]
     timer_delay_ms: Option<u64>,
+    /// `consume`: measure the broker's SQL92 filter cost with this selector (see `filter_cost`;
+    /// `a = 0` matches 10 % of the loaded messages) next to the tag subscription `t0`.
+    #[arg(long)]
+    sql: Option<String>,
+    /// `produce`: trace every send (Pub records to RMQ_SYS_TRACE_TOPIC, as RocketMQ's client).
+    #[arg(long)]
+    trace: bool,
+    /// `produce`: run without trace, then with trace, and report the send throughput of both.
+    #[arg(long)]
+    trace_compare: bool,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -273,6 +288,9 @@ async fn produce(
     let producer = Producer::start(ProducerConfig::new(&namesrv, "apogee-perf-producer"))
         .await
         .map_err(|e| format!("cannot start a producer with name server {namesrv}: {e}"))?;
+    if cli.trace {
+        producer.enable_trace(apogee_net::topic::TRACE_TOPIC_DEFAULT);
+    }
     if let Some(rate) = cli.rate {
         return paced(cli, rate, producer, stats, stop).await;
     }
@@ -295,6 +313,16 @@ async fn produce(
     }
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(trace) = producer.trace() {
+        let s = trace.stats();
+        eprintln!(
+            "trace: {} records buffered, {} dropped (buffer full), {} sent, {} failed (so far)",
+            s.recorded.load(Ordering::Relaxed),
+            s.dropped.load(Ordering::Relaxed),
+            s.sent.load(Ordering::Relaxed),
+            s.failed.load(Ordering::Relaxed),
+        );
     }
     Ok(())
 }
@@ -501,6 +529,9 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
         mapped_file_size_commit_log: 256 * 1024 * 1024,
         ..Default::default()
     };
+    // The SQL92 filter run and the trace runs need these; they cost nothing otherwise.
+    c.enable_property_filter = true;
+    c.trace_topic_enable = true;
     if cli.sync_flush {
         c.set("flushDiskType", "SYNC_FLUSH")
             .map_err(|e| e.to_string())?;
@@ -550,7 +581,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(run(cli.clone(), namesrv)),
+        Ok(rt) => rt.block_on(run_selected(cli.clone(), namesrv)),
         Err(e) => Err(format!("cannot start the tokio runtime: {e}")),
     };
     if let Some(r) = embedded {
@@ -616,6 +647,43 @@ async fn ensure_topic(cli: &Cli, namesrv: &str) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The workload the flags ask for: the filter cost run, the trace comparison, or one plain run.
+async fn run_selected(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
+    if let (Workload::Consume, Some(sql)) = (cli.workload, &cli.sql) {
+        ensure_topic(&cli, &namesrv).await?;
+        let messages = cli.messages.unwrap_or(200_000);
+        return filter_cost::run(&namesrv, &cli.topic, messages, cli.size, sql).await;
+    }
+    if cli.trace_compare && cli.workload == Workload::Produce {
+        let off = run(
+            Cli {
+                trace: false,
+                ..cli.clone()
+            },
+            namesrv.clone(),
+        )
+        .await?;
+        let on = run(
+            Cli {
+                trace: true,
+                ..cli.clone()
+            },
+            namesrv,
+        )
+        .await?;
+        let (a, b) = (
+            off["send_msgs_per_s"].as_f64().unwrap_or(0.0),
+            on["send_msgs_per_s"].as_f64().unwrap_or(0.0),
+        );
+        let overhead = if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
+        eprintln!("trace off: {a:.0} msgs/s; trace on: {b:.0} msgs/s; overhead {overhead:.1} %");
+        return Ok(
+            serde_json::json!({"trace_off": off, "trace_on": on, "overhead_percent": overhead}),
+        );
+    }
+    run(cli, namesrv).await
 }
 
 async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {

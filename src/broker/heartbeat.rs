@@ -41,6 +41,9 @@ pub fn heartbeat(broker: &Rc<Broker>, conn: &Rc<Conn>, req: &RemotingCommand) ->
         }
     }
     for c in &data.consumer_data_set {
+        super::filter::register(broker, &c.group_name, &c.subscription_data_set);
+    }
+    for c in &data.consumer_data_set {
         // RocketMQ finds (or auto-creates) the group and creates its retry topic on every heartbeat.
         match super::subscription_groups::find_or_create(broker, &c.group_name) {
             Ok(Some(config)) => {

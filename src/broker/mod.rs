@@ -16,12 +16,14 @@
 //! | [`timer`] | (no request) timer messages: the send-side rule and the task that delivers them |
 //! | [`lock`] | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
 //! | [`reset_offset`] | INVOKE_BROKER_TO_RESET_OFFSET (and RESET_CONSUMER_CLIENT_OFFSET to the group's consumers) |
+//! | [`filter`] | CHECK_CLIENT_CONFIG; the compiled SQL92 selectors that [`pull`] evaluates |
 //! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
 pub mod admin;
 pub mod clients;
+pub mod filter;
 pub mod heartbeat;
 pub mod lock;
 pub mod long_poll;
@@ -67,6 +69,8 @@ pub struct Broker {
     pub clients: RefCell<clients::ClientTable>,
     pub long_poll: long_poll::LongPollTable,
     pub locks: RefCell<lock::LockTable>,
+    /// Compiled SQL92 selectors per group and topic.
+    pub filters: RefCell<filter::FilterTable>,
     /// Wakes the registration task: a topic was created or changed, and goes to the name servers at once as
     /// an increment ([`registration::run`]). Notifying never waits.
     pub register_now: Notify,
@@ -162,6 +166,7 @@ impl Broker {
             RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => {
                 reply::handle(&self, &conn, &req, code).await
             }
+            RequestCode::CheckClientConfig => filter::check_client_config(&self, &req),
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
             RequestCode::InvokeBrokerToResetOffset => reset_offset::handle(&self, &req).await,

@@ -9,11 +9,13 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
+use apogee_engine::store::RecordFilter;
 use apogee_engine::ReadStatus;
 use apogee_net::body::route::perm;
 use apogee_net::codes::ResponseCode;
+use apogee_net::filter::{self, Selector};
 use apogee_net::headers::{pull_flag, PullMessageRequest, PullMessageResponse};
-use apogee_net::{properties, RemotingCommand};
+use apogee_net::{properties, record, RemotingCommand};
 use futures::future::{select, Either};
 
 use super::long_poll::SUSPEND_MAX_MS;
@@ -58,6 +60,68 @@ impl TagFilter {
     }
 }
 
+/// What a pull filters by: tag hashes in the consume queue, or an SQL92 selector over each record's
+/// properties.
+enum PullFilter {
+    Tags(TagFilter),
+    Sql(Rc<Selector>),
+}
+
+/// The filter of a pull, as RocketMQ's PullMessageProcessor chooses it: from the pull's own subscription
+/// when it carries one (compiled unless held), else from the group's heartbeat (an SQL92 one must have
+/// been registered, at the pull's subscription version or later). The refusals are RocketMQ's codes and
+/// remarks; a selector that does not parse is answered with the parser's message.
+fn choose_filter(
+    broker: &Broker,
+    req: &RemotingCommand,
+    h: &PullMessageRequest,
+) -> Result<PullFilter, Box<RemotingCommand>> {
+    let enabled = broker.config.enable_property_filter;
+    if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
+        let expression = h.subscription.as_deref().unwrap_or_default();
+        let kind = h.expression_type.as_deref();
+        if filter::is_tag_type(kind) {
+            return Ok(PullFilter::Tags(TagFilter::parse(expression)));
+        }
+        super::filter::check_type(req, kind, enabled)?;
+        return broker
+            .filters
+            .borrow_mut()
+            .get_or_compile(&h.consumer_group, &h.topic, expression, h.sub_version)
+            .map(PullFilter::Sql)
+            .map_err(|e| {
+                Box::new(req.error_to(ResponseCode::SubscriptionParseFailed, e.to_string()))
+            });
+    }
+    let clients = broker.clients.borrow();
+    // No heartbeat yet: everything, as Apogee has always answered such pulls.
+    let Some(sub) = clients.subscription(&h.consumer_group, &h.topic) else {
+        return Ok(PullFilter::Tags(TagFilter::All));
+    };
+    let kind = sub.expression_type.as_deref();
+    if filter::is_tag_type(kind) {
+        return Ok(PullFilter::Tags(TagFilter::parse(&sub.sub_string)));
+    }
+    super::filter::check_type(req, kind, enabled)?;
+    if sub.sub_version < h.sub_version {
+        return Err(Box::new(req.error_to(
+            ResponseCode::SubscriptionNotLatest,
+            "the consumer's subscription not latest",
+        )));
+    }
+    match broker.filters.borrow().get(&h.consumer_group, &h.topic) {
+        None => Err(Box::new(req.error_to(
+            ResponseCode::FilterDataNotExist,
+            "The broker's consumer filter data is not exist!Your expression may be wrong!",
+        ))),
+        Some((version, _)) if version < h.sub_version => Err(Box::new(req.error_to(
+            ResponseCode::FilterDataNotLatest,
+            "the consumer's consumer filter data not latest",
+        ))),
+        Some((_, selector)) => Ok(PullFilter::Sql(selector)),
+    }
+}
+
 pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let h = match PullMessageRequest::from_ext(&req.ext_fields) {
         Ok(h) => h,
@@ -85,26 +149,19 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             ),
         );
     }
-    if h.expression_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("SQL92"))
-    {
-        return req.error_to(
-            ResponseCode::SubscriptionParseFailed,
-            "The broker does not support consumer to filter message by SQL92 yet",
-        );
-    }
-    let expression = if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
-        h.subscription.clone().unwrap_or_default()
-    } else {
-        broker
-            .clients
-            .borrow()
-            .subscription(&h.consumer_group, &h.topic)
-            .map(|s| s.sub_string.clone())
-            .unwrap_or_default()
+    let filter = match choose_filter(broker, req, &h) {
+        Ok(f) => f,
+        Err(refusal) => return *refusal,
     };
-    let filter = TagFilter::parse(&expression);
+    let (tags, selector) = match &filter {
+        PullFilter::Tags(t) => (t, None),
+        PullFilter::Sql(s) => (&TagFilter::All, Some(s)),
+    };
+    // An SQL92 selector looks at each record's properties where they lie in the read buffer.
+    let by_properties = |bytes: &[u8]| {
+        selector.is_some_and(|s| record::properties_of(bytes).is_some_and(|p| s.matches(p)))
+    };
+    let record_filter: Option<&RecordFilter<'_>> = selector.map(|_| &by_properties as _);
     if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
         broker
             .engine
@@ -145,13 +202,14 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     loop {
         let read = match broker
             .engine
-            .read_queue(
+            .read_queue_filtered(
                 &h.topic,
                 h.queue_id,
                 offset,
                 h.max_msg_nums.max(1) as usize,
                 max_bytes,
-                &|hash| filter.matches(hash),
+                &|hash| tags.matches(hash),
+                record_filter,
             )
             .await
         {

@@ -3,6 +3,7 @@
 pub mod orderly;
 pub mod pull;
 pub mod push;
+pub mod selector;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::error::ClientError;
 use crate::message::{MessageExt, MessageQueue};
 use crate::remoting::Remoting;
 use crate::route::{self, Routes};
+use selector::MessageSelector;
 
 /// How long the broker may hold a pull that finds nothing (push: 15 s, as RocketMQ).
 pub const LONG_POLL_SUSPEND: Duration = Duration::from_secs(15);
@@ -74,7 +76,7 @@ pub async fn pull_once(
     mq: &MessageQueue,
     offset: i64,
     max: i32,
-    expression: &str,
+    selector: &MessageSelector,
     suspend: Option<Duration>,
     commit_offset: Option<i64>,
 ) -> Result<PullOutcome, ClientError> {
@@ -94,9 +96,9 @@ pub async fn pull_once(
         sys_flag,
         commit_offset: commit_offset.unwrap_or(0),
         suspend_timeout_millis: suspend.map_or(0, |d| d.as_millis() as i64),
-        subscription: Some(expression.into()),
+        subscription: Some(selector.expression.clone()),
         sub_version: 0,
-        expression_type: Some("TAG".into()),
+        expression_type: Some(selector.type_name().into()),
         max_msg_bytes: None,
     };
     let mut req = RemotingCommand::request(RequestCode::PullMessage as i32, 0);
@@ -128,13 +130,9 @@ pub async fn pull_once(
                 addr: addr.into(),
                 source: e,
             })?;
-            let tags: Option<Vec<&str>> =
-                if expression.trim() == "*" || expression.trim().is_empty() {
-                    None
-                } else {
-                    Some(expression.split("||").map(str::trim).collect())
-                };
-            // The broker filters by tag hash; re-check by name, as hashes can collide.
+            // The broker filters by tag hash; re-check by name, as hashes can collide. An SQL92
+            // selector is the broker's alone, as in RocketMQ's client.
+            let tags = selector.tags();
             let messages = records
                 .into_iter()
                 .map(|rec| MessageExt::from_record(rec, &mq.broker_name))
@@ -307,12 +305,52 @@ pub fn allocate_averagely<T: Clone>(queues: &[T], consumers: &[String], me: &str
         .collect()
 }
 
+/// RocketMQ's `checkClientInBroker`: an SQL92 selector is sent with CHECK_CLIENT_CONFIG to every master
+/// of its topic, so a broker that refuses it (property filtering off, a selector that does not parse) is
+/// heard before consuming starts, with the broker's remark. Tag selectors, and topics without a route
+/// yet, are not checked.
+pub async fn check_selector(
+    routes: &Routes,
+    group: &str,
+    client_id: &str,
+    topic: &str,
+    selector: &MessageSelector,
+) -> Result<(), ClientError> {
+    if selector.kind == selector::ExpressionType::Tag {
+        return Ok(());
+    }
+    let Ok(route) = routes.route(topic).await else {
+        return Ok(());
+    };
+    let sub = heartbeat_body(
+        client_id,
+        group,
+        "CLUSTERING",
+        &[(topic.into(), selector.clone())],
+    )
+    .consumer_data_set
+    .pop()
+    .and_then(|mut c| c.subscription_data_set.pop());
+    let body =
+        serde_json::json!({ "clientId": client_id, "group": group, "subscriptionData": sub });
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    for addr in route.broker_datas.iter().filter_map(|b| b.master_addr()) {
+        let req = RemotingCommand::request(RequestCode::CheckClientConfig as i32, 0)
+            .with_body(body.clone());
+        routes
+            .remoting()
+            .invoke_ok(addr, req, Duration::from_secs(5))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A heartbeat body for a consumer group.
 pub fn heartbeat_body(
     client_id: &str,
     group: &str,
     model: &str,
-    subs: &[(String, String)],
+    subs: &[(String, MessageSelector)],
 ) -> HeartbeatData {
     HeartbeatData {
         client_id: client_id.into(),
@@ -324,17 +362,18 @@ pub fn heartbeat_body(
             consume_from_where: "CONSUME_FROM_LAST_OFFSET".into(),
             subscription_data_set: subs
                 .iter()
-                .map(|(topic, expr)| SubscriptionData {
+                .map(|(topic, selector)| SubscriptionData {
                     topic: topic.clone(),
-                    sub_string: expr.clone(),
-                    tags_set: if expr.trim() == "*" {
-                        vec![]
-                    } else {
-                        expr.split("||").map(|t| t.trim().to_owned()).collect()
-                    },
+                    sub_string: selector.expression.clone(),
+                    tags_set: selector
+                        .tags()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
                     code_set: vec![],
                     sub_version: 0,
-                    expression_type: Some("TAG".into()),
+                    expression_type: Some(selector.type_name().into()),
                     class_filter_mode: false,
                 })
                 .collect(),

@@ -31,6 +31,7 @@ use apogee_net::codes::RequestCode;
 use apogee_net::RemotingCommand;
 
 use super::push::{ConsumeResult, Handler, Inner};
+use super::selector::MessageSelector;
 use super::{addr_of, pull_once, PullOutcome, LONG_POLL_SUSPEND};
 use crate::error::ClientError;
 use crate::message::{MessageExt, MessageQueue};
@@ -222,7 +223,7 @@ async fn consume_one(
 pub(crate) async fn consume_queue(
     inner: Arc<Inner>,
     mq: MessageQueue,
-    expr: String,
+    expr: MessageSelector,
     offset: Arc<AtomicI64>,
     handler: Handler,
     lock: Arc<QueueLock>,

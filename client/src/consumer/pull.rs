@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::selector::MessageSelector;
 use super::{
     addr_of, commit_offset, pull_once, start_offset, wait_for_route, ConsumeFrom, PullOutcome,
     LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT, ROUTE_WAIT_MAX,
@@ -67,7 +68,7 @@ struct Shared {
     tx: mpsc::Sender<Batch>,
     queues: Mutex<HashMap<MessageQueue, QueueState>>,
     generation: std::sync::atomic::AtomicU64,
-    expression: Mutex<HashMap<String, String>>,
+    expression: Mutex<HashMap<String, MessageSelector>>,
 }
 
 pub struct PullConsumer {
@@ -106,11 +107,19 @@ impl PullConsumer {
         Ok(route::read_queues(topic, &r))
     }
 
-    /// Takes every queue of `topic`, filtered by a tag expression (`*` or `a || b`). A topic that no name
+    /// Takes every queue of `topic`, filtered by a tag expression (`*` or `a || b`) or an SQL92
+    /// [`MessageSelector`] (checked with the topic's brokers first: a refusal is returned). A topic that no name
     /// server routes yet stays subscribed: its queues are taken as soon as its route appears. Fails only
     /// when no name server answers, or a broker of the topic cannot be reached.
-    pub async fn subscribe(&self, topic: &str, expression: &str) -> Result<(), ClientError> {
-        lock(&self.shared.expression).insert(topic.into(), expression.into());
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        selector: impl Into<MessageSelector>,
+    ) -> Result<(), ClientError> {
+        let selector = selector.into();
+        let group = &self.shared.config.group;
+        super::check_selector(&self.shared.routes, group, group, topic, &selector).await?;
+        lock(&self.shared.expression).insert(topic.into(), selector);
         if let Some(waiting) = lock(&self.waiting).remove(topic) {
             waiting.abort(); // subscribed again: this call takes over
         }
@@ -189,7 +198,7 @@ impl Shared {
         let expr = lock(&self.expression)
             .get(&mq.topic)
             .cloned()
-            .unwrap_or_else(|| "*".into());
+            .unwrap_or_else(MessageSelector::all);
         let (routes, tx, group, batch, mq2) = (
             self.routes.clone(),
             self.tx.clone(),

@@ -46,6 +46,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::orderly::{self, QueueLock};
+use super::selector::MessageSelector;
 use super::{
     addr_of, allocate_averagely, client_id, commit_offset, heartbeat_body, pull_once, start_offset,
     wait_for_route, ConsumeFrom, PullOutcome, LONG_POLL_SUSPEND, PULL_BATCH_DEFAULT,
@@ -54,6 +55,7 @@ use crate::error::ClientError;
 use crate::message::{MessageExt, MessageQueue};
 use crate::remoting::Remoting;
 use crate::route::{self, parse_namesrv, Routes};
+use crate::trace::TraceDispatcher;
 
 pub const REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
@@ -140,7 +142,7 @@ pub(crate) struct Inner {
     pub(crate) config: PushConsumerConfig,
     pub(crate) client_id: String,
     pub(crate) routes: Routes,
-    subscriptions: Mutex<BTreeMap<String, String>>,
+    subscriptions: Mutex<BTreeMap<String, MessageSelector>>,
     queues: Mutex<HashMap<MessageQueue, QueueTask>>,
     rebalance_now: Notify,
     pub(crate) stopped: AtomicBool,
@@ -149,6 +151,8 @@ pub(crate) struct Inner {
     background: Mutex<Vec<JoinHandle<()>>>,
     /// The handler, once started: an offset reset restarts queue tasks with it.
     handler: Mutex<Option<Handler>>,
+    /// Message trace, once [`PushConsumer::enable_trace`] was called.
+    trace: Mutex<Option<Arc<TraceDispatcher>>>,
 }
 
 /// A push consumer handle.
@@ -175,6 +179,7 @@ impl PushConsumer {
             orderly: AtomicBool::new(false),
             background: Mutex::new(Vec::new()),
             handler: Mutex::new(None),
+            trace: Mutex::new(None),
         });
         // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now. RESET_CONSUMER_CLIENT_OFFSET: move
         // the named queues.
@@ -198,9 +203,12 @@ impl PushConsumer {
         &self.inner.client_id
     }
 
-    /// Subscribes to a topic with a tag expression (`*` or `a || b`). Call before [`Self::start`].
-    pub fn subscribe(&self, topic: &str, expression: &str) {
-        lock(&self.inner.subscriptions).insert(topic.into(), expression.into());
+    /// Subscribes to a topic with a tag expression (`*` or `a || b`, as a `&str`) or a
+    /// [`MessageSelector`] (`MessageSelector::sql("a > 5")`). Call before [`Self::start`]; a broker
+    /// refuses an SQL92 selector unless it runs with `enablePropertyFilter=true`, and the refusal
+    /// (or the parser's message for a bad selector) is logged by the queue's pull task.
+    pub fn subscribe(&self, topic: &str, selector: impl Into<MessageSelector>) {
+        lock(&self.inner.subscriptions).insert(topic.into(), selector.into());
     }
 
     /// Starts consuming; `handler` sees each batch of one queue, in queue order. Fails only when no name
@@ -222,7 +230,26 @@ impl PushConsumer {
         self.start_with(Arc::new(handler), true).await
     }
 
+    /// Traces this consumer's consumption (SubBefore and SubAfter records per message, see
+    /// [`crate::trace`]) to `topic`, usually [`apogee_net::topic::TRACE_TOPIC_DEFAULT`]. Call before
+    /// [`Self::start`], inside a tokio runtime (the dispatcher is a task); tracing never blocks or fails
+    /// consumption.
+    pub fn enable_trace(&self, topic: &str) {
+        let namesrv = self.inner.config.namesrv.join(";");
+        let d = TraceDispatcher::start(&namesrv, topic, &self.inner.config.group);
+        *lock(&self.inner.trace) = Some(d);
+    }
+
+    /// The trace dispatcher (for its counters), if tracing is on.
+    pub fn trace(&self) -> Option<Arc<TraceDispatcher>> {
+        lock(&self.inner.trace).clone()
+    }
+
     async fn start_with(&self, handler: Handler, orderly: bool) -> Result<(), ClientError> {
+        let handler = match self.trace() {
+            Some(d) => crate::trace::traced_handler(d, self.inner.config.group.clone(), handler),
+            None => handler,
+        };
         self.inner.orderly.store(orderly, Ordering::Release);
         *lock(&self.inner.handler) = Some(handler.clone());
         let retry = retry_topic(&self.inner.config.group);
@@ -238,6 +265,14 @@ impl PushConsumer {
                 Ok(_) | Err(ClientError::NoRoute(_)) => self.wait_for(t),
                 Err(e) => return Err(e),
             }
+        }
+        let subs: Vec<(String, MessageSelector)> = lock(&self.inner.subscriptions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (topic, selector) in &subs {
+            let (group, id) = (&self.inner.config.group, &self.inner.client_id);
+            super::check_selector(&self.inner.routes, group, id, topic, selector).await?;
         }
         self.inner.heartbeat().await;
         let mut complete = self.inner.clone().rebalance(&handler).await;
@@ -359,7 +394,7 @@ impl Inner {
     fn spawn_queue(
         self: &Arc<Self>,
         mq: MessageQueue,
-        expr: String,
+        expr: MessageSelector,
         offset: Arc<AtomicI64>,
         handler: Handler,
         queue_lock: Option<Arc<QueueLock>>,
@@ -422,7 +457,7 @@ impl Inner {
     }
 
     async fn heartbeat(&self) {
-        let subs: Vec<(String, String)> = lock(&self.subscriptions)
+        let subs: Vec<(String, MessageSelector)> = lock(&self.subscriptions)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -492,11 +527,11 @@ impl Inner {
     /// whether every subscribed topic had a route.
     async fn rebalance(self: Arc<Self>, handler: &Handler) -> bool {
         let mut complete = true;
-        let subs: Vec<(String, String)> = lock(&self.subscriptions)
+        let subs: Vec<(String, MessageSelector)> = lock(&self.subscriptions)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut wanted: Vec<(MessageQueue, String)> = Vec::new();
+        let mut wanted: Vec<(MessageQueue, MessageSelector)> = Vec::new();
         for (topic, expr) in &subs {
             let Ok(r) = self.routes.route(topic).await else {
                 complete = false;
@@ -623,7 +658,7 @@ impl Inner {
                 let expr = lock(&self.subscriptions)
                     .get(&mq.topic)
                     .cloned()
-                    .unwrap_or_else(|| "*".into());
+                    .unwrap_or_else(MessageSelector::all);
                 if let (Some(h), false) = (&handler, self.stopped.load(Ordering::Acquire)) {
                     let at = Arc::new(AtomicI64::new(offset));
                     let task = self.spawn_queue(mq.clone(), expr, at, h.clone(), old.lock);
@@ -746,7 +781,7 @@ fn key(mq: &MessageQueue) -> String {
 async fn consume_queue(
     inner: Arc<Inner>,
     mq: MessageQueue,
-    expr: String,
+    expr: MessageSelector,
     offset: Arc<AtomicI64>,
     handler: Handler,
 ) {
