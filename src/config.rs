@@ -75,6 +75,14 @@ pub struct BrokerConfig {
     pub message_delay_level_ms: Vec<u64>,
     /// How often the delay scheduler's progress is written (RocketMQ's `flushDelayOffsetInterval`).
     pub flush_delay_offset_interval_ms: u64,
+    /// Transactions: a half message without an END is first checked back once this old
+    /// (`transactionTimeOut`, RocketMQ's 6 s).
+    pub transaction_timeout_ms: u64,
+    /// Transactions: how often an undecided half message is checked back (`transactionCheckInterval`, 30 s).
+    pub transaction_check_interval_ms: u64,
+    /// Transactions: check-backs of one half message before it goes to TRANS_CHECK_MAX_TIME_TOPIC
+    /// (`transactionCheckMax`, 15).
+    pub transaction_check_max: u32,
     /// Consumer groups are created on their first heartbeat (or send-back) when true.
     pub auto_create_subscription_group: bool,
     /// Apogee: number of shards (executors); default: the cores this process may use.
@@ -139,6 +147,9 @@ impl Default for BrokerConfig {
             )
             .unwrap_or_default(),
             flush_delay_offset_interval_ms: 10_000,
+            transaction_timeout_ms: 6_000,
+            transaction_check_interval_ms: 30_000,
+            transaction_check_max: 15,
             auto_create_subscription_group: true,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spin_before_park_us: SPIN_BEFORE_PARK_US_DEFAULT,
@@ -285,6 +296,9 @@ impl BrokerConfig {
                     })?
             }
             "flushDelayOffsetInterval" => self.flush_delay_offset_interval_ms = parse(key, v)?,
+            "transactionTimeOut" => self.transaction_timeout_ms = parse(key, v)?,
+            "transactionCheckInterval" => self.transaction_check_interval_ms = parse(key, v)?,
+            "transactionCheckMax" => self.transaction_check_max = parse(key, v)?,
             "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
             "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
             "haMasterAddress" => {

@@ -196,8 +196,12 @@ async fn run_shard(
             config.message_delay_level_ms.clone(),
         )
         .map(|s| (t, g, s))
+    })
+    .and_then(|(t, g, s)| {
+        crate::broker::transaction::Transactions::load(cfg_dir.join("transactionProgress"))
+            .map(|x| (t, g, s, x))
     });
-    let (mut topics, groups, delay_schedule) = match tables {
+    let (mut topics, groups, delay_schedule, transactions) = match tables {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {shard}: {e}")));
@@ -244,6 +248,7 @@ async fn run_shard(
         topics: RefCell::new(topics),
         groups: RefCell::new(groups),
         schedule: delay_schedule,
+        transactions,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
         locks: RefCell::new(crate::broker::lock::LockTable::new(
@@ -296,6 +301,13 @@ async fn run_shard(
     // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
     let scheduler = (!broker.is_slave())
         .then(|| glommio::spawn_local(schedule::run(broker.clone(), stop.clone())));
+    // Only a master checks transactions back, as RocketMQ's TransactionalMessageCheckService.
+    let tx_checker = (!broker.is_slave()).then(|| {
+        glommio::spawn_local(crate::broker::transaction::check::run(
+            broker.clone(),
+            stop.clone(),
+        ))
+    });
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move {
@@ -343,6 +355,9 @@ async fn run_shard(
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
     if let Some(scheduler) = scheduler {
         scheduler.await;
+    }
+    if let Some(checker) = tx_checker {
+        checker.await;
     }
     for t in ha_tasks {
         t.await;

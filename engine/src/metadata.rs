@@ -31,6 +31,8 @@ pub enum Kind {
     SubscriptionGroups = 4,
     /// The delay scheduler's progress per level (RocketMQ's `delayOffset.json`).
     DelayOffsets = 5,
+    /// The transaction check-back's progress (half and op queue offsets, check counts).
+    TransactionProgress = 7,
 }
 
 /// Writes `payload` to `path` atomically.
