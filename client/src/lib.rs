@@ -9,6 +9,8 @@
 //! - [`Admin`]: topics, clusters, offsets and lag, view a message by id.
 //! - Request-reply ([`request`]): [`Producer::request`] sends and awaits the reply; a responder answers
 //!   with [`Producer::reply`].
+//! - Transactions ([`transaction`]): [`TransactionProducer::send_in_transaction`] sends a half message,
+//!   runs the local transaction and commits or rolls back; a [`TransactionChecker`] answers check-backs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), apogee_client::ClientError> {
@@ -32,6 +34,7 @@ pub mod producer;
 pub mod remoting;
 pub mod request;
 pub mod route;
+pub mod transaction;
 
 pub use admin::Admin;
 pub use consumer::pull::{PullConsumer, PullConsumerConfig};
@@ -39,3 +42,6 @@ pub use consumer::push::{ConsumeResult, MessageModel, PushConsumer, PushConsumer
 pub use error::ClientError;
 pub use message::{Message, MessageExt, MessageQueue};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};
+pub use transaction::{
+    LocalTransactionState, TransactionChecker, TransactionProducer, TransactionSendResult,
+};
