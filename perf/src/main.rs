@@ -14,6 +14,9 @@
 //!   error: when the handler sees a message minus when it was due (its send time + the level's delay from
 //!   `--message-delay-level`, which an embedded broker also uses; so the send→store time is included).
 //!   Deliveries more than 1 ms early (store times are whole milliseconds) are counted apart.
+//! - `transaction`: plain sends, then transactional sends (half + END commit), each for `--duration`, then
+//!   `--check-backs` half messages left unknown and the rate at which the broker checks them back
+//!   ([`transaction`]).
 //!
 //! Reports every `--interval` (a live line on a terminal, plain lines otherwise) and a final summary with
 //! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON.
@@ -35,6 +38,8 @@ use apogee_client::{
 };
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+
+mod transaction;
 
 /// The pacing thread sleeps until this long before a send is due, then spins (`--pacer-spin-us`).
 const PACER_SPIN_US_DEFAULT: u64 = 50;
@@ -107,6 +112,15 @@ struct Cli {
     /// `delay`: the broker's `messageDelayLevel` (an embedded broker is started with it).
     #[arg(long, default_value = apogee_engine::delay::MESSAGE_DELAY_LEVEL_DEFAULT)]
     message_delay_level: String,
+    /// `transaction`: half messages left unknown for the broker to check back.
+    #[arg(long, default_value_t = 2_000)]
+    check_backs: u64,
+    /// `transaction`, embedded broker: its `transactionTimeOut` (ms).
+    #[arg(long, default_value_t = 1_000)]
+    transaction_timeout_ms: u64,
+    /// `transaction`, embedded broker: its `transactionCheckInterval` (ms).
+    #[arg(long, default_value_t = 5_000)]
+    transaction_check_interval_ms: u64,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -118,6 +132,7 @@ enum Workload {
     Consume,
     E2e,
     Delay,
+    Transaction,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,6 +492,8 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
     }
     c.set("messageDelayLevel", &cli.message_delay_level)
         .map_err(|e| format!("--message-delay-level: {e}"))?;
+    c.transaction_timeout_ms = cli.transaction_timeout_ms;
+    c.transaction_check_interval_ms = cli.transaction_check_interval_ms;
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
@@ -590,6 +607,9 @@ async fn ensure_topic(cli: &Cli, namesrv: &str) -> Result<(), String> {
 
 async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
     ensure_topic(&cli, &namesrv).await?;
+    if cli.workload == Workload::Transaction {
+        return transaction::run(&cli, &namesrv).await;
+    }
     let stats = Arc::new(Stats {
         measuring: AtomicBool::new(false),
         sent: AtomicU64::new(0),

@@ -60,7 +60,7 @@ pub async fn handle(
         sys_flag::TRANSACTION_ROLLBACK => false,
         state => {
             // RocketMQ answers nothing: the half message is left to its check-back.
-            warn!(shard = broker.shard, producer = %conn.peer, from_check = header.from_transaction_check, state, msg_id = %header.msg_id, remark = ?req.remark, "END_TRANSACTION with an unknown state; the half message waits for its check-back");
+            info!(shard = broker.shard, producer = %conn.peer, from_check = header.from_transaction_check, state, msg_id = %header.msg_id, remark = ?req.remark, "END_TRANSACTION with an unknown state; the half message waits for its check-back");
             return None;
         }
     };
