@@ -252,6 +252,7 @@ pub async fn run(cli: &Cli, namesrv: &str) -> Result<serde_json::Value, String> 
     }
     Ok(serde_json::json!({
         "workload": "Transaction", "producers": cli.producers, "size": cli.size,
+        "sent": plain_phase.ok + tx_phase.ok, "failed": plain_phase.failed + tx_phase.failed,
         "plain": plain_phase.json(), "transactional": tx_phase.json(),
         "transactional_to_plain": ratio,
         "check_back": { "half_messages": want, "checked_back": count, "seconds": span, "per_s": rate },
