@@ -155,6 +155,9 @@ pub async fn handle(
             properties,
         });
     }
+    if messages.first().is_some_and(|m| m.topic == HALF_TOPIC) {
+        super::transaction::ensure_topic(broker, HALF_TOPIC);
+    }
     // A half message's answer carries its transaction id (RocketMQ's client ends the transaction with it).
     let transaction_id = messages
         .first()

@@ -22,8 +22,6 @@ use std::time::Duration;
 
 use apogee_engine::{EngineError, Message};
 use apogee_nameserver::transport::StopSignal;
-use apogee_net::body::route::perm;
-use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::codes::RequestCode;
 use apogee_net::headers::CheckTransactionStateRequest;
 use apogee_net::properties::{self, names};
@@ -297,7 +295,7 @@ where
 /// Moves a half message checked `transactionCheckMax` times to TRANS_CHECK_MAX_TIME_TOPIC (queue 0, its
 /// properties kept, so REAL_TOPIC still names where it was going), with its op record.
 async fn discard(broker: &Broker, rec: StoredRecord) -> Result<(), Failure> {
-    ensure_max_time_topic(broker);
+    super::ensure_topic(broker, TRANS_CHECK_MAX_TIME_TOPIC);
     let half = rec.queue_offset as u64;
     let message = Message {
         topic: TRANS_CHECK_MAX_TIME_TOPIC.to_owned(),
@@ -313,24 +311,6 @@ async fn discard(broker: &Broker, rec: StoredRecord) -> Result<(), Failure> {
     };
     warn!(shard = broker.shard, half, topic = ?properties::get(&rec.properties, names::REAL_TOPIC), msg_id = ?properties::get(&rec.properties, names::UNIQ_KEY), check_max = broker.config.transaction_check_max, "half message checked back transactionCheckMax times without an answer; moved to {TRANS_CHECK_MAX_TIME_TOPIC}");
     finish(broker, half, vec![message]).await
-}
-
-/// RocketMQ creates the topic on first use with one queue, readable and writable.
-fn ensure_max_time_topic(broker: &Broker) {
-    if broker
-        .topics
-        .borrow()
-        .get(TRANS_CHECK_MAX_TIME_TOPIC)
-        .is_some()
-    {
-        return;
-    }
-    let config = TopicConfig::new(TRANS_CHECK_MAX_TIME_TOPIC, 1, perm::READ_WRITE);
-    if let Err(e) = broker.topics.borrow_mut().upsert(config) {
-        warn!(shard = broker.shard, error = %e, "could not create {TRANS_CHECK_MAX_TIME_TOPIC}");
-        return;
-    }
-    broker.register_now.notify();
 }
 
 /// Sends CHECK_TRANSACTION_STATE for `rec` to a live producer of its group; the check counts either way.

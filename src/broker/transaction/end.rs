@@ -260,6 +260,7 @@ pub async fn already_committed(broker: &Broker, rec: &StoredRecord, topic: &str)
 
 /// Stores `messages` followed by the op record of `half` (one append), then records the decision.
 pub async fn finish(broker: &Broker, half: u64, mut messages: Vec<Message>) -> Result<(), Failure> {
+    super::ensure_topic(broker, super::OP_TOPIC);
     let store_host = broker.engine.config().store_host;
     messages.push(op_message(half, store_host, now_ms() as i64));
     let stored = match broker.engine.append(&messages).await {

@@ -126,6 +126,24 @@ impl Transactions {
     }
 }
 
+/// Adds a transaction system topic to the topic table on first use, as RocketMQ does (one queue, readable and
+/// writable), so admin tools see it and its queue can be pulled for inspection.
+pub fn ensure_topic(broker: &crate::broker::Broker, name: &str) {
+    if broker.topics.borrow().get(name).is_some() {
+        return;
+    }
+    let config = apogee_net::body::topic_config::TopicConfig::new(
+        name,
+        1,
+        apogee_net::body::route::perm::READ_WRITE,
+    );
+    if let Err(e) = broker.topics.borrow_mut().upsert(config) {
+        tracing::warn!(shard = broker.shard, topic = name, error = %e, "could not add a transaction topic to the topic table");
+        return;
+    }
+    broker.register_now.notify();
+}
+
 /// The op record of the half message at `half_offset`.
 pub fn op_message(half_offset: u64, store_host: std::net::SocketAddr, now_ms: i64) -> Message {
     let props =
