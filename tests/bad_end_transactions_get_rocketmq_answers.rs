@@ -101,6 +101,12 @@ async fn bad_end_transactions_get_rocketmq_answers_and_store_nothing() {
         assert_eq!(r.code, ResponseCode::SystemError as i32);
         assert_eq!(r.remark.as_deref(), Some(remark));
     }
+    // A header without its commit log offset is named.
+    let mut broken = end("tx-bad", half, clo, 8);
+    broken.ext_fields.remove("commitLogOffset");
+    let r = call(broken).await;
+    assert_eq!(r.code, ResponseCode::SystemError as i32);
+    assert!(r.remark.unwrap_or_default().contains("commitLogOffset"));
     assert_eq!(
         admin.max_offset(&mq).await.unwrap(),
         1,

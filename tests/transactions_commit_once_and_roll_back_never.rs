@@ -1,5 +1,5 @@
 //! A transactional producer's committed messages are delivered exactly once, its rolled-back ones never,
-//! and a half message is invisible to consumers of its real topic until it is committed.
+//! on a broker of two shards: each half message is ended on the shard that stored it.
 
 mod common;
 
@@ -10,8 +10,9 @@ use apogee_client::{LocalTransactionState, Message, ProducerConfig, TransactionP
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_messages_are_delivered_once_and_rolled_back_ones_never() {
-    let apogee = common::Standalone::start(1, &[]);
+    let apogee = common::Standalone::start(2, &[]);
     let mq = common::create_topic(&apogee.namesrv, "Orders", 2).await;
+    assert_eq!(mq.len(), 4, "two queues on each shard");
     let producer = TransactionProducer::start(
         ProducerConfig::new(&apogee.namesrv, "tx-orders"),
         |_m: &apogee_client::MessageExt| LocalTransactionState::Unknown,

@@ -28,7 +28,7 @@ use super::{body, hist, percentiles, Cli};
 /// Longest wait for the last check-back, past the broker's transaction timeout.
 const CHECK_BACK_WAIT_MAX: Duration = Duration::from_secs(120);
 /// Check-back phase: the half messages become due this long after the last is expected to be sent.
-const DUE_MARGIN: Duration = Duration::from_secs(2);
+const DUE_MARGIN: Duration = Duration::from_secs(3);
 
 /// Half messages checked back, and when the first and the last were.
 #[derive(Default)]
@@ -195,7 +195,7 @@ pub async fn run(cli: &Cli, namesrv: &str) -> Result<serde_json::Value, String> 
     let sent = Arc::new(AtomicU64::new(0));
     let tx_rate = (tx_phase.ok as f64 / tx_phase.seconds).max(1.0);
     let due_at = Instant::now()
-        + Duration::from_secs_f64(cli.check_backs as f64 / tx_rate * 1.5)
+        + Duration::from_secs_f64(cli.check_backs as f64 / tx_rate * 2.5)
         + DUE_MARGIN;
     let mut senders = Vec::new();
     for _ in 0..cli.producers.max(1) {
