@@ -9,6 +9,7 @@
 //! - [`shard`]: one glommio executor per shard, start and clean stop.
 //! - [`broker`]: one shard's broker and its request handlers.
 //! - [`ha`]: master/slave replication of each shard's commit log.
+//! - [`resolve`]: `host:port` to a socket address without blocking a shard.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -16,6 +17,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod ha;
+pub mod resolve;
 pub mod shard;
 
 pub use config::BrokerConfig;

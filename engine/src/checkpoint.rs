@@ -43,9 +43,18 @@ pub fn read(path: &Path) -> Result<Option<Checkpoint>> {
 }
 
 pub fn write(path: &Path, cp: &Checkpoint) -> Result<()> {
+    metadata::write_atomic(path, Kind::Checkpoint, &encode(cp))
+}
+
+/// [`write`] with the blocking calls off the shard's thread ([`metadata::write_atomic_off_thread`]).
+pub async fn write_off_thread(path: std::path::PathBuf, cp: &Checkpoint) -> Result<()> {
+    metadata::write_atomic_off_thread(path, Kind::Checkpoint, encode(cp)).await
+}
+
+fn encode(cp: &Checkpoint) -> Vec<u8> {
     let mut p = Vec::with_capacity(17);
     p.push(cp.clean as u8);
     p.extend_from_slice(&cp.log_offset.to_be_bytes());
     p.extend_from_slice(&cp.written_at_ms.to_be_bytes());
-    metadata::write_atomic(path, Kind::Checkpoint, &p)
+    p
 }

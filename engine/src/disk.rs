@@ -2,12 +2,12 @@
 //!
 //! Writes are refused for space in two cases, and [`DiskGate`] holds both:
 //! - **over the ratio**: the used ratio, as `df` counts it, is above `diskSpaceWarningLevelRatio` (90 %).
-//!   The ratio is sampled with `statvfs` every [`DISK_SAMPLE_INTERVAL_MS`](crate::limits::DISK_SAMPLE_INTERVAL_MS)
-//!   and again right after the engine allocates a file (a commit log or consume queue segment, a sealed
-//!   index). Appends do not allocate (segments are preallocated), so between samples the ratio only moves
-//!   by what other processes write: the check on the append path is one comparison, and fast writers meet
-//!   SERVICE_NOT_AVAILABLE before ENOSPC.
-//! - **out of space**: an operation met ENOSPC or EDQUOT (a preallocation, a flush, a metadata write). The
+//!   The ratio is sampled with `statvfs` (on the executor's blocking pool, never on the shard's thread) every [`DISK_SAMPLE_INTERVAL_MS`](crate::limits::DISK_SAMPLE_INTERVAL_MS)
+//!   and again right after the engine allocates disk blocks (a step of a commit log or consume queue
+//!   segment, a sealed index). Appends do not allocate between steps, so between samples the ratio only
+//!   moves by at most one step and by what other processes write: the check on the append path is one
+//!   comparison, and fast writers meet SERVICE_NOT_AVAILABLE before ENOSPC.
+//! - **out of space**: an operation met ENOSPC or EDQUOT (an allocation, a flush, a metadata write). The
 //!   gate stays shut until the engine has retried what failed and it succeeded, with the ratio back under
 //!   the threshold; then writes resume by themselves, without a restart.
 //!

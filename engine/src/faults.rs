@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 /// Where a fault can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultPoint {
-    /// Creating and preallocating a segment file (commit log or consume queue).
+    /// Creating a segment file (commit log or consume queue) or allocating a step of its blocks.
     Preallocate,
     /// Writing flushed blocks to a segment file.
     FlushWrite,

@@ -412,12 +412,14 @@ impl KeyIndex {
         self.sealed.iter().rev().cloned().collect()
     }
 
-    /// Deletes sealed files wholly below the commit log's minimum offset.
-    pub fn drop_below(&mut self, log_min: u64) {
+    /// Forgets sealed files wholly below the commit log's minimum offset; returns their paths, for the
+    /// caller to delete (off the shard's thread, without a borrow of the index held).
+    pub fn drop_below(&mut self, log_min: u64) -> Vec<PathBuf> {
+        let mut dropped = Vec::new();
         while self.sealed.first().is_some_and(|s| s.end_offset <= log_min) {
-            let s = self.sealed.remove(0);
-            let _ = std::fs::remove_file(&s.path);
+            dropped.push(self.sealed.remove(0).path.clone());
         }
+        dropped
     }
 
     /// Commit log offset up to which records are indexed, and the last store time indexed.
@@ -441,13 +443,17 @@ pub async fn write_sealed(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let written = write_sealed_tmp(&tmp, bytes).await;
     if written.is_err() {
         // Keep no half-written file: it would only hold space (no space left is the likely cause).
-        let _ = std::fs::remove_file(&tmp);
+        let _ = crate::blocking::remove_file_if_exists(tmp.clone()).await;
     }
     written?;
-    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| EngineError::io(dir, e))
+    debug_assert_eq!(
+        path.parent(),
+        Some(dir),
+        "a sealed index goes into its folder"
+    );
+    crate::blocking::rename_durably(tmp, path.to_owned())
+        .await
+        .map_err(|e| EngineError::io(path, e))
 }
 
 async fn write_sealed_tmp(tmp: &Path, bytes: &[u8]) -> Result<()> {

@@ -44,6 +44,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod blocking;
 pub mod checkpoint;
 pub mod commitlog;
 pub mod config;

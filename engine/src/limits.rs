@@ -6,6 +6,12 @@ pub const COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
 /// O_DIRECT alignment used for every write offset and length. 4 KiB covers every device's logical block.
 pub const DIRECT_IO_ALIGN_BYTES: u64 = 4096;
 
+/// A segment's disk blocks are allocated in steps (see `log`'s module docs): the first is the segment
+/// size divided by this (1 MiB of a 1 GiB commit log segment, 4 KiB of a consume queue segment)...
+pub const SEGMENT_ALLOCATION_FIRST_STEP_DIVISOR: u64 = 1024;
+/// ...and each next step doubles what is allocated, up to the segment size divided by this (64 MiB).
+pub const SEGMENT_ALLOCATION_MAX_STEP_DIVISOR: u64 = 16;
+
 /// A consume queue entry: commit log offset (8), size (4), tag hash (8).
 pub const CQ_ENTRY_BYTES: u64 = 20;
 

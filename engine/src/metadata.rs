@@ -9,11 +9,14 @@
 //!
 //! A write that fails (no space, say) leaves the old file as it was and removes its temporary file.
 //!
-//! These writes are small and periodic (every few seconds at most), so they use plain blocking file calls
-//! rather than the io_uring path; RocketMQ writes its JSON config files the same way, off the data path.
+//! A shard thread never runs the blocking calls (a write and two fsyncs cost milliseconds, a stall for every
+//! connection of the shard): [`write_atomic_off_thread`] runs them on the executor's blocking pool. The
+//! plain [`write_atomic`] is for start-up, tools and tests. Writers of one file must not overlap (the
+//! temporary file is shared, and an older snapshot must not land after a newer one): each owner writes
+//! its file from one task at a time.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
 
@@ -35,9 +38,25 @@ pub enum Kind {
     TransactionProgress = 7,
 }
 
-/// Writes `payload` to `path` atomically.
+/// Writes `payload` to `path` atomically, on this thread.
 pub fn write_atomic(path: &Path, kind: Kind, payload: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    crate::faults::check(crate::faults::FaultPoint::MetadataWrite)
+        .map_err(|e| EngineError::io(path, e))?;
+    write_file(path, &encode(kind, payload))
+}
+
+/// Writes `payload` to `path` atomically, with the blocking calls on the glommio executor's blocking
+/// pool; the calling task waits, its shard goes on serving. Must run inside a glommio executor.
+pub async fn write_atomic_off_thread(path: PathBuf, kind: Kind, payload: Vec<u8>) -> Result<()> {
+    // Fault injection is per thread: look here, where the test armed it.
+    crate::faults::check(crate::faults::FaultPoint::MetadataWrite)
+        .map_err(|e| EngineError::io(&path, e))?;
+    let bytes = encode(kind, &payload);
+    crate::blocking::run(move || write_file(&path, &bytes)).await
+}
+
+/// The header and the payload, as the file holds them.
+fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_be_bytes());
@@ -45,10 +64,15 @@ pub fn write_atomic(path: &Path, kind: Kind, payload: &[u8]) -> Result<()> {
     bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     bytes.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
     bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Temporary file, fsync, rename, folder fsync; a failure removes the temporary file.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
-        crate::faults::check(crate::faults::FaultPoint::MetadataWrite)?;
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;

@@ -93,6 +93,21 @@ impl ConsumerOffsets {
         self.dirty = false;
         Ok(())
     }
+
+    /// The file's path and the table's JSON if it changed since the last snapshot, which counts as
+    /// written: a caller whose write then fails calls [`Self::mark_dirty`].
+    pub fn take_snapshot(&mut self) -> Option<(std::path::PathBuf, Vec<u8>)> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        Some((self.path.clone(), self.to_json()))
+    }
+
+    /// The last snapshot did not reach the disk: the next one must be written.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! older than `fileReservedTime`, oldest first, stopping at the first unexpired one. Above
 //! `diskSpaceCleanForciblyRatio` (85 %) RocketMQ "cleans immediately": the oldest segments go whatever their
 //! age. Either way at most `deleteFileBatchMax` (10) per round. Above the refusal ratio (90 %) writes are
-//! refused ([`crate::disk`]). The active segment (the one being written) and the one preallocated ahead of
-//! it are never candidates.
+//! refused ([`crate::disk`]). The active segment (the one being written) and the one allocated ahead of it
+//! are never candidates.
 
 /// One deletable candidate: a sealed segment and how long since it was last written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

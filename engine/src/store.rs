@@ -181,6 +181,9 @@ pub struct Engine {
     flush_wanted: Notify,
     flush_done: Notify,
     flush_busy: Cell<bool>,
+    /// One checkpoint at a time (the checkpointer, the disk monitor's retry, shutdown): its files are
+    /// written off the shard's thread, and an older snapshot must never land after a newer one.
+    checkpointing: glommio::sync::Semaphore,
     offsets: RefCell<ConsumerOffsets>,
     index: RefCell<KeyIndex>,
     /// Whether writes are refused for space (see [`crate::disk`]).
@@ -204,6 +207,12 @@ pub fn now_ms() -> i64 {
 /// Fraction of the file system holding `path` that is used, as `df` counts it (0 when it cannot be read).
 pub fn disk_used_ratio(path: &Path) -> f64 {
     SpaceSample::read(path).map_or(0.0, |s| s.used_ratio())
+}
+
+/// [`disk_used_ratio`] with the `statvfs` on the executor's blocking pool: a shard thread makes no
+/// blocking call after start-up (a stat of a stalled or remote file system can block for long).
+async fn disk_used_ratio_off_thread(path: PathBuf) -> f64 {
+    crate::blocking::run(move || disk_used_ratio(&path)).await
 }
 
 fn validate_message(config: &EngineConfig, m: &Message) -> Result<()> {
@@ -256,6 +265,7 @@ impl Engine {
             flush_wanted: Notify::default(),
             flush_done: Notify::default(),
             flush_busy: Cell::new(false),
+            checkpointing: glommio::sync::Semaphore::new(1),
             offsets: RefCell::new(offsets),
             index: RefCell::new(key_index),
             disk: RefCell::new(DiskGate::new(
@@ -606,8 +616,8 @@ impl Engine {
     }
 
     /// Samples the disk's used ratio; logs when writes stop or may start again because of it.
-    fn sample_disk(&self) {
-        let ratio = disk_used_ratio(&self.config.store_dir);
+    async fn sample_disk(&self) {
+        let ratio = disk_used_ratio_off_thread(self.config.store_dir.clone()).await;
         let mut gate = self.disk.borrow_mut();
         let was_over = gate.used_ratio() > self.config.disk_refuse_ratio;
         gate.sampled(ratio);
@@ -628,7 +638,7 @@ impl Engine {
         }
     }
 
-    /// Makes sure the commit log segments `messages` will be written into exist, before anything is
+    /// Makes sure the commit log blocks `messages` will be written into are allocated, before anything is
     /// encoded: on a disk without room the append is refused, with nothing stored, instead of being taken
     /// into memory and failing its flush.
     async fn ensure_segments_for(&self, messages: &[Message]) -> Result<()> {
@@ -639,29 +649,37 @@ impl Engine {
             .iter()
             .map(|m| (m.record(0, host).encoded_len() + record::BLANK_MIN_BYTES) as u64)
             .sum();
-        // Bounded: each round creates one segment; other appends may move the head while it waits.
-        for _ in 0..4 {
-            let base = crate::log::align_down_segment(log.written(), size);
-            let missing = if !log.has_segment(base) {
-                base
-            } else if need > log.segment_remaining() && !log.has_segment(base + size) {
-                base + size
+        // Bounded: each round allocates one step; other appends may move the head while it waits.
+        for _ in 0..8 {
+            let written = log.written();
+            let through = if need <= log.segment_remaining() {
+                written + need
             } else {
-                return Ok(());
+                // The records cross into the next segment: this one is written up to its end (records,
+                // then the blank that ends it), the next one from its start.
+                let segment_end = crate::log::align_down_segment(written, size) + size;
+                if !log.is_allocated(segment_end) {
+                    self.ensure_log_allocated(segment_end).await?;
+                    continue;
+                }
+                segment_end + need.min(size)
             };
-            self.ensure_log_segment(missing).await?;
+            if log.is_allocated(through) {
+                return Ok(());
+            }
+            self.ensure_log_allocated(through).await?;
         }
         Ok(())
     }
 
-    /// Creates the commit log segment at `base` if missing; no space shuts the gate and refuses.
-    async fn ensure_log_segment(&self, base: u64) -> Result<()> {
+    /// Allocates the commit log's blocks up to `through`; no space shuts the gate and refuses.
+    async fn ensure_log_allocated(&self, through: u64) -> Result<()> {
         let log = &self.commitlog.log;
-        if let Err(e) = log.ensure_segment(base).await {
+        if let Err(e) = log.ensure_allocated(through).await {
             if !e.is_no_space() {
                 return Err(e);
             }
-            let what = format!("preallocating commit log segment {base}: {e}");
+            let what = format!("allocating commit log blocks up to offset {through}: {e}");
             self.out_of_space(what.clone());
             return Err(EngineError::DiskFull {
                 path: self.config.store_dir.clone(),
@@ -669,7 +687,7 @@ impl Engine {
             });
         }
         if log.take_allocated_bytes() > 0 {
-            self.sample_disk();
+            self.sample_disk().await;
         }
         Ok(())
     }
@@ -701,7 +719,7 @@ impl Engine {
         match result {
             Ok(durable) => {
                 if self.commitlog.log.take_allocated_bytes() > 0 {
-                    self.sample_disk();
+                    self.sample_disk().await;
                 }
                 // SYNC_FLUSH masters ship only durable bytes: a flush is news for their slaves.
                 self.appended.notify();
@@ -819,6 +837,11 @@ impl Engine {
 
     /// Flushes consume queues and consumer offsets, then records the offset they are complete up to.
     async fn checkpoint_once(&self, clean: bool) -> Result<()> {
+        let _one_at_a_time = self
+            .checkpointing
+            .acquire_permit(1)
+            .await
+            .expect("the checkpoint semaphore is never closed");
         // On a slave the log may end inside a record still arriving: vouch only up to a record boundary.
         let upto = self
             .dispatched
@@ -829,16 +852,29 @@ impl Engine {
         for q in queues {
             q.flush().await?;
         }
-        self.offsets.borrow_mut().persist()?;
+        let offsets = self.offsets.borrow_mut().take_snapshot();
+        if let Some((path, payload)) = offsets {
+            let written = crate::metadata::write_atomic_off_thread(
+                path,
+                crate::metadata::Kind::ConsumerOffsets,
+                payload,
+            )
+            .await;
+            if let Err(e) = written {
+                self.offsets.borrow_mut().mark_dirty();
+                return Err(e);
+            }
+        }
         self.seal_indexes().await?;
-        checkpoint::write(
-            &self.config.store_dir.join("checkpoint"),
+        checkpoint::write_off_thread(
+            self.config.store_dir.join("checkpoint"),
             &Checkpoint {
                 clean,
                 log_offset: upto,
                 written_at_ms: now_ms(),
             },
         )
+        .await
     }
 
     /// Writes full key indexes to disk (they stay searchable in memory until written).
@@ -930,7 +966,7 @@ impl Engine {
             if self.closing.get() {
                 break;
             }
-            self.sample_disk();
+            self.sample_disk().await;
             if self.disk.borrow().should_retry() {
                 self.retry_after_no_space().await;
             }
@@ -961,12 +997,12 @@ impl Engine {
     /// log's and every queue's minimum past them, then delete their files. Readers see the new minimums
     /// before any file goes, so no read meets a missing segment.
     pub async fn retention_once(&self) -> Result<Vec<u64>> {
-        self.sample_disk();
+        self.sample_disk().await;
         let ratio = self.disk.borrow().used_ratio();
         let log = &self.commitlog.log;
         let size = log.segment_size();
         // Candidates: segments wholly on disk below the one being written (never the active segment, nor
-        // the one preallocated ahead of it).
+        // the one allocated ahead of it).
         let active = crate::log::align_down_segment(log.written(), size);
         let on_disk_below = log.memory_start();
         let now = SystemTime::now();
@@ -1002,7 +1038,12 @@ impl Engine {
         };
         let new_min = last + size;
         log.raise_min_offset(new_min);
-        self.index.borrow_mut().drop_below(new_min);
+        let dropped = self.index.borrow_mut().drop_below(new_min);
+        for path in dropped {
+            if let Err(e) = crate::blocking::remove_file_if_exists(path.clone()).await {
+                warn!(path = %path.display(), error = %e, "cannot delete an expired index file");
+            }
+        }
         let queues = self.all_queues();
         for q in queues {
             q.drop_below_log_offset(new_min).await?;
@@ -1017,7 +1058,7 @@ impl Engine {
             );
             log.delete_segment(*base).await?;
         }
-        self.sample_disk();
+        self.sample_disk().await;
         Ok(doomed)
     }
 

@@ -34,7 +34,7 @@ pub const CALL_TIMEOUT_MS: u64 = 3_000;
 /// Sends one request on a new connection and reads its response.
 pub async fn call(addr: &str, request: &RemotingCommand) -> std::io::Result<RemotingCommand> {
     let work = async {
-        let mut stream = TcpStream::connect(addr).await?;
+        let mut stream = TcpStream::connect(crate::resolve::resolve(addr).await?).await?;
         let mut out = BytesMut::new();
         frame::encode(request, &mut out).map_err(std::io::Error::other)?;
         stream.write_all(&out).await?;

@@ -60,7 +60,7 @@ pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
 /// One link to the master. `Ok` only when stopping.
 async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<(), String> {
     let connect = select(
-        Box::pin(TcpStream::connect(addr)),
+        Box::pin(async move { TcpStream::connect(crate::resolve::resolve(addr).await?).await }),
         Box::pin(glommio::timer::sleep(Duration::from_millis(
             CONNECT_TIMEOUT_MS,
         ))),

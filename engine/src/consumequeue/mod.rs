@@ -65,7 +65,7 @@ impl ConsumeQueue {
     /// Opens (or creates) the queue in `dir` and finds its end: the first entry with size 0.
     pub async fn open(dir: std::path::PathBuf, topic: &str, queue_id: i32) -> Result<Self> {
         let log = SegmentedLog::open(&dir, CQ_SEGMENT_SIZE_BYTES).await?;
-        // The last segments may be preallocated ahead of the write head and hold nothing yet: the end is
+        // The last segments may be allocated ahead of the write head and hold nothing yet: the end is
         // in the last segment whose first entry is written.
         let mut end_index = log
             .segment_bases()

@@ -1,7 +1,7 @@
 //! A segmented, append-only log on O_DIRECT files: RocketMQ's "mapped file queue", without mmap.
 //!
 //! The commit log and every consume queue are one of these. A log is a folder of segment files, each
-//! `segment_size` bytes, preallocated, named by its start offset as 20 zero-padded digits
+//! `segment_size` bytes long, named by its start offset as 20 zero-padded digits
 //! (`00000000001073741824`). Appends go to the [`write_buffer::WriteBuffer`] in memory and never wait; a flush
 //! writes whole aligned blocks through io_uring (glommio's `DmaFile`) and fdatasyncs each file it touched.
 //! Reads are served from the buffer when it still holds the bytes, otherwise from disk.
@@ -9,8 +9,15 @@
 //! # Contracts
 //! - Owned by one shard: `!Send` on purpose (`Rc`, `RefCell`); no borrow is held across an `.await`.
 //! - At most one flush runs at a time (the engine's flusher is its only caller).
-//! - A segment file is created, and preallocated, by the flush that first writes to it; one segment ahead of
-//!   the write head is created too, so a roll does not wait for allocation.
+//! - A segment file is created at its full length (sparse, as RocketMQ's `setLength`, so that RocketMQ's
+//!   own tools accept it) and its disk blocks are allocated (`fallocate`) in steps that grow with the
+//!   data: the first step is `segment_size / 1024` (at least one 4 KiB block), each next one doubles what
+//!   the segment holds, up to `segment_size / 16` ([`allocation_end`]). So a store's footprint follows
+//!   what it holds, not its number of queues (a consume queue with one entry takes 8 KiB, not 6 MB), and
+//!   a busy segment is still allocated in a few large, contiguous steps. Writes only ever land on
+//!   allocated blocks: the appender allocates before it accepts (a full disk refuses the append, see
+//!   [`SegmentedLog::ensure_allocated`]), and a flush allocates what its writes cover and one step ahead
+//!   of them, creating the next segment when the write head nears a segment's end.
 
 pub mod write_buffer;
 
@@ -104,8 +111,15 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     Ok(bases)
 }
 
+/// One open segment file and how much of it has disk blocks.
+struct Segment {
+    file: Rc<DmaFile>,
+    /// Bytes from the segment's start that are allocated (a multiple of 4 KiB, or the segment size).
+    allocated_bytes: u64,
+}
+
 struct Inner {
-    segments: BTreeMap<u64, Rc<DmaFile>>,
+    segments: BTreeMap<u64, Segment>,
     buffer: WriteBuffer,
     /// Lowest readable offset: the first segment's base, or later after retention.
     min_offset: u64,
@@ -118,47 +132,112 @@ pub struct SegmentedLog {
     inner: RefCell<Inner>,
     /// fdatasync calls issued, for tests and benchmarks that prove group commit.
     syncs: std::cell::Cell<u64>,
-    /// Bytes preallocated since the engine last asked ([`Self::take_allocated_bytes`]), so that the disk's
+    /// Bytes allocated since the engine last asked ([`Self::take_allocated_bytes`]), so that the disk's
     /// used ratio is sampled again right after the log takes space.
     allocated: std::cell::Cell<u64>,
 }
 
-/// Opens a segment file; with `create`, creates it if missing and preallocates it to `size`. A
-/// preallocation that fails (no space) removes the file again if this call created it, so that a partial
-/// allocation does not keep the space it took. Returns the file and the bytes it allocated.
-async fn open_segment(path: &Path, size: u64, create: bool) -> Result<(DmaFile, u64)> {
-    let existed = !create || path.exists();
-    if create {
-        crate::faults::check(crate::faults::FaultPoint::Preallocate)
-            .map_err(|e| EngineError::io(path, e))?;
+/// Where a segment's allocation must end so that it covers `want` bytes, when it has `allocated` now:
+/// steps from `segment_size / 1024` doubling up to `segment_size / 16`, 4 KiB-aligned, capped at the
+/// segment size. See the module docs for why.
+pub fn allocation_end(allocated: u64, want: u64, segment_size: u64) -> u64 {
+    let (min_step, max_step) = allocation_steps(segment_size);
+    let mut end = allocated;
+    while end < want.min(segment_size) {
+        end += end.clamp(min_step, max_step);
     }
+    end.min(segment_size)
+}
+
+/// The smallest and the largest allocation step of a segment of `segment_size` bytes, 4 KiB-aligned.
+fn allocation_steps(segment_size: u64) -> (u64, u64) {
+    let align = crate::limits::DIRECT_IO_ALIGN_BYTES;
+    let min_step =
+        align_up(segment_size / crate::limits::SEGMENT_ALLOCATION_FIRST_STEP_DIVISOR).max(align);
+    let max_step =
+        align_up(segment_size / crate::limits::SEGMENT_ALLOCATION_MAX_STEP_DIVISOR).max(min_step);
+    (min_step, max_step)
+}
+
+/// Allocates the blocks of `[offset, offset + len)` (`fallocate(2)`, mode 0: the file's length is already
+/// the segment's). Only the new range: glommio's `pre_allocate` always starts at 0, and walking the extents
+/// that in-flight O_DIRECT writes are filling, on every step, is work and risk for nothing. fallocate has no
+/// io_uring path in glommio's public API, so it runs on the executor's blocking pool, off the shard's thread.
+async fn allocate_range(file: &DmaFile, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    // The caller holds `file` until this resolves, so `fd` stays open while the pool uses it.
+    crate::blocking::run(move || {
+        // SAFETY: fallocate reads no memory of ours; `fd` is an open descriptor (see above).
+        if unsafe { libc::fallocate(fd, 0, offset, len) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .await
+}
+
+/// Opens an existing segment file and finds how much of it is allocated (a store written before stepped
+/// allocation, or by RocketMQ, has whole segments allocated; a sparse one reports only its blocks).
+async fn open_segment(path: &Path, segment_size: u64) -> Result<Segment> {
+    use std::os::unix::fs::MetadataExt;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create(create)
         .dma_open(path)
         .await
         .map_err(|e| EngineError::io(path, e))?;
-    let mut allocated = 0;
-    if create {
-        let grown = async {
-            let current = file.file_size().await?;
-            if current < size {
-                file.pre_allocate(size, false).await?;
-                allocated = size - current;
-            }
-            Ok::<(), std::io::Error>(())
+    // Start-up only: the blocking stat runs before the shard serves anything.
+    let blocks_bytes = std::fs::metadata(path)
+        .map_err(|e| EngineError::io(path, e))?
+        .blocks()
+        * 512;
+    Ok(Segment {
+        file: Rc::new(file),
+        allocated_bytes: align_down(blocks_bytes).min(segment_size),
+    })
+}
+
+/// Creates a segment file at its full (sparse) length, and its folder if missing; no blocks are allocated
+/// yet. A file that exists already (a second caller raced this one) is opened as it is.
+async fn create_segment(path: &Path, segment_size: u64) -> Result<(DmaFile, bool)> {
+    crate::faults::check(crate::faults::FaultPoint::Preallocate)
+        .map_err(|e| EngineError::io(path, e))?;
+    let owned = path.to_owned();
+    let existed = crate::blocking::run(move || {
+        if let Some(dir) = owned.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        .await;
-        if let Err(e) = grown {
-            let _ = file.close().await;
-            if !existed {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(EngineError::io(path, e));
+        Ok::<bool, std::io::Error>(owned.exists())
+    })
+    .await
+    .map_err(|e| EngineError::io(path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .map_err(|e| EngineError::io(path, e))?;
+    let sized = async {
+        if file.file_size().await? < segment_size {
+            file.truncate(segment_size).await?;
         }
+        Ok::<(), std::io::Error>(())
     }
-    Ok((file, allocated))
+    .await;
+    if let Err(e) = sized {
+        let _ = file.close().await;
+        if !existed {
+            let _ = crate::blocking::remove_file_if_exists(path.to_owned()).await;
+        }
+        return Err(EngineError::io(path, e));
+    }
+    Ok((file, existed))
 }
 
 impl SegmentedLog {
@@ -178,10 +257,7 @@ impl SegmentedLog {
                 });
             }
             let path = dir.join(segment_file_name(base));
-            segments.insert(
-                base,
-                Rc::new(open_segment(&path, segment_size, false).await?.0),
-            );
+            segments.insert(base, open_segment(&path, segment_size).await?);
         }
         let end = segments.keys().next_back().map_or(0, |b| b + segment_size);
         let min_offset = segments.keys().next().copied().unwrap_or(0);
@@ -198,10 +274,10 @@ impl SegmentedLog {
         })
     }
 
-    /// A new log with no segments yet, writing from offset 0. Creating the folder is the only I/O.
+    /// A new log with no segments yet, writing from offset 0. No I/O: its folder is made with its first
+    /// segment (so that a queue created while serving costs the shard no blocking call).
     pub fn create_empty(dir: impl Into<PathBuf>, segment_size: u64) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         Ok(Self {
             dir,
             segment_size,
@@ -227,12 +303,14 @@ impl SegmentedLog {
             .map(|(b, _)| *b)
             .collect();
         for base in doomed {
-            let file = self.inner.borrow_mut().segments.remove(&base);
-            if let Some(f) = file {
-                let _ = f.close_rc().await;
+            let segment = self.inner.borrow_mut().segments.remove(&base);
+            if let Some(s) = segment {
+                let _ = s.file.close_rc().await;
             }
             let path = self.segment_path(base);
-            std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+            crate::blocking::remove_file_if_exists(path.clone())
+                .await
+                .map_err(|e| EngineError::io(path, e))?;
         }
         let tail_start = align_down(position);
         let tail =
@@ -256,7 +334,7 @@ impl SegmentedLog {
         self.syncs.get()
     }
 
-    /// Bytes preallocated since the last call.
+    /// Bytes allocated since the last call.
     pub fn take_allocated_bytes(&self) -> u64 {
         self.allocated.replace(0)
     }
@@ -266,10 +344,29 @@ impl SegmentedLog {
         self.inner.borrow().segments.contains_key(&base)
     }
 
-    /// Creates and preallocates the segment at `base` if it does not exist yet. Appenders call it before
-    /// writing into a segment, so that a disk without room refuses the append instead of failing its flush.
-    pub async fn ensure_segment(&self, base: u64) -> Result<()> {
-        self.segment_for_write(base).await.map(|_| ())
+    /// Whether `[segment start, through)` of the segment holding `through - 1` has disk blocks: an
+    /// appender that gets `true` needs no allocation before it writes there.
+    pub fn is_allocated(&self, through: u64) -> bool {
+        if through == 0 {
+            return true;
+        }
+        let base = align_down_segment(through - 1, self.segment_size);
+        self.inner
+            .borrow()
+            .segments
+            .get(&base)
+            .is_some_and(|s| s.allocated_bytes >= through - base)
+    }
+
+    /// Creates the segment holding `through - 1` if missing and allocates its blocks up to at least
+    /// `through` (in the steps of [`allocation_end`]). Appenders call it before they accept bytes up to
+    /// `through`, so that a disk without room refuses the append instead of failing its flush.
+    pub async fn ensure_allocated(&self, through: u64) -> Result<()> {
+        if through == 0 {
+            return Ok(());
+        }
+        let base = align_down_segment(through - 1, self.segment_size);
+        self.segment_for_write(base, through).await.map(|_| ())
     }
 
     pub fn dir(&self) -> &Path {
@@ -327,7 +424,7 @@ impl SegmentedLog {
     /// Writes everything appended so far and syncs it; returns the new durable offset.
     pub async fn flush(&self) -> Result<u64> {
         // Plan under a short borrow: copy what must be written into DMA buffers.
-        let (writes, target, ahead) = {
+        let (writes, target) = {
             let inner = self.inner.borrow();
             let (pieces, target) = inner.buffer.flush_plan();
             let writes: Vec<(u64, Vec<u8>)> = pieces
@@ -339,8 +436,7 @@ impl SegmentedLog {
                     )
                 })
                 .collect();
-            let ahead = align_down_segment(target, self.segment_size) + self.segment_size;
-            (writes, target, ahead)
+            (writes, target)
         };
         if writes.is_empty() {
             self.inner.borrow_mut().buffer.flushed(target);
@@ -349,8 +445,9 @@ impl SegmentedLog {
         let mut touched: Vec<Rc<DmaFile>> = Vec::with_capacity(2);
         for (start, data) in &writes {
             let base = align_down_segment(*start, self.segment_size);
-            let file = self.segment_for_write(base).await?;
             let len = align_up(data.len() as u64) as usize;
+            let through = (start + len as u64).min(base + self.segment_size);
+            let file = self.segment_for_write(base, through).await?;
             let mut dma = file.alloc_dma_buffer(len);
             let bytes = dma.as_bytes_mut();
             bytes[..data.len()].copy_from_slice(data);
@@ -383,28 +480,83 @@ impl SegmentedLog {
             self.syncs.set(self.syncs.get() + 1);
         }
         self.inner.borrow_mut().buffer.flushed(target);
-        // Preallocate the next segment before the write head reaches it. What was flushed is durable
-        // whatever happens here: a failure (no space) is only logged, and the appender that needs the segment
-        // meets it again through `ensure_segment`, where it refuses the append.
-        if !self.inner.borrow().segments.contains_key(&ahead) {
-            if let Err(e) = self.segment_for_write(ahead).await {
-                tracing::warn!(error = %e, "cannot preallocate the next segment ahead of the writer");
-            }
+        // Allocate one step ahead of the write head, in this segment or the next one, so that appends
+        // seldom wait for an allocation. What was flushed is durable whatever happens here: a failure (no
+        // space) is only logged, and the appender meets it again in `ensure_allocated`, where it refuses
+        // the append.
+        if let Err(e) = self.allocate_ahead(target).await {
+            tracing::warn!(error = %e, "cannot allocate disk blocks ahead of the writer");
         }
         Ok(target)
     }
 
-    async fn segment_for_write(&self, base: u64) -> Result<Rc<DmaFile>> {
-        if let Some(f) = self.inner.borrow().segments.get(&base) {
-            return Ok(f.clone());
+    /// Keeps half a step allocated past `head` (the durable end), so that the next appends find their
+    /// blocks. The step is as large as what the segment holds before `head` (within the steps' bounds), so
+    /// that a segment written fast is allocated far ahead and a quiet one stays at its first step.
+    async fn allocate_ahead(&self, head: u64) -> Result<()> {
+        let size = self.segment_size;
+        let base = align_down_segment(head, size);
+        let (min_step, max_step) = allocation_steps(size);
+        let want = head + (head - base).clamp(min_step, max_step) / 2;
+        let want = if want <= base + size {
+            want
+        } else {
+            // The head is within a step of the segment's end: the next segment gets its first step.
+            base + size + min_step
+        };
+        if !self.is_allocated(want) {
+            self.ensure_allocated(want).await?;
         }
+        Ok(())
+    }
+
+    /// The segment at `base`, created if missing, with blocks allocated up to at least `through`
+    /// (`base < through <= base + segment_size`). A creation whose allocation fails removes the file
+    /// again, so that a partial allocation does not keep the space it took.
+    async fn segment_for_write(&self, base: u64, through: u64) -> Result<Rc<DmaFile>> {
+        debug_assert!(
+            base < through && through <= base + self.segment_size,
+            "allocation through {through} is outside segment {base}"
+        );
+        let want = through - base;
+        let found = self
+            .inner
+            .borrow()
+            .segments
+            .get(&base)
+            .map(|s| (s.file.clone(), s.allocated_bytes));
         let path = self.dir.join(segment_file_name(base));
-        let (file, allocated) = open_segment(&path, self.segment_size, true).await?;
-        let file = Rc::new(file);
-        self.allocated.set(self.allocated.get() + allocated);
+        let (file, allocated, created) = match found {
+            Some((file, allocated)) if allocated >= want => return Ok(file),
+            Some((file, allocated)) => (file, allocated, false),
+            None => {
+                let (file, existed) = create_segment(&path, self.segment_size).await?;
+                (Rc::new(file), 0, !existed)
+            }
+        };
+        let end = allocation_end(allocated, want, self.segment_size);
+        let grown = async {
+            crate::faults::check(crate::faults::FaultPoint::Preallocate)?;
+            allocate_range(&file, allocated, end - allocated).await
+        }
+        .await;
+        if let Err(e) = grown {
+            if created {
+                let _ = file.close_rc().await;
+                let _ = crate::blocking::remove_file_if_exists(path.clone()).await;
+            }
+            return Err(EngineError::io(&path, e));
+        }
         let mut inner = self.inner.borrow_mut();
-        let file = inner.segments.entry(base).or_insert(file).clone();
-        Ok(file)
+        let segment = inner.segments.entry(base).or_insert(Segment {
+            file,
+            allocated_bytes: 0,
+        });
+        let before = segment.allocated_bytes;
+        segment.allocated_bytes = before.max(end);
+        self.allocated
+            .set(self.allocated.get() + segment.allocated_bytes - before);
+        Ok(segment.file.clone())
     }
 
     /// Reads `[offset, offset + len)`, which must lie inside one segment and below the written offset.
@@ -478,7 +630,10 @@ impl SegmentedLog {
         let base = align_down_segment(offset, self.segment_size);
         let (file, min_offset) = {
             let inner = self.inner.borrow();
-            (inner.segments.get(&base).cloned(), inner.min_offset)
+            (
+                inner.segments.get(&base).map(|s| s.file.clone()),
+                inner.min_offset,
+            )
         };
         let path = self.dir.join(segment_file_name(base));
         if offset < min_offset {
@@ -525,8 +680,10 @@ impl SegmentedLog {
         } else {
             Vec::new()
         };
-        let file = self.segment_for_write(base).await?;
         let len = align_up(to - start) as usize;
+        let file = self
+            .segment_for_write(base, (start + len as u64).min(base + self.segment_size))
+            .await?;
         let mut dma = file.alloc_dma_buffer(len);
         let bytes = dma.as_bytes_mut();
         bytes.fill(0);
@@ -559,7 +716,7 @@ impl SegmentedLog {
                 base + self.segment_size <= inner.buffer.memory_start(),
                 "deleting segment {base} that the write buffer still covers"
             );
-            let file = inner.segments.remove(&base);
+            let file = inner.segments.remove(&base).map(|s| s.file);
             let first = inner
                 .segments
                 .keys()
@@ -573,11 +730,9 @@ impl SegmentedLog {
             let _ = file.close_rc().await;
         }
         let path = self.segment_path(base);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::io(path, e)),
-        }
+        crate::blocking::remove_file_if_exists(path.clone())
+            .await
+            .map_err(|e| EngineError::io(path, e))
     }
 
     /// Deletes every segment and starts the log over, empty, at `offset` (a segment start): a slave whose
@@ -588,17 +743,15 @@ impl SegmentedLog {
             0,
             "a log starts at a segment boundary, not at {offset}"
         );
-        let files: Vec<(u64, Rc<DmaFile>)> = std::mem::take(&mut self.inner.borrow_mut().segments)
+        let files: Vec<(u64, Segment)> = std::mem::take(&mut self.inner.borrow_mut().segments)
             .into_iter()
             .collect();
-        for (base, f) in files {
-            let _ = f.close_rc().await;
+        for (base, s) in files {
+            let _ = s.file.close_rc().await;
             let path = self.segment_path(base);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::io(path, e)),
-            }
+            crate::blocking::remove_file_if_exists(path.clone())
+                .await
+                .map_err(|e| EngineError::io(path, e))?;
         }
         let mut inner = self.inner.borrow_mut();
         inner.buffer = WriteBuffer::new(self.segment_size, offset, Vec::new());
@@ -614,11 +767,11 @@ impl SegmentedLog {
 
     /// Closes every file (after a final flush by the caller).
     pub async fn close(&self) {
-        let files: Vec<Rc<DmaFile>> = std::mem::take(&mut self.inner.borrow_mut().segments)
+        let files: Vec<Segment> = std::mem::take(&mut self.inner.borrow_mut().segments)
             .into_values()
             .collect();
-        for f in files {
-            let _ = f.close_rc().await;
+        for s in files {
+            let _ = s.file.close_rc().await;
         }
     }
 }
@@ -626,4 +779,56 @@ impl SegmentedLog {
 /// The base of the segment holding `offset`.
 pub fn align_down_segment(offset: u64, segment_size: u64) -> u64 {
     offset - offset % segment_size
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allocation_end;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn allocation_starts_small_and_doubles_up_to_a_sixteenth_of_the_segment() {
+        assert_eq!(allocation_end(0, 1, GIB), MIB, "first step: 1/1024");
+        assert_eq!(allocation_end(MIB, MIB + 1, GIB), 2 * MIB, "doubles");
+        assert_eq!(allocation_end(2 * MIB, 2 * MIB + 1, GIB), 4 * MIB);
+        assert_eq!(
+            allocation_end(512 * MIB, 512 * MIB + 1, GIB),
+            512 * MIB + 64 * MIB,
+            "steps stop growing at 1/16"
+        );
+        assert_eq!(
+            allocation_end(0, 3 * MIB, GIB),
+            4 * MIB,
+            "as many steps as it takes"
+        );
+        assert_eq!(
+            allocation_end(1000 * MIB, GIB, GIB),
+            GIB,
+            "capped at the segment's end"
+        );
+        assert_eq!(allocation_end(0, 2 * GIB, GIB), GIB);
+        assert_eq!(allocation_end(4 * MIB, 10, GIB), 4 * MIB, "enough already");
+    }
+
+    #[test]
+    fn small_segments_allocate_whole_blocks() {
+        let cq = 20 * 307_200;
+        assert_eq!(
+            allocation_end(0, 20, cq),
+            8192,
+            "1/1024 of 6 MB, block-aligned"
+        );
+        assert_eq!(allocation_end(8192, 8193, cq), 16384);
+        assert_eq!(allocation_end(cq - 4096, cq, cq), cq);
+        for want in [1, 4095, 4097, 100_000, cq] {
+            let end = allocation_end(0, want, cq);
+            assert!(end >= want.min(cq) && end <= cq);
+            assert!(
+                end.is_multiple_of(4096) || end == cq,
+                "{end} is block-aligned"
+            );
+        }
+    }
 }

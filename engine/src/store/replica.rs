@@ -99,15 +99,14 @@ impl Engine {
                 log.written()
             )));
         }
-        let size = log.segment_size();
         let mut at = 0;
         while at < data.len() {
-            let base = align_down_segment(log.written(), size);
-            if !log.has_segment(base) {
-                self.ensure_log_segment(base).await?;
-            }
             // Written offsets cannot move while this runs (only this method appends on a slave).
             let n = (log.segment_remaining() as usize).min(data.len() - at);
+            let through = log.written() + n as u64;
+            if !log.is_allocated(through) {
+                self.ensure_log_allocated(through).await?;
+            }
             log.append(&data[at..at + n]);
             at += n;
         }
@@ -193,11 +192,15 @@ impl Engine {
             q.close().await;
         }
         let root = self.config.store_dir.join("consumequeue");
-        let topics = std::fs::read_dir(&root).map_err(|e| EngineError::io(&root, e))?;
-        for t in topics {
-            let t = t.map_err(|e| EngineError::io(&root, e))?;
-            std::fs::remove_dir_all(t.path()).map_err(|e| EngineError::io(t.path(), e))?;
-        }
+        let emptied = root.clone();
+        crate::blocking::run(move || {
+            for t in std::fs::read_dir(&emptied)? {
+                std::fs::remove_dir_all(t?.path())?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| EngineError::io(&root, e))?;
         self.index.borrow_mut().reset(offset);
         log.reset_at(offset).await?;
         self.dispatched.set(offset);
