@@ -433,7 +433,7 @@ async fn persist(broker: &Broker) {
         return;
     }
     let op_end = broker.engine.max_offset(OP_TOPIC, 0);
-    if let Err(e) = broker.transactions.persist(op_end) {
+    if let Err(e) = broker.transactions.persist(op_end).await {
         warn!(shard = broker.shard, error = %e, "transaction progress not persisted");
     }
 }

@@ -108,8 +108,9 @@ impl Transactions {
         self.dirty.get()
     }
 
-    /// Writes the progress if it changed; the caller has flushed the commit log.
-    pub fn persist(&self, op_end: u64) -> Result<(), EngineError> {
+    /// Writes the progress if it changed, off the shard's thread (it runs every second while transactions
+    /// flow); the caller has flushed the commit log. Only the check-back task calls it, one write at a time.
+    pub async fn persist(&self, op_end: u64) -> Result<(), EngineError> {
         if !self.dirty.get() {
             return Ok(());
         }
@@ -120,9 +121,15 @@ impl Transactions {
             offset: 0,
             reason: e.to_string(),
         })?;
-        metadata::write_atomic(&self.path, Kind::TransactionProgress, &body)?;
+        // Changes made while the file is written mark it dirty again for the next round.
         self.dirty.set(false);
-        Ok(())
+        let written =
+            metadata::write_atomic_off_thread(self.path.clone(), Kind::TransactionProgress, body)
+                .await;
+        if written.is_err() {
+            self.dirty.set(true);
+        }
+        written
     }
 }
 
