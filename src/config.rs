@@ -99,6 +99,14 @@ pub struct BrokerConfig {
     /// Apogee: timer entries a shard holds in memory at most (about 50 bytes each); later timers stay in
     /// the timer topic's consume queue on disk and are read back as memory frees up.
     pub timer_entries_in_memory_max: usize,
+    /// Transactions: a half message without an END is first checked back once this old
+    /// (`transactionTimeOut`, RocketMQ's 6 s).
+    pub transaction_timeout_ms: u64,
+    /// Transactions: how often an undecided half message is checked back (`transactionCheckInterval`, 30 s).
+    pub transaction_check_interval_ms: u64,
+    /// Transactions: check-backs of one half message before it goes to TRANS_CHECK_MAX_TIME_TOPIC
+    /// (`transactionCheckMax`, 15).
+    pub transaction_check_max: u32,
     /// Consumer groups are created on their first heartbeat (or send-back) when true.
     pub auto_create_subscription_group: bool,
     /// Apogee: number of shards (executors); default: the cores this process may use.
@@ -171,6 +179,9 @@ impl Default for BrokerConfig {
             timer_precision_ms: 100,
             timer_flush_interval_ms: 1_000,
             timer_entries_in_memory_max: crate::broker::timer::ENTRIES_IN_MEMORY_MAX_DEFAULT,
+            transaction_timeout_ms: 6_000,
+            transaction_check_interval_ms: 30_000,
+            transaction_check_max: 15,
             auto_create_subscription_group: true,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spin_before_park_us: SPIN_BEFORE_PARK_US_DEFAULT,
@@ -351,6 +362,9 @@ impl BrokerConfig {
                 }
                 self.timer_entries_in_memory_max = n;
             }
+            "transactionTimeOut" => self.transaction_timeout_ms = parse(key, v)?,
+            "transactionCheckInterval" => self.transaction_check_interval_ms = parse(key, v)?,
+            "transactionCheckMax" => self.transaction_check_max = parse(key, v)?,
             "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
             "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
             "haMasterAddress" => {

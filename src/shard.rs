@@ -262,8 +262,12 @@ async fn run_shard(
             config.timer_entries_in_memory_max,
         )
         .map(|timers| (t, g, s, timers))
+    })
+    .and_then(|(t, g, s, timers)| {
+        crate::broker::transaction::Transactions::load(cfg_dir.join("transactionProgress"))
+            .map(|x| (t, g, s, timers, x))
     });
-    let (mut topics, groups, delay_schedule, timers) = match tables {
+    let (mut topics, groups, delay_schedule, timers, transactions) = match tables {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {shard}: {e}")));
@@ -323,6 +327,7 @@ async fn run_shard(
         groups: RefCell::new(groups),
         schedule: delay_schedule,
         timers,
+        transactions,
         clients: RefCell::new(Default::default()),
         long_poll: Default::default(),
         filters: RefCell::new(crate::broker::filter::FilterTable::default()),
@@ -381,6 +386,13 @@ async fn run_shard(
     // Timer messages likewise (RocketMQ dequeues timers on masters only).
     let timer_task = (!broker.is_slave())
         .then(|| glommio::spawn_local(timer::run(broker.clone(), stop.clone())));
+    // Only a master checks transactions back, as RocketMQ's TransactionalMessageCheckService.
+    let tx_checker = (!broker.is_slave()).then(|| {
+        glommio::spawn_local(crate::broker::transaction::check::run(
+            broker.clone(),
+            stop.clone(),
+        ))
+    });
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move {
@@ -439,6 +451,9 @@ async fn run_shard(
     }
     if let Some(t) = timer_task {
         t.await;
+    }
+    if let Some(checker) = tx_checker {
+        checker.await;
     }
     for t in ha_tasks {
         t.await;

@@ -9,6 +9,8 @@
 //! - [`Admin`]: topics, clusters, offsets and lag, view a message by id.
 //! - Request-reply ([`request`]): [`Producer::request`] sends and awaits the reply; a responder answers
 //!   with [`Producer::reply`].
+//! - Transactions ([`transaction`]): [`TransactionProducer::send_in_transaction`] sends a half message,
+//!   runs the local transaction and commits or rolls back; a [`TransactionChecker`] answers check-backs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), apogee_client::ClientError> {
@@ -33,6 +35,7 @@ pub mod remoting;
 pub mod request;
 pub mod route;
 pub mod trace;
+pub mod transaction;
 
 pub use admin::Admin;
 pub use consumer::pull::{PullConsumer, PullConsumerConfig};
@@ -41,3 +44,6 @@ pub use consumer::selector::MessageSelector;
 pub use error::ClientError;
 pub use message::{Message, MessageExt, MessageQueue};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};
+pub use transaction::{
+    LocalTransactionState, TransactionChecker, TransactionProducer, TransactionSendResult,
+};

@@ -72,6 +72,8 @@ pub struct SendResult {
     pub offset_msg_id: String,
     pub queue: MessageQueue,
     pub queue_offset: i64,
+    /// The transaction id the broker answered for a half message (its UNIQ_KEY).
+    pub transaction_id: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -127,16 +129,28 @@ pub(crate) enum Payload<'a> {
     Batch(&'a [Message]),
     /// A reply of request-reply messaging: sent with SEND_REPLY_MESSAGE_V2.
     Reply(&'a Message),
+    /// A half message of a transaction: the prepared sys flag set.
+    Half(&'a Message),
 }
 
 impl Producer {
     pub async fn start(config: ProducerConfig) -> Result<Self, ClientError> {
+        Self::start_with(config, None).await
+    }
+
+    /// Starts a producer whose transaction check-backs `checker` answers.
+    pub(crate) async fn start_with(
+        config: ProducerConfig,
+        checker: Option<Arc<dyn crate::transaction::TransactionChecker>>,
+    ) -> Result<Self, ClientError> {
         let (remoting, incoming) = Remoting::new();
         let requests = Arc::new(crate::request::RequestTable::default());
         let serve = tokio::spawn(crate::request::serve_incoming(
             remoting.clone(),
             incoming,
             requests.clone(),
+            checker,
+            config.group.clone(),
         ));
         let routes = Routes::new(remoting, config.namesrv.clone());
         let inner = Arc::new(Inner {
@@ -311,7 +325,15 @@ impl Producer {
         self.inner.routes.remoting().invoke_oneway(&addr, req).await
     }
 
-    async fn send_with_retries(
+    pub(crate) fn group(&self) -> &str {
+        &self.inner.config.group
+    }
+
+    pub(crate) fn send_timeout(&self) -> Duration {
+        self.inner.config.send_timeout
+    }
+
+    pub(crate) async fn send_with_retries(
         &self,
         payload: Payload<'_>,
         topic: &str,
@@ -333,6 +355,7 @@ impl Producer {
                 Payload::One(m) => Payload::One(m),
                 Payload::Batch(b) => Payload::Batch(b),
                 Payload::Reply(m) => Payload::Reply(m),
+                Payload::Half(m) => Payload::Half(m),
             };
             match self.send_to(payload_again, &q).await {
                 Ok(r) => return Ok(r),
@@ -362,7 +385,7 @@ impl Producer {
         Err(last_err.unwrap_or_else(|| ClientError::NoRoute(topic.into())))
     }
 
-    async fn addr_of(&self, q: &MessageQueue) -> Result<String, ClientError> {
+    pub(crate) async fn addr_of(&self, q: &MessageQueue) -> Result<String, ClientError> {
         let lookup =
             |r: &apogee_net::body::route::TopicRouteData| route::master_addr(r, &q.broker_name);
         if let Ok(r) = self.inner.routes.route(&q.topic).await {
@@ -383,8 +406,12 @@ impl Producer {
         payload: Payload<'_>,
         q: &MessageQueue,
     ) -> Result<(RemotingCommand, String), ClientError> {
+        let sys_flag = match payload {
+            Payload::Half(_) => apogee_net::record::sys_flag::TRANSACTION_PREPARED,
+            _ => 0,
+        };
         let (code, body, props, flag, uniq) = match payload {
-            Payload::One(m) | Payload::Reply(m) => {
+            Payload::One(m) | Payload::Reply(m) | Payload::Half(m) => {
                 let (props, uniq) = m.encode_properties()?;
                 let code = match payload {
                     Payload::Reply(_) => RequestCode::SendReplyMessageV2,
@@ -416,7 +443,7 @@ impl Producer {
             default_topic: apogee_net::topic::DEFAULT_TOPIC.into(),
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
             queue_id: q.queue_id,
-            sys_flag: 0,
+            sys_flag,
             born_timestamp: now_ms(),
             flag,
             properties: props,
@@ -516,6 +543,7 @@ impl Producer {
             offset_msg_id: h.msg_id,
             queue: q.clone(),
             queue_offset: h.queue_offset,
+            transaction_id: h.transaction_id,
         })
     }
 

@@ -181,15 +181,29 @@ impl Producer {
     }
 }
 
-/// Serves the requests brokers send a producer's connections until the pool is dropped.
+/// Serves the requests brokers send a producer's connections until the pool is dropped: replies of
+/// request-reply, and transaction check-backs (answered by `checker`, for producer group `group`).
 pub async fn serve_incoming(
     remoting: Remoting,
     mut incoming: mpsc::Receiver<Incoming>,
     table: std::sync::Arc<RequestTable>,
+    checker: Option<std::sync::Arc<dyn crate::transaction::TransactionChecker>>,
+    group: String,
 ) {
     while let Some((addr, req)) = incoming.recv().await {
         let answer = match RequestCode::from_i32(req.code) {
             Some(RequestCode::PushReplyMessageToClient) => Some(receive_reply(&req, &table)),
+            // Oneway from the broker; the answer is an END_TRANSACTION of our own.
+            Some(RequestCode::CheckTransactionState) => {
+                crate::transaction::on_check(
+                    remoting.clone(),
+                    addr,
+                    req,
+                    checker.clone(),
+                    group.clone(),
+                );
+                continue;
+            }
             _ if req.is_oneway() => None,
             // RocketMQ's remoting answers a request it has no processor for like this.
             _ => Some(req.error_to(

@@ -36,6 +36,8 @@ pub enum Kind {
     DelayOffsets = 5,
     /// The timer index's progress (the broker's `timerProgress`).
     TimerProgress = 6,
+    /// The transaction check-back's progress (half and op queue offsets, check counts).
+    TransactionProgress = 7,
 }
 
 /// Writes `payload` to `path` atomically, on this thread.

@@ -562,6 +562,29 @@ ext_header! {
     }
 }
 
+ext_header! {
+    /// END_TRANSACTION (37, producer → broker): RocketMQ's `EndTransactionRequestHeader`. `commitOrRollback`
+    /// is a transaction sys flag value (0 unknown, 8 commit, 12 rollback); `tranStateTableOffset` is the
+    /// half message's queue offset and `commitLogOffset` its commit log offset, both from its send answer
+    /// (or from the check-back being answered).
+    EndTransactionRequest {
+        producer_group: String = "producerGroup", tran_state_table_offset: i64 = "tranStateTableOffset",
+        commit_log_offset: i64 = "commitLogOffset", commit_or_rollback: i32 = "commitOrRollback",
+        from_transaction_check: bool = "fromTransactionCheck", msg_id: String = "msgId",
+        transaction_id: Option<String> = "transactionId", bname: Option<String> = "bname",
+    }
+}
+ext_header! {
+    /// CHECK_TRANSACTION_STATE (39, broker → producer, oneway): RocketMQ's
+    /// `CheckTransactionStateRequestHeader`; the body is the half message as a stored record, with its
+    /// real topic and queue.
+    CheckTransactionStateRequest {
+        tran_state_table_offset: i64 = "tranStateTableOffset", commit_log_offset: i64 = "commitLogOffset",
+        msg_id: Option<String> = "msgId", transaction_id: Option<String> = "transactionId",
+        offset_msg_id: Option<String> = "offsetMsgId", bname: Option<String> = "bname",
+    }
+}
+
 #[cfg(test)]
 mod typed_header_tests {
     use super::*;

@@ -16,6 +16,13 @@ pub mod names {
     pub const REAL_TOPIC: &str = "REAL_TOPIC";
     pub const REAL_QID: &str = "REAL_QID";
     pub const TRAN_MSG: &str = "TRAN_MSG";
+    /// Transactions: how often the broker has checked a half message back with its producer group.
+    pub const TRANSACTION_CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
+    /// Transactions: seconds a half message is left alone before its first check-back (instead of the
+    /// broker's `transactionTimeOut`).
+    pub const CHECK_IMMUNITY_TIME_IN_SECONDS: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
+    /// Transactions: the half queue offset of a half message, as RocketMQ stamps messages it moves.
+    pub const TRAN_PREPARED_QUEUE_OFFSET: &str = "TRAN_PREPARED_QUEUE_OFFSET";
     pub const PGROUP: &str = "PGROUP";
     pub const UNIQ_KEY: &str = "UNIQ_KEY";
     pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";

@@ -21,6 +21,9 @@
 //!   `--timer-delay-ms` and is due at its send time + that delay.
 //! - `--timer-delay-ms` with `produce` sends timers nobody waits for (to load a broker's timer index: how
 //!   much memory a million waiting timers cost).
+//! - `transaction`: plain sends, then transactional sends (half + END commit), each for `--duration`, then
+//!   `--check-backs` half messages left unknown and the rate at which the broker checks them back
+//!   ([`transaction`]).
 //!
 //! Reports every `--interval` (a live line on a terminal, plain lines otherwise) and a final summary with
 //! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON.
@@ -44,6 +47,7 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 
 mod filter_cost;
+mod transaction;
 
 /// The pacing thread sleeps until this long before a send is due, then spins (`--pacer-spin-us`).
 const PACER_SPIN_US_DEFAULT: u64 = 50;
@@ -130,6 +134,15 @@ struct Cli {
     /// `produce`: run without trace, then with trace, and report the send throughput of both.
     #[arg(long)]
     trace_compare: bool,
+    /// `transaction`: half messages left unknown for the broker to check back.
+    #[arg(long, default_value_t = 2_000)]
+    check_backs: u64,
+    /// `transaction`, embedded broker: its `transactionTimeOut` (ms).
+    #[arg(long, default_value_t = 1_000)]
+    transaction_timeout_ms: u64,
+    /// `transaction`, embedded broker: its `transactionCheckInterval` (ms).
+    #[arg(long, default_value_t = 5_000)]
+    transaction_check_interval_ms: u64,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -142,6 +155,7 @@ enum Workload {
     E2e,
     Delay,
     Timer,
+    Transaction,
 }
 
 impl Cli {
@@ -538,6 +552,8 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
     }
     c.set("messageDelayLevel", &cli.message_delay_level)
         .map_err(|e| format!("--message-delay-level: {e}"))?;
+    c.transaction_timeout_ms = cli.transaction_timeout_ms;
+    c.transaction_check_interval_ms = cli.transaction_check_interval_ms;
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
@@ -688,6 +704,9 @@ async fn run_selected(cli: Cli, namesrv: String) -> Result<serde_json::Value, St
 
 async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
     ensure_topic(&cli, &namesrv).await?;
+    if cli.workload == Workload::Transaction {
+        return transaction::run(&cli, &namesrv).await;
+    }
     let stats = Arc::new(Stats {
         measuring: AtomicBool::new(false),
         sent: AtomicU64::new(0),

@@ -18,6 +18,7 @@
 //! | [`reset_offset`] | INVOKE_BROKER_TO_RESET_OFFSET (and RESET_CONSUMER_CLIENT_OFFSET to the group's consumers) |
 //! | [`filter`] | CHECK_CLIENT_CONFIG; the compiled SQL92 selectors that [`pull`] evaluates |
 //! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
+//! | [`transaction`] | END_TRANSACTION; half messages (from [`send`]) and the check-back task (CHECK_TRANSACTION_STATE) |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
@@ -38,6 +39,7 @@ pub mod sendback;
 pub mod subscription_groups;
 pub mod timer;
 pub mod topics;
+pub mod transaction;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -66,6 +68,7 @@ pub struct Broker {
     pub groups: RefCell<subscription_groups::GroupTable>,
     pub schedule: schedule::Schedule,
     pub timers: timer::Timers,
+    pub transactions: transaction::Transactions,
     pub clients: RefCell<clients::ClientTable>,
     pub long_poll: long_poll::LongPollTable,
     pub locks: RefCell<lock::LockTable>,
@@ -170,6 +173,10 @@ impl Broker {
             RequestCode::LockBatchMq => lock::lock(&self, &req),
             RequestCode::UnlockBatchMq => lock::unlock(&self, &req),
             RequestCode::InvokeBrokerToResetOffset => reset_offset::handle(&self, &req).await,
+            // RocketMQ answers nothing to an END that leaves the transaction unknown.
+            RequestCode::EndTransaction => {
+                return transaction::end::handle(&self, &conn, &req).await
+            }
             _ => req.error_to(
                 ResponseCode::RequestCodeNotSupported,
                 format!(

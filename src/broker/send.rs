@@ -4,8 +4,9 @@
 //! existence or auto-creation from TBW102 (TOPIC_NOT_EXIST), write permission (NO_PERMISSION), queue id
 //! (SYSTEM_ERROR), body and properties size (MESSAGE_ILLEGAL); a message with a delay level is stored in
 //! the schedule topic instead ([`super::schedule`]), a timer message in the timer topic
-//! ([`super::timer`]; RocketMQ's refusals for bad or too distant times); then the engine stores the
-//! message(s).
+//! ([`super::timer`]; RocketMQ's refusals for bad or too distant times); a prepared transaction message
+//! is stored as a half message ([`super::transaction::half`]), its answer carrying its transaction id;
+//! then the engine stores the message(s).
 
 use std::rc::Rc;
 
@@ -20,6 +21,8 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::topics::TOPIC_QUEUES_MAX;
+use super::transaction::half::{self, SendKind};
+use super::transaction::{HALF_TOPIC, OP_TOPIC, TRANS_CHECK_MAX_TIME_TOPIC};
 use super::{engine_error, schedule, timer, Broker};
 use apogee_engine::delay::{SCHEDULE_TOPIC, TIMER_TOPIC};
 
@@ -45,7 +48,15 @@ pub async fn handle(
     // System topics clients may not write to (RocketMQ's `TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`).
     // The timer topic too: an entry that did not come through the timer rule has no slot time and no
     // destination (RocketMQ would take it and stall its timer queue on it).
-    if header.topic == SCHEDULE_TOPIC || header.topic == TIMER_TOPIC {
+    if [
+        SCHEDULE_TOPIC,
+        TIMER_TOPIC,
+        HALF_TOPIC,
+        OP_TOPIC,
+        TRANS_CHECK_MAX_TIME_TOPIC,
+    ]
+    .contains(&header.topic.as_str())
+    {
         return req.error_to(
             ResponseCode::SystemError,
             format!(
@@ -130,11 +141,16 @@ pub async fn handle(
                 ),
             );
         }
+        let sys_flag = if topic == HALF_TOPIC {
+            half::half_sys_flag(header.sys_flag)
+        } else {
+            header.sys_flag
+        };
         messages.push(Message {
             topic,
             queue_id,
             flag,
-            sys_flag: header.sys_flag,
+            sys_flag,
             born_timestamp: header.born_timestamp,
             born_host: conn.peer,
             reconsume_times: header.reconsume_times,
@@ -143,10 +159,25 @@ pub async fn handle(
             properties,
         });
     }
+    if messages.first().is_some_and(|m| m.topic == HALF_TOPIC) {
+        super::transaction::ensure_topic(broker, HALF_TOPIC);
+    }
+    // A half message's answer carries its transaction id (RocketMQ's client ends the transaction with it).
+    let transaction_id = messages
+        .first()
+        .filter(|m| m.topic == HALF_TOPIC)
+        .and_then(|m| {
+            apogee_net::properties::get(&m.properties, apogee_net::properties::names::UNIQ_KEY)
+        })
+        .map(str::to_owned);
     match broker.engine.append(&messages).await {
         Ok(stored) => {
             let (code, remark) = wait_for_slave(broker, &stored).await;
-            send_response(req, code, remark, header.queue_id, &stored)
+            let mut response = send_response(req, code, remark, header.queue_id, &stored);
+            if let Some(id) = transaction_id {
+                response.ext_fields.insert("transactionId".into(), id);
+            }
+            response
         }
         // Stored but not yet durable: RocketMQ answers FLUSH_DISK_TIMEOUT with the full send header.
         Err(e @ EngineError::FlushTimeout { .. }) => {
@@ -169,8 +200,9 @@ pub async fn handle(
 /// `HookUtils.handleScheduleMessage`): a level > 0 moves it to the schedule topic (clamped to the highest
 /// level; timer properties dropped, as RocketMQ lets the level win); otherwise a timer message moves to the
 /// timer topic ([`timer::accept`]: refused as RocketMQ does when the time is not a number or too far
-/// ahead, stored as it is when already due); anything else is stored as it is. Prepared and rolled-back
-/// transaction messages are neither delayed nor timed.
+/// ahead, stored as it is when already due); anything else is stored as it is. A prepared transaction
+/// message becomes a half message (its delay or time, if any, applies when it is committed); batches of
+/// them and rollback-flagged sends are refused.
 ///
 /// In a batch each message is decided alone. Timer properties in a batch are honoured, where RocketMQ
 /// reads only the batch header's properties and so stores timed messages of a batch at once: a message
@@ -200,9 +232,27 @@ fn delay_and_timer(
         None => 0,
         Some(text) => schedule::parse_delay_level(text).map_err(illegal)?,
     };
-    let transaction = header.sys_flag & TRANSACTION_FLAGS;
-    if transaction != 0 && transaction != TRANSACTION_COMMIT {
-        return Ok((header.topic.clone(), header.queue_id, properties));
+    match half::kind(header.sys_flag, &properties) {
+        SendKind::Plain => {}
+        SendKind::Half if batch => {
+            return Err(illegal(
+                "transaction messages are not supported in a batch; send half messages one by one"
+                    .into(),
+            ))
+        }
+        // RocketMQ stores the half message as it is: its delay level or time applies once it is committed.
+        SendKind::Half => {
+            return half::into_half(
+                &header.topic,
+                header.queue_id,
+                &header.producer_group,
+                &properties,
+            )
+            .map_err(illegal)
+        }
+        SendKind::Rollback => {
+            return Err(illegal("a message sent with the rollback transaction flag could never be delivered; send a half message (TRAN_MSG=true) and END_TRANSACTION instead".into()))
+        }
     }
     if level > 0 {
         if batch {
@@ -255,10 +305,6 @@ fn delay_and_timer(
     }
     Ok((header.topic.clone(), header.queue_id, properties))
 }
-
-/// Transaction bits of the sys flag, and the value of a committed message.
-const TRANSACTION_FLAGS: i32 = 0xC;
-const TRANSACTION_COMMIT: i32 = 0x8;
 
 /// SYNC_MASTER: SEND_OK once a slave holds the messages; else the code RocketMQ answers (the messages
 /// are stored on this master either way). Other roles answer SEND_OK at once.
