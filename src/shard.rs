@@ -254,6 +254,11 @@ async fn run_shard(
         stopping: Cell::new(false),
         ha: Default::default(),
         master: RefCell::new(Default::default()),
+        stats: RefCell::new(crate::broker::stats::Stats::new(crate::broker::now_ms())),
+        live: RefCell::new(crate::broker::broker_config::LiveConfig::from_config(
+            &config,
+        )),
+        started_ms: crate::broker::now_ms(),
     });
     let weak = Rc::downgrade(&broker);
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
@@ -307,7 +312,7 @@ async fn run_shard(
                     return;
                 }
                 let now = crate::broker::now_ms();
-                let expiry = b.config.channel_expiry_ms;
+                let expiry = b.live.borrow().channel_expiry_ms;
                 let changed = b.clients.borrow_mut().remove_where(|e| {
                     e.conn.is_closed() || now.saturating_sub(e.last_heartbeat_ms) > expiry
                 });
@@ -315,6 +320,23 @@ async fn run_shard(
                     b.notify_group_changed(&g);
                 }
                 b.long_poll.sweep();
+            }
+        })
+    };
+    // Stats windows are sampled here, on the shard's own core, so counting needs no synchronisation.
+    let sampler = {
+        let (b, s) = (broker.clone(), stop.clone());
+        glommio::spawn_local(async move {
+            loop {
+                let tick = glommio::timer::sleep(Duration::from_millis(
+                    crate::broker::stats::SAMPLE_TICK_MS,
+                ));
+                if let futures::future::Either::Right(_) =
+                    futures::future::select(Box::pin(tick), s.clone()).await
+                {
+                    return;
+                }
+                b.stats.borrow_mut().sample(crate::broker::now_ms());
             }
         })
     };
@@ -340,6 +362,7 @@ async fn run_shard(
     }
     registrar.await;
     housekeeping.await;
+    sampler.await;
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
     if let Some(scheduler) = scheduler {
         scheduler.await;

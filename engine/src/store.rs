@@ -49,6 +49,7 @@ use crate::offsets::ConsumerOffsets;
 use crate::retention::{self, SegmentAge};
 
 mod replica;
+mod topic_delete;
 
 /// A message to store, as the broker hands it over.
 #[derive(Debug, Clone)]
