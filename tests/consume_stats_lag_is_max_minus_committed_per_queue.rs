@@ -1,0 +1,61 @@
+//! GET_CONSUME_STATS reports, per queue, the broker's max offset, the group's committed offset and their
+//! difference exactly; a queue the group never committed on counts from 0.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use apogee_client::{Admin, Message, Producer, ProducerConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_stats_lag_is_max_minus_committed_per_queue() {
+    let apogee = common::Standalone::start(2, &[]);
+    let queues = common::create_topic(&apogee.namesrv, "Lag", 2).await;
+    let producer = Producer::start(ProducerConfig::new(&apogee.namesrv, "lag-pg"))
+        .await
+        .unwrap();
+    let mut sent: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for i in 0..37 {
+        let r = producer
+            .send(Message::new("Lag", format!("m{i}")))
+            .await
+            .unwrap();
+        let n = sent
+            .entry((r.queue.broker_name.clone(), r.queue.queue_id))
+            .or_default();
+        *n = (*n).max(r.queue_offset + 1);
+    }
+    // The group commits a different amount on every queue but the last.
+    let admin = Admin::new(&apogee.namesrv);
+    let (remoting, _) = apogee_client::remoting::Remoting::new();
+    let routes = apogee_client::route::Routes::new(remoting, vec![apogee.namesrv.clone()]);
+    let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (i, mq) in queues.iter().enumerate().take(queues.len() - 1) {
+        let max = sent
+            .get(&(mq.broker_name.clone(), mq.queue_id))
+            .copied()
+            .unwrap_or(0);
+        let offset = (i as i64).min(max);
+        apogee_client::consumer::commit_offset(&routes, "lag-g", mq, offset)
+            .await
+            .unwrap();
+        committed.insert((mq.broker_name.clone(), mq.queue_id), offset);
+    }
+    let stats = admin.consume_stats("lag-g", Some("Lag")).await.unwrap();
+    assert_eq!(stats.offset_table.len(), queues.len());
+    let mut total = 0;
+    for (mq, o) in &stats.offset_table {
+        let key = (mq.broker_name.clone(), mq.queue_id);
+        let max = sent.get(&key).copied().unwrap_or(0);
+        let done = committed.get(&key).copied().unwrap_or(0);
+        assert_eq!(o.broker_offset, max, "{mq:?}");
+        assert_eq!(o.consumer_offset, done, "{mq:?}");
+        assert_eq!(o.broker_offset - o.consumer_offset, max - done, "{mq:?}");
+        total += max - done;
+    }
+    assert_eq!(stats.total_diff(), total);
+    // Without a topic the group's committed topics are found by the brokers themselves.
+    let all = admin.consume_stats("lag-g", None).await.unwrap();
+    let with_commits: usize = queues.len() - 1;
+    assert!(all.offset_table.len() >= with_commits, "{all:?}");
+}
