@@ -1,4 +1,5 @@
-//! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process).
+//! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process), and
+//! `admin` (mqadmin's verbs against any RocketMQ-compatible cluster).
 //!
 //! Anything a user can get wrong (a flag, a config file, a port in use, a store it cannot open) ends the
 //! process with one line on stderr naming what failed and where, and a non-zero exit.
@@ -42,6 +43,8 @@ enum Command {
     },
     /// Run a name server and a broker in one process, with a store under the current folder.
     Standalone(BrokerArgs),
+    /// Administer a cluster: mqadmin's verbs and flags (updateTopic, consumerProgress, statsAll, ...).
+    Admin(apogee::admin::AdminArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +110,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Command::Admin(args) = cli.command {
+        // A one-shot client: only warnings and worse, so that its output stays the report.
+        cli::init_logging(cli.log_format, "warn");
+        return apogee::admin::run(args);
+    }
     cli::init_logging(cli.log_format, "info");
     shard::block_stop_signals();
     let running = match cli.command {
@@ -131,6 +139,7 @@ fn main() -> ExitCode {
             listen,
             broker_expiry_ms,
         }),
+        Command::Admin(_) => unreachable!("served above"),
     };
     match running {
         Err(e) => {

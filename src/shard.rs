@@ -35,11 +35,16 @@ pub struct Running {
     threads: Vec<JoinHandle<()>>,
     /// The embedded name server, stopped last so that shards can unregister from it.
     nameserver: Option<(futures::channel::oneshot::Sender<()>, JoinHandle<()>)>,
+    /// The Prometheus endpoint, when `metricsPort` is set.
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl Running {
     /// Stops every shard, then the embedded name server, cleanly, and waits for them.
     pub fn stop(self) {
+        if let Some(m) = self.metrics {
+            m.stop();
+        }
         for s in self.stops {
             let _ = s.send(());
         }
@@ -63,6 +68,7 @@ pub fn start_nameserver(ns: NameServerConfig) -> Result<Running, String> {
         stops: Vec::new(),
         threads: Vec::new(),
         nameserver: Some(spawn_nameserver(ns)?),
+        metrics: None,
     })
 }
 
@@ -118,7 +124,10 @@ pub fn start(
         stops: Vec::new(),
         threads: Vec::new(),
         nameserver: None,
+        metrics: None,
     };
+    // One snapshot slot per shard, when the endpoint is on (see `crate::metrics`).
+    let slots: Vec<crate::metrics::Slot> = (0..config.shards).map(|_| Default::default()).collect();
     if let Some(ns) = nameserver {
         running.nameserver = Some(spawn_nameserver(ns)?);
     }
@@ -127,13 +136,17 @@ pub fn start(
         let (stop_tx, stop) = transport::stop_signal();
         let config = config.clone();
         let ready = ready_tx.clone();
+        let slot = slots
+            .get(shard)
+            .filter(|_| config.metrics_port != 0)
+            .cloned();
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(shard % cpu_count()))
             .name(&format!("shard-{shard}"));
         if config.spin_before_park_us > 0 {
             builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
         }
         let handle = builder
-            .spawn(move || async move { run_shard(shard, config, stop, ready).await })
+            .spawn(move || async move { run_shard(shard, config, stop, ready, slot).await })
             .map_err(|e| format!("cannot start the executor of shard {shard} (glommio needs locked memory: run as root or raise `ulimit -l`): {e}"))?;
         running.stops.push(stop_tx);
         running.threads.push(std::thread::spawn(move || {
@@ -151,6 +164,15 @@ pub fn start(
             Err(_) => {
                 running.stop();
                 return Err("a shard thread died during start".into());
+            }
+        }
+    }
+    if config.metrics_port != 0 {
+        match crate::metrics::MetricsServer::start(config.metrics_port, slots) {
+            Ok(m) => running.metrics = Some(m),
+            Err(e) => {
+                running.stop();
+                return Err(e);
             }
         }
     }
@@ -174,6 +196,7 @@ async fn run_shard(
     config: BrokerConfig,
     stop: StopSignal,
     ready: mpsc::Sender<Result<usize, String>>,
+    metrics: Option<crate::metrics::Slot>,
 ) {
     let config = Rc::new(config);
     let engine = match Engine::open(config.engine_config(shard)).await {
@@ -337,6 +360,10 @@ async fn run_shard(
                     return;
                 }
                 b.stats.borrow_mut().sample(crate::broker::now_ms());
+                if let Some(slot) = &metrics {
+                    let snapshot = crate::metrics::ShardSnapshot::take(&b);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+                }
             }
         })
     };

@@ -1,6 +1,6 @@
 //! A producer sending at a fixed rate sees that rate, within 10 %, in GET_BROKER_RUNTIME_INFO's `putTps`
 //! (last 10 s) and in VIEW_BROKER_STATS_DATA's TOPIC_PUT_NUMS minute window; BROKER_PUT_NUMS and
-//! `msgPutTotalTodayNow` count every message.
+//! `msgPutTotalTodayNow` count every message, and `apogee admin statsAll` shows the rate too.
 
 mod common;
 
@@ -53,7 +53,26 @@ async fn put_tps_reports_the_send_rate() {
         .view_stats(&addr, "TOPIC_PUT_NUMS", "Rate")
         .await
         .unwrap();
+    // The seed's resource report: `apogee admin statsAll` prints the same minute TPS per topic.
+    let stats_all = std::process::Command::new(env!("CARGO_BIN_EXE_apogee"))
+        .args([
+            "admin",
+            "-n",
+            &apogee.namesrv,
+            "statsAll",
+            "-t",
+            "Rate",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stats_all: serde_json::Value = serde_json::from_slice(&stats_all.stdout).unwrap();
+    let in_tps = stats_all["stats"][0]["inTps"].as_f64().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        within_10_percent(in_tps),
+        "statsAll inTps {in_tps}: {stats_all}"
+    );
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     println!(
         "putTps {put_tps:?}, TOPIC_PUT_NUMS minute {:?}",

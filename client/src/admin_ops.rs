@@ -379,6 +379,29 @@ impl Admin {
         Ok(out)
     }
 
+    /// Pulls up to `max` messages of `mq` from `offset` (no long poll, nothing committed): what
+    /// queryMsgByOffset and consumeMessage read.
+    pub async fn pull_at(
+        &self,
+        mq: &crate::MessageQueue,
+        offset: i64,
+        max: i32,
+    ) -> Result<crate::consumer::PullOutcome, ClientError> {
+        let addr = crate::consumer::addr_of(self.routes(), mq).await?;
+        crate::consumer::pull_once(
+            self.routes().remoting(),
+            &addr,
+            "APOGEE_ADMIN_CONSUMER",
+            mq,
+            offset,
+            max,
+            "*",
+            None,
+            None,
+        )
+        .await
+    }
+
     /// PUT_KV_CONFIG on every name server.
     pub async fn put_kv(&self, namespace: &str, key: &str, value: &str) -> Result<(), ClientError> {
         for ns in self.routes().name_servers() {

@@ -1280,6 +1280,18 @@ impl Engine {
         self.offsets.borrow().query(topic, group, queue_id)
     }
 
+    /// Every committed offset as (topic, group, queue id, offset): for lag figures, without JSON.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.offsets
+            .borrow()
+            .all()
+            .filter_map(|(key, queue, offset)| {
+                let (topic, group) = key.rsplit_once('@')?;
+                Some((topic.to_owned(), group.to_owned(), queue, offset))
+            })
+            .collect()
+    }
+
     /// Every committed consumer offset, as `{"offsetTable":{"topic@group":{"0":5}}}`.
     pub fn offsets_json(&self) -> Vec<u8> {
         self.offsets.borrow().to_json()
