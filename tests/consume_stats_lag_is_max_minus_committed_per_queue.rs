@@ -1,5 +1,5 @@
 //! GET_CONSUME_STATS reports, per queue, the broker's max offset, the group's committed offset and their
-//! difference exactly; a queue the group never committed on counts from 0.
+//! difference exactly, and the Prometheus endpoint's `apogee_consumer_lag_messages` says the same per queue.
 
 mod common;
 
@@ -9,7 +9,8 @@ use apogee_client::{Admin, Message, Producer, ProducerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_stats_lag_is_max_minus_committed_per_queue() {
-    let apogee = common::Standalone::start(2, &[]);
+    let metrics_port = common::free_ports(3);
+    let apogee = common::Standalone::start(2, &["-o", &format!("metricsPort={metrics_port}")]);
     let queues = common::create_topic(&apogee.namesrv, "Lag", 2).await;
     let producer = Producer::start(ProducerConfig::new(&apogee.namesrv, "lag-pg"))
         .await
@@ -54,8 +55,55 @@ async fn consume_stats_lag_is_max_minus_committed_per_queue() {
         total += max - done;
     }
     assert_eq!(stats.total_diff(), total);
+    // The endpoint publishes each shard's figures once a second: the same lag on every committed queue.
+    let expected: BTreeMap<(String, i32), i64> = committed
+        .iter()
+        .map(|(k, done)| (k.clone(), sent.get(k).copied().unwrap_or(0) - done))
+        .collect();
+    let scraped = common::eventually(std::time::Duration::from_secs(10), || async {
+        let lag = lag_from_metrics(metrics_port);
+        (lag == expected).then_some(lag)
+    })
+    .await;
+    assert_eq!(
+        scraped,
+        Some(expected.clone()),
+        "last scrape: {:?}",
+        lag_from_metrics(metrics_port)
+    );
+
     // Without a topic the group's committed topics are found by the brokers themselves.
     let all = admin.consume_stats("lag-g", None).await.unwrap();
     let with_commits: usize = queues.len() - 1;
     assert!(all.offset_table.len() >= with_commits, "{all:?}");
+}
+
+/// `apogee_consumer_lag_messages` of group lag-g on topic Lag, per (broker, queue), from one scrape.
+fn lag_from_metrics(port: u16) -> BTreeMap<(String, i32), i64> {
+    let text = common::http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apogee_consumer_lag_messages{"))
+    {
+        let label = |name: &str| {
+            let start = line
+                .find(&format!("{name}=\""))
+                .map(|i| i + name.len() + 2)?;
+            let end = line[start..].find('"')? + start;
+            Some(line[start..end].to_owned())
+        };
+        if label("topic").as_deref() != Some("Lag") || label("group").as_deref() != Some("lag-g") {
+            continue;
+        }
+        let (Some(broker), Some(queue), Some(value)) = (
+            label("broker"),
+            label("queue").and_then(|q| q.parse().ok()),
+            line.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()),
+        ) else {
+            continue;
+        };
+        out.insert((broker, queue), value);
+    }
+    out
 }
