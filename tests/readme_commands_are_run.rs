@@ -11,6 +11,9 @@ const CLI_TEST: &str = include_str!("cli_errors_are_one_line.rs");
 const PERF_TEST: &str = include_str!("../perf/tests/readme_commands_and_errors.rs");
 const THIRD_PARTY_TEST: &str = include_str!("third_party_client_produces_and_consumes.rs");
 const ENGINE_MANIFEST: &str = include_str!("../engine/Cargo.toml");
+const ADMIN_TEST: &str = include_str!("admin_verbs_run_against_a_standalone.rs");
+const METRICS_TEST: &str = include_str!("consume_stats_lag_is_max_minus_committed_per_queue.rs");
+const PROMTOOL_TEST: &str = include_str!("prometheus_rules_pass_promtool.rs");
 
 /// Lines of ```sh blocks, and inline `cargo …` / `apogee …` spans, without trailing comments.
 fn readme_commands() -> Vec<String> {
@@ -87,6 +90,22 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .then_some("tests/common (nameserver())")
             .ok_or_else(|| "no test runs `apogee nameserver --listen`".into()),
         ["apogee", "standalone"] => Ok("tests/common (every Standalone)"),
+        ["apogee", "admin"] => ADMIN_TEST
+            .contains("CARGO_BIN_EXE_apogee")
+            .then_some("tests/admin_verbs_run_against_a_standalone.rs")
+            .ok_or_else(|| "no test runs `apogee admin`".into()),
+        ["apogee", "admin", "-n", _, verb, ..] => ADMIN_TEST
+            .contains(&format!("\"{verb}\""))
+            .then_some("tests/admin_verbs_run_against_a_standalone.rs")
+            .ok_or_else(|| format!("the admin verbs test does not run `{verb}`")),
+        ["apogee", "standalone", "-o", option] if option.starts_with("metricsPort=") => METRICS_TEST
+            .contains("metricsPort={metrics_port}")
+            .then_some("tests/consume_stats_lag_is_max_minus_committed_per_queue.rs (scrapes /metrics)")
+            .ok_or_else(|| "no test starts a standalone with metricsPort".into()),
+        ["promtool", "test", "rules", path] => PROMTOOL_TEST
+            .contains(path.trim_start_matches("deploy/prometheus/"))
+            .then_some("tests/prometheus_rules_pass_promtool.rs")
+            .ok_or_else(|| format!("the promtool test does not run {path}")),
         _ => Err("no test or script runs it: add one, and a rule here".into()),
     }
 }
