@@ -51,6 +51,7 @@ pub struct ShardSnapshot {
     pub sends: u64,
     pub send_failures: u64,
     pub send_latency: Histogram,
+    pub flush_latency: Histogram,
     pub fdatasyncs: u64,
     pub commitlog_min_offset: u64,
     pub commitlog_max_offset: u64,
@@ -106,6 +107,7 @@ impl ShardSnapshot {
             sends: stats.sends,
             send_failures: stats.send_failures,
             send_latency: stats.send_latency.clone(),
+            flush_latency: broker.engine.flush_latency(),
             fdatasyncs: broker.engine.commitlog_sync_count(),
             commitlog_min_offset: broker.engine.commitlog_min_offset(),
             commitlog_max_offset: written,
@@ -346,43 +348,47 @@ pub fn render(shards: &[ShardSnapshot]) -> String {
         "When the shard took these figures.",
         &|s| format!("{:.3}", s.taken_ms as f64 / 1000.0),
     );
-    family(
+    histogram(
         &mut o,
+        shards,
         "apogee_send_latency_seconds",
-        "histogram",
         "Send request dispatch to answer.",
+        |s| &s.send_latency,
     );
+    histogram(
+        &mut o,
+        shards,
+        "apogee_flush_latency_seconds",
+        "Commit log flush (write and fdatasync).",
+        |s| &s.flush_latency,
+    );
+    o
+}
+
+fn histogram(
+    o: &mut String,
+    shards: &[ShardSnapshot],
+    name: &str,
+    help: &str,
+    of: impl Fn(&ShardSnapshot) -> &Histogram,
+) {
+    family(o, name, "histogram", help);
     for s in shards {
+        let b = format!("broker=\"{}\",shard=\"{}\"", esc(&s.broker), s.shard);
+        let h = of(s);
         let mut cumulative = 0;
         for (i, bound) in SEND_LATENCY_BUCKETS_US.iter().enumerate() {
-            cumulative += s.send_latency.buckets[i];
+            cumulative += h.buckets[i];
             let _ = writeln!(
                 o,
-                "apogee_send_latency_seconds_bucket{{{},le=\"{}\"}} {cumulative}",
-                b(s),
+                "{name}_bucket{{{b},le=\"{}\"}} {cumulative}",
                 *bound as f64 / 1e6
             );
         }
-        let _ = writeln!(
-            o,
-            "apogee_send_latency_seconds_bucket{{{},le=\"+Inf\"}} {}",
-            b(s),
-            s.send_latency.count
-        );
-        let _ = writeln!(
-            o,
-            "apogee_send_latency_seconds_sum{{{}}} {}",
-            b(s),
-            s.send_latency.sum_us as f64 / 1e6
-        );
-        let _ = writeln!(
-            o,
-            "apogee_send_latency_seconds_count{{{}}} {}",
-            b(s),
-            s.send_latency.count
-        );
+        let _ = writeln!(o, "{name}_bucket{{{b},le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(o, "{name}_sum{{{b}}} {}", h.sum_us as f64 / 1e6);
+        let _ = writeln!(o, "{name}_count{{{b}}} {}", h.count);
     }
-    o
 }
 
 /// The running endpoint: its thread and the switch that stops it.

@@ -72,6 +72,16 @@ async fn consume_stats_lag_is_max_minus_committed_per_queue() {
         lag_from_metrics(metrics_port)
     );
 
+    // Flushes are timed too: the histogram of each shard counted some.
+    let text = common::http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics").unwrap();
+    let flushes: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("apogee_flush_latency_seconds_count{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect();
+    assert_eq!(flushes.len(), 2, "{text}");
+    assert!(flushes.iter().all(|n| *n > 0.0), "{flushes:?}");
+
     // Without a topic the group's committed topics are found by the brokers themselves.
     let all = admin.consume_stats("lag-g", None).await.unwrap();
     let with_commits: usize = queues.len() - 1;

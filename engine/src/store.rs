@@ -194,6 +194,8 @@ pub struct Engine {
     appended: Notify,
     /// Replicated records up to here are dispatched or pending (slaves; see [`replica`]).
     parsed: Cell<u64>,
+    /// How long each commit log flush (write + fdatasync) took, for the metrics endpoint.
+    flush_latency: RefCell<crate::latency::Histogram>,
 }
 
 pub fn now_ms() -> i64 {
@@ -257,6 +259,7 @@ impl Engine {
             flush_wanted: Notify::default(),
             flush_done: Notify::default(),
             flush_busy: Cell::new(false),
+            flush_latency: RefCell::new(Default::default()),
             offsets: RefCell::new(offsets),
             index: RefCell::new(key_index),
             disk: RefCell::new(DiskGate::new(
@@ -697,7 +700,11 @@ impl Engine {
             self.flush_done.notified().await;
         }
         self.flush_busy.set(true);
+        let started = std::time::Instant::now();
         let result = self.commitlog.log.flush().await;
+        self.flush_latency
+            .borrow_mut()
+            .observe(started.elapsed().as_micros() as u64);
         self.flush_busy.set(false);
         match result {
             Ok(durable) => {
@@ -1301,6 +1308,11 @@ impl Engine {
     pub fn log_offsets(&self) -> (u64, u64, u64) {
         let log = &self.commitlog.log;
         (log.written(), log.durable(), self.dispatched.get())
+    }
+
+    /// Durations of the commit log's flushes so far.
+    pub fn flush_latency(&self) -> crate::latency::Histogram {
+        self.flush_latency.borrow().clone()
     }
 
     /// fdatasync calls the commit log has issued (group commit makes this far smaller than appends).

@@ -150,31 +150,7 @@ impl Counter {
     }
 }
 
-/// Upper bounds of the send latency histogram's buckets, in µs (a last, unbounded bucket follows).
-pub const SEND_LATENCY_BUCKETS_US: [u64; 12] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
-];
-
-/// A fixed-bucket latency histogram (Prometheus's shape: counts per upper bound, the sum, the count).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Histogram {
-    /// Observations per bucket of [`SEND_LATENCY_BUCKETS_US`], plus one for above the last bound.
-    pub buckets: [u64; SEND_LATENCY_BUCKETS_US.len() + 1],
-    pub sum_us: u64,
-    pub count: u64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, us: u64) {
-        let i = SEND_LATENCY_BUCKETS_US
-            .iter()
-            .position(|b| us <= *b)
-            .unwrap_or(SEND_LATENCY_BUCKETS_US.len());
-        self.buckets[i] += 1;
-        self.sum_us += us;
-        self.count += 1;
-    }
-}
+pub use apogee_engine::latency::{Histogram, LATENCY_BUCKETS_US as SEND_LATENCY_BUCKETS_US};
 
 /// See the module docs.
 #[derive(Debug)]
