@@ -139,6 +139,8 @@ pub struct BrokerConfig {
     /// How long a queue lock of ordered consumption (LOCK_BATCH_MQ) lives after its last renewal
     /// (`rebalanceLockMaxLiveTime`, RocketMQ's `rocketmq.broker.rebalance.lockMaxLiveTime`).
     pub rebalance_lock_max_live_time_ms: u64,
+    /// Apogee: port of the Prometheus `/metrics` endpoint (`metricsPort`); 0, the default, serves none.
+    pub metrics_port: u16,
 }
 
 impl Default for BrokerConfig {
@@ -196,6 +198,7 @@ impl Default for BrokerConfig {
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             rebalance_lock_max_live_time_ms: crate::broker::lock::LOCK_EXPIRY_MS_DEFAULT,
+            metrics_port: 0,
         }
     }
 }
@@ -399,6 +402,7 @@ impl BrokerConfig {
             "spinBeforeParkUs" => self.spin_before_park_us = parse(key, v)?,
             "registerIntervalMs" => self.register_interval_ms = parse(key, v)?,
             "channelExpiryMs" => self.channel_expiry_ms = parse(key, v)?,
+            "metricsPort" => self.metrics_port = parse(key, v)?,
             _ => return Ok(false),
         }
         Ok(true)

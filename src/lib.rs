@@ -4,19 +4,23 @@
 //! This library is that binary's body, so that tests and `apogee-perf --embedded` can start a real broker
 //! in-process.
 //!
+//! - [`admin`]: `apogee admin`, mqadmin's verbs over the remoting protocol.
 //! - [`cli`]: what the command-line tools share: one-line usage errors, log format and colour.
 //! - [`config`]: `broker.conf` keys and the shard/port layout.
 //! - [`shard`]: one glommio executor per shard, start and clean stop.
 //! - [`broker`]: one shard's broker and its request handlers.
 //! - [`ha`]: master/slave replication of each shard's commit log.
 //! - [`resolve`]: `host:port` to a socket address without blocking a shard.
+//! - [`metrics`]: the Prometheus endpoint (`metricsPort`), fed by the shards' snapshots.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod ha;
+pub mod metrics;
 pub mod resolve;
 pub mod shard;
 

@@ -1,4 +1,5 @@
-//! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process).
+//! `apogee`: `broker`, `nameserver` or `standalone` (a name server and a broker in one process), and
+//! `admin` (mqadmin's verbs against any RocketMQ-compatible cluster).
 //!
 //! Anything a user can get wrong (a flag, a config file, a port in use, a store it cannot open) ends the
 //! process with one line on stderr naming what failed and where, and a non-zero exit. A panic on any of
@@ -43,48 +44,8 @@ enum Command {
     },
     /// Run a name server and a broker in one process, with a store under the current folder.
     Standalone(BrokerArgs),
-    /// Administration over the remoting protocol (works against any RocketMQ-compatible cluster).
-    #[command(subcommand)]
-    Admin(AdminCommand),
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// Print a message's trace (send, store, each consuming group) as a table, as mqadmin
-    /// QueryMsgTraceById: the trace records are found by QUERY_MESSAGE on the trace topic.
-    Trace {
-        /// The message id (the client-made UNIQ_KEY id a send returns).
-        msg_id: String,
-        /// Name servers (host:port;host:port).
-        #[arg(short = 'n', long = "namesrv-addr", default_value = "127.0.0.1:9876")]
-        namesrv_addr: String,
-        /// The trace topic.
-        #[arg(short = 't', long = "trace-topic", default_value = apogee_net::topic::TRACE_TOPIC_DEFAULT)]
-        trace_topic: String,
-    },
-}
-
-/// Runs an admin command to its end; its output goes to stdout, a failure is one line.
-fn admin(command: AdminCommand) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    match command {
-        AdminCommand::Trace {
-            msg_id,
-            namesrv_addr,
-            trace_topic,
-        } => runtime.block_on(async {
-            let admin = apogee_client::Admin::new(&namesrv_addr);
-            let records = admin
-                .message_trace(&trace_topic, &msg_id)
-                .await
-                .map_err(|e| format!("trace of {msg_id} from {namesrv_addr}: {e}"))?;
-            print!("{}", apogee_client::trace::view::table(&msg_id, &records));
-            Ok(())
-        }),
-    }
+    /// Administer a cluster: mqadmin's verbs and flags (updateTopic, consumerProgress, statsAll, ...).
+    Admin(apogee::admin::AdminArgs),
 }
 
 #[derive(Args)]
@@ -150,15 +111,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Command::Admin(command) = cli.command {
+    if let Command::Admin(args) = cli.command {
+        // A one-shot client: only warnings and worse, so that its output stays the report.
         cli::init_logging(cli.log_format, "warn");
-        return match admin(command) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("apogee admin: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return apogee::admin::run(args);
     }
     cli::init_logging(cli.log_format, "info");
     shard::exit_on_panic();

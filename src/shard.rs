@@ -63,11 +63,16 @@ pub struct Running {
     threads: Vec<JoinHandle<()>>,
     /// The embedded name server, stopped last so that shards can unregister from it.
     nameserver: Option<(futures::channel::oneshot::Sender<()>, JoinHandle<()>)>,
+    /// The Prometheus endpoint, when `metricsPort` is set.
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl Running {
     /// Stops every shard, then the embedded name server, cleanly, and waits for them.
     pub fn stop(self) {
+        if let Some(m) = self.metrics {
+            m.stop();
+        }
         for s in self.stops {
             let _ = s.send(());
         }
@@ -114,6 +119,7 @@ pub fn start_nameserver(ns: NameServerConfig) -> Result<Running, String> {
         stops: Vec::new(),
         threads: Vec::new(),
         nameserver: Some(spawn_nameserver(ns)?),
+        metrics: None,
     })
 }
 
@@ -177,7 +183,10 @@ pub fn start(
         stops: Vec::new(),
         threads: Vec::new(),
         nameserver: None,
+        metrics: None,
     };
+    // One snapshot slot per shard, when the endpoint is on (see `crate::metrics`).
+    let slots: Vec<crate::metrics::Slot> = (0..config.shards).map(|_| Default::default()).collect();
     if let Some(ns) = nameserver {
         running.nameserver = Some(spawn_nameserver(ns)?);
     }
@@ -186,13 +195,17 @@ pub fn start(
         let (stop_tx, stop) = transport::stop_signal();
         let config = config.clone();
         let ready = ready_tx.clone();
+        let slot = slots
+            .get(shard)
+            .filter(|_| config.metrics_port != 0)
+            .cloned();
         let mut builder =
             LocalExecutorBuilder::new(Placement::Fixed(cpu)).name(&format!("shard-{shard}"));
         if config.spin_before_park_us > 0 {
             builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
         }
         let handle = builder
-            .spawn(move || async move { run_shard(shard, config, stop, ready).await })
+            .spawn(move || async move { run_shard(shard, config, stop, ready, slot).await })
             .map_err(|e| format!("cannot start the executor of shard {shard} (glommio needs locked memory: run as root or raise `ulimit -l`): {e}"))?;
         running.stops.push(stop_tx);
         running.threads.push(std::thread::spawn(move || {
@@ -210,6 +223,15 @@ pub fn start(
             Err(_) => {
                 running.stop();
                 return Err("a shard thread died during start".into());
+            }
+        }
+    }
+    if config.metrics_port != 0 {
+        match crate::metrics::MetricsServer::start(config.metrics_port, slots) {
+            Ok(m) => running.metrics = Some(m),
+            Err(e) => {
+                running.stop();
+                return Err(e);
             }
         }
     }
@@ -233,6 +255,7 @@ async fn run_shard(
     config: BrokerConfig,
     stop: StopSignal,
     ready: mpsc::Sender<Result<usize, String>>,
+    metrics: Option<crate::metrics::Slot>,
 ) {
     let config = Rc::new(config);
     let engine = match Engine::open(config.engine_config(shard)).await {
@@ -339,6 +362,11 @@ async fn run_shard(
         stopping: Cell::new(false),
         ha: Default::default(),
         master: RefCell::new(Default::default()),
+        stats: RefCell::new(crate::broker::stats::Stats::new(crate::broker::now_ms())),
+        live: RefCell::new(crate::broker::broker_config::LiveConfig::from_config(
+            &config,
+        )),
+        started_ms: crate::broker::now_ms(),
     });
     let weak = Rc::downgrade(&broker);
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
@@ -404,7 +432,7 @@ async fn run_shard(
                     return;
                 }
                 let now = crate::broker::now_ms();
-                let expiry = b.config.channel_expiry_ms;
+                let expiry = b.live.borrow().channel_expiry_ms;
                 let changed = b.clients.borrow_mut().remove_where(|e| {
                     e.conn.is_closed() || now.saturating_sub(e.last_heartbeat_ms) > expiry
                 });
@@ -412,6 +440,27 @@ async fn run_shard(
                     b.notify_group_changed(&g);
                 }
                 b.long_poll.sweep();
+            }
+        })
+    };
+    // Stats windows are sampled here, on the shard's own core, so counting needs no synchronisation.
+    let sampler = {
+        let (b, s) = (broker.clone(), stop.clone());
+        glommio::spawn_local(async move {
+            loop {
+                let tick = glommio::timer::sleep(Duration::from_millis(
+                    crate::broker::stats::SAMPLE_TICK_MS,
+                ));
+                if let futures::future::Either::Right(_) =
+                    futures::future::select(Box::pin(tick), s.clone()).await
+                {
+                    return;
+                }
+                b.stats.borrow_mut().sample(crate::broker::now_ms());
+                if let Some(slot) = &metrics {
+                    let snapshot = crate::metrics::ShardSnapshot::take(&b);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+                }
             }
         })
     };
@@ -445,6 +494,7 @@ async fn run_shard(
     }
     registrar.await;
     housekeeping.await;
+    sampler.await;
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
     if let Some(scheduler) = scheduler {
         scheduler.await;

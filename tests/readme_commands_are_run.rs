@@ -13,6 +13,9 @@ const THIRD_PARTY_TEST: &str = include_str!("third_party_client_produces_and_con
 const TRACE_TEST: &str = include_str!("message_trace_is_read_back_by_msg_id.rs");
 const ENGINE_MANIFEST: &str = include_str!("../engine/Cargo.toml");
 const ROOT_MANIFEST: &str = include_str!("../Cargo.toml");
+const ADMIN_TEST: &str = include_str!("admin_verbs_run_against_a_standalone.rs");
+const METRICS_TEST: &str = include_str!("consume_stats_lag_is_max_minus_committed_per_queue.rs");
+const PROMTOOL_TEST: &str = include_str!("prometheus_rules_pass_promtool.rs");
 
 /// Lines of ```sh blocks, and inline `cargo …` / `apogee …` spans, without trailing comments.
 fn readme_commands() -> Vec<String> {
@@ -98,6 +101,22 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .contains("[\"admin\", \"trace\", &sent.msg_id, \"-n\"")
             .then_some("tests/message_trace_is_read_back_by_msg_id.rs")
             .ok_or_else(|| "no test runs `apogee admin trace`".into()),
+        ["apogee", "admin"] => ADMIN_TEST
+            .contains("CARGO_BIN_EXE_apogee")
+            .then_some("tests/admin_verbs_run_against_a_standalone.rs")
+            .ok_or_else(|| "no test runs `apogee admin`".into()),
+        ["apogee", "admin", "-n", _, verb, ..] => ADMIN_TEST
+            .contains(&format!("\"{verb}\""))
+            .then_some("tests/admin_verbs_run_against_a_standalone.rs")
+            .ok_or_else(|| format!("the admin verbs test does not run `{verb}`")),
+        ["apogee", "standalone", "-o", option] if option.starts_with("metricsPort=") => METRICS_TEST
+            .contains("metricsPort={metrics_port}")
+            .then_some("tests/consume_stats_lag_is_max_minus_committed_per_queue.rs (scrapes /metrics)")
+            .ok_or_else(|| "no test starts a standalone with metricsPort".into()),
+        ["promtool", "test", "rules", path] => PROMTOOL_TEST
+            .contains(path.trim_start_matches("deploy/prometheus/"))
+            .then_some("tests/prometheus_rules_pass_promtool.rs")
+            .ok_or_else(|| format!("the promtool test does not run {path}")),
         _ => Err("no test or script runs it: add one, and a rule here".into()),
     }
 }

@@ -111,8 +111,12 @@ impl Admin {
             .map(|_| ())
     }
 
+    pub(crate) fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
     /// Master addresses of every broker of `cluster`.
-    async fn masters(&self, cluster: &str) -> Result<Vec<String>, ClientError> {
+    pub async fn masters(&self, cluster: &str) -> Result<Vec<String>, ClientError> {
         let info = self.clusters().await?;
         let names = info
             .cluster_addr_table

@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod admin_ops;
 pub mod consumer;
 pub mod error;
 pub mod message;

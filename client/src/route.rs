@@ -58,6 +58,11 @@ impl Routes {
         &self.remoting
     }
 
+    /// The name server addresses this client was given.
+    pub fn name_servers(&self) -> &[String] {
+        &self.namesrv
+    }
+
     /// Asks name servers in turn; the first that answers (with anything) is used and preferred next time.
     pub async fn ask(&self, request: RemotingCommand) -> Result<RemotingCommand, ClientError> {
         let n = self.namesrv.len();

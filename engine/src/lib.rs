@@ -55,6 +55,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod faults;
 pub mod index;
+pub mod latency;
 pub mod limits;
 pub mod log;
 pub mod metadata;

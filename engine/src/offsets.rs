@@ -70,6 +70,15 @@ impl ConsumerOffsets {
         self.dirty |= self.table.offset_table.len() != before;
     }
 
+    /// Drops every `topic@group` entry of `topic` (the topic was deleted).
+    pub fn remove_topic(&mut self, topic: &str) {
+        let before = self.table.offset_table.len();
+        self.table
+            .offset_table
+            .retain(|k, _| k.rsplit_once('@').is_none_or(|(t, _)| t != topic));
+        self.dirty |= self.table.offset_table.len() != before;
+    }
+
     /// Every (topic@group, queue, offset), for admin answers.
     pub fn all(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.table

@@ -49,6 +49,7 @@ use crate::offsets::ConsumerOffsets;
 use crate::retention::{self, SegmentAge};
 
 mod replica;
+mod topic_delete;
 
 /// A message to store, as the broker hands it over.
 #[derive(Debug, Clone)]
@@ -199,6 +200,8 @@ pub struct Engine {
     appended: Notify,
     /// Replicated records up to here are dispatched or pending (slaves; see [`replica`]).
     parsed: Cell<u64>,
+    /// How long each commit log flush (write + fdatasync) took, for the metrics endpoint.
+    flush_latency: RefCell<crate::latency::Histogram>,
 }
 
 pub fn now_ms() -> i64 {
@@ -269,6 +272,7 @@ impl Engine {
             flush_done: Notify::default(),
             flush_busy: Cell::new(false),
             checkpointing: glommio::sync::Semaphore::new(1),
+            flush_latency: RefCell::new(Default::default()),
             offsets: RefCell::new(offsets),
             index: RefCell::new(key_index),
             disk: RefCell::new(DiskGate::new(
@@ -717,7 +721,11 @@ impl Engine {
             self.flush_done.notified().await;
         }
         self.flush_busy.set(true);
+        let started = std::time::Instant::now();
         let result = self.commitlog.log.flush().await;
+        self.flush_latency
+            .borrow_mut()
+            .observe(started.elapsed().as_micros() as u64);
         self.flush_busy.set(false);
         match result {
             Ok(durable) => {
@@ -1411,6 +1419,18 @@ impl Engine {
         self.offsets.borrow().query(topic, group, queue_id)
     }
 
+    /// Every committed offset as (topic, group, queue id, offset): for lag figures, without JSON.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.offsets
+            .borrow()
+            .all()
+            .filter_map(|(key, queue, offset)| {
+                let (topic, group) = key.rsplit_once('@')?;
+                Some((topic.to_owned(), group.to_owned(), queue, offset))
+            })
+            .collect()
+    }
+
     /// Every committed consumer offset, as `{"offsetTable":{"topic@group":{"0":5}}}`.
     pub fn offsets_json(&self) -> Vec<u8> {
         self.offsets.borrow().to_json()
@@ -1420,6 +1440,11 @@ impl Engine {
     pub fn log_offsets(&self) -> (u64, u64, u64) {
         let log = &self.commitlog.log;
         (log.written(), log.durable(), self.dispatched.get())
+    }
+
+    /// Durations of the commit log's flushes so far.
+    pub fn flush_latency(&self) -> crate::latency::Histogram {
+        self.flush_latency.borrow().clone()
     }
 
     /// fdatasync calls the commit log has issued (group commit makes this far smaller than appends).

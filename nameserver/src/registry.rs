@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use apogee_net::body::cluster::ClusterInfo;
-use apogee_net::body::route::{BrokerData, QueueData, TopicRouteData};
+use apogee_net::body::route::{perm, BrokerData, QueueData, TopicRouteData};
 use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::headers::RegisterBrokerRequest;
 
@@ -30,6 +30,9 @@ pub struct Registry {
     clusters: BTreeMap<String, BTreeSet<String>>,
     /// broker address → liveness.
     live: HashMap<String, Live>,
+    /// Broker names whose write permission an operator wiped (WIPE_WRITE_PERM_OF_BROKER): their queues are
+    /// routed read-only, also after the brokers register again, until ADD_WRITE_PERM_OF_BROKER.
+    wiped: BTreeSet<String>,
 }
 
 /// What a registration answers: the master's address and HA address for a slave (empty for a master).
@@ -76,6 +79,7 @@ impl Registry {
             .insert(req.broker_id, req.broker_addr.clone())
             .filter(|old| *old != req.broker_addr && self.live.contains_key(old));
         if req.broker_id == 0 {
+            let wiped = self.wiped.contains(&req.broker_name);
             for (name, cfg) in topics {
                 self.topics.entry(name.clone()).or_default().insert(
                     req.broker_name.clone(),
@@ -83,7 +87,11 @@ impl Registry {
                         broker_name: req.broker_name.clone(),
                         read_queue_nums: cfg.read_queue_nums,
                         write_queue_nums: cfg.write_queue_nums,
-                        perm: cfg.perm,
+                        perm: if wiped {
+                            cfg.perm & !perm::WRITE
+                        } else {
+                            cfg.perm
+                        },
                         topic_sys_flag: cfg.topic_sys_flag,
                     },
                 );
@@ -195,6 +203,63 @@ impl Registry {
     pub fn topic_list(&self) -> Vec<String> {
         self.topics.keys().cloned().collect()
     }
+
+    /// Topics served by a broker of `cluster` (GET_TOPICS_BY_CLUSTER); `None` for an unknown cluster.
+    pub fn topics_of_cluster(&self, cluster: &str) -> Option<Vec<String>> {
+        let names = self.clusters.get(cluster)?;
+        Some(
+            self.topics
+                .iter()
+                .filter(|(_, q)| q.keys().any(|b| names.contains(b)))
+                .map(|(t, _)| t.clone())
+                .collect(),
+        )
+    }
+
+    /// Forgets a topic's queues (DELETE_TOPIC_IN_NAMESRV): on the brokers of `cluster` only when given,
+    /// else everywhere. Returns whether the topic was known.
+    pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) -> bool {
+        let Some(queues) = self.topics.get_mut(topic) else {
+            return false;
+        };
+        match cluster.and_then(|c| self.clusters.get(c)) {
+            Some(names) => queues.retain(|b, _| !names.contains(b)),
+            None if cluster.is_some() => return false,
+            None => queues.clear(),
+        }
+        if queues.is_empty() {
+            self.topics.remove(topic);
+        }
+        true
+    }
+
+    /// Takes write permission from every queue of `broker_name` (and from what it registers later);
+    /// returns how many topics it served. Producers then send elsewhere while consumers drain it.
+    pub fn wipe_write_perm(&mut self, broker_name: &str) -> i32 {
+        self.wiped.insert(broker_name.to_owned());
+        self.set_write_perm(broker_name, false)
+    }
+
+    /// Gives write permission back (ADD_WRITE_PERM_OF_BROKER); returns how many topics it serves.
+    pub fn add_write_perm(&mut self, broker_name: &str) -> i32 {
+        self.wiped.remove(broker_name);
+        self.set_write_perm(broker_name, true)
+    }
+
+    fn set_write_perm(&mut self, broker_name: &str, on: bool) -> i32 {
+        let mut count = 0;
+        for queues in self.topics.values_mut() {
+            if let Some(q) = queues.get_mut(broker_name) {
+                q.perm = if on {
+                    q.perm | perm::WRITE
+                } else {
+                    q.perm & !perm::WRITE
+                };
+                count += 1;
+            }
+        }
+        count
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +340,43 @@ mod tests {
         assert_eq!(route.broker_datas.len(), 1);
         assert_eq!(route.broker_datas[0].broker_name, "b-1");
         assert_eq!(r.cluster_info().cluster_addr_table["c"].len(), 1);
+    }
+
+    #[test]
+    fn wiped_brokers_stay_read_only_across_registrations_until_perm_is_added() {
+        let mut r = Registry::default();
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &topics(&["T", "U"]), 0);
+        r.register(&req("b-1", "127.0.0.1:10915", 0), &topics(&["T"]), 0);
+        assert_eq!(r.wipe_write_perm("b-0"), 2);
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &topics(&["T", "V"]), 10);
+        let perm_of = |r: &Registry, t: &str, b: &str| {
+            r.route(t)
+                .unwrap()
+                .queue_datas
+                .iter()
+                .find(|q| q.broker_name == b)
+                .unwrap()
+                .perm
+        };
+        assert_eq!(perm_of(&r, "T", "b-0"), perm::READ);
+        assert_eq!(perm_of(&r, "V", "b-0"), perm::READ);
+        assert_eq!(perm_of(&r, "T", "b-1"), perm::READ_WRITE);
+        assert_eq!(r.add_write_perm("b-0"), 3);
+        assert_eq!(perm_of(&r, "T", "b-0"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn deleted_topics_leave_routes_and_cluster_lists() {
+        let mut r = Registry::default();
+        r.register(&req("b-0", "127.0.0.1:10911", 0), &topics(&["T", "U"]), 0);
+        assert_eq!(r.topics_of_cluster("c").unwrap(), vec!["T", "U"]);
+        assert!(r.topics_of_cluster("nope").is_none());
+        assert!(!r.delete_topic("T", Some("nope")));
+        assert!(r.delete_topic("T", Some("c")));
+        assert!(r.route("T").is_none());
+        assert!(r.delete_topic("U", None));
+        assert!(!r.delete_topic("U", None));
+        assert!(r.topic_list().is_empty());
     }
 
     #[test]

@@ -7,16 +7,20 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use apogee_net::body::ops::KvTable;
 use apogee_net::body::topic_config::{RegisterBrokerBody, TopicConfigSerializeWrapper, TopicList};
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
-    RegisterBrokerRequest, RegisterBrokerResponse, RouteRequest, UnregisterBrokerRequest,
+    AddWritePermResponse, BrokerNameRequest, ClusterRequest, KvConfigRequest, KvConfigResponse,
+    KvNamespaceRequest, PutKvConfigRequest, RegisterBrokerRequest, RegisterBrokerResponse,
+    RouteRequest, TopicRequest, UnregisterBrokerRequest, WipeWritePermResponse,
 };
 use apogee_net::RemotingCommand;
 use glommio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::kv::KvConfig;
 use crate::registry::Registry;
 use crate::transport::{self, Conn, Limits, Service, StopSignal};
 
@@ -43,6 +47,7 @@ fn now_ms() -> u64 {
 
 struct NameServer {
     registry: RefCell<Registry>,
+    kv: RefCell<KvConfig>,
 }
 
 impl NameServer {
@@ -133,6 +138,112 @@ impl NameServer {
                 req.response_to(ResponseCode::Success, None)
                     .with_body(to_json(&list))
             }
+            _ => self.handle_ops(code, req),
+        }
+    }
+
+    /// Operations requests: topic deletion, topics by cluster, draining a broker, KV config.
+    fn handle_ops(&self, code: RequestCode, req: &RemotingCommand) -> RemotingCommand {
+        let bad =
+            |e: apogee_net::ProtocolError| req.error_to(ResponseCode::SystemError, e.to_string());
+        match code {
+            RequestCode::DeleteTopicInNamesrv => match TopicRequest::from_ext(&req.ext_fields) {
+                Err(e) => bad(e),
+                Ok(h) => {
+                    let known = self.registry.borrow_mut().delete_topic(
+                        &h.topic,
+                        h.cluster_name.as_deref().filter(|c| !c.is_empty()),
+                    );
+                    info!(topic = %h.topic, known, "topic deleted from routes");
+                    req.response_to(ResponseCode::Success, None)
+                }
+            },
+            RequestCode::GetTopicsByCluster => match ClusterRequest::from_ext(&req.ext_fields) {
+                Err(e) => bad(e),
+                Ok(h) => match self.registry.borrow().topics_of_cluster(&h.cluster) {
+                    Some(topics) => {
+                        req.response_to(ResponseCode::Success, None)
+                            .with_body(to_json(&TopicList {
+                                topic_list: topics,
+                                broker_addr: None,
+                            }))
+                    }
+                    None => req.error_to(
+                        ResponseCode::SystemError,
+                        format!("cluster [{}] not exist", h.cluster),
+                    ),
+                },
+            },
+            RequestCode::WipeWritePermOfBroker | RequestCode::AddWritePermOfBroker => {
+                match BrokerNameRequest::from_ext(&req.ext_fields) {
+                    Err(e) => bad(e),
+                    Ok(h) => {
+                        let mut r = req.response_to(ResponseCode::Success, None);
+                        let mut registry = self.registry.borrow_mut();
+                        if code == RequestCode::WipeWritePermOfBroker {
+                            let n = registry.wipe_write_perm(&h.broker_name);
+                            info!(broker = %h.broker_name, topics = n, "write permission wiped");
+                            r.ext_fields = WipeWritePermResponse {
+                                wipe_topic_count: n,
+                            }
+                            .to_ext();
+                        } else {
+                            let n = registry.add_write_perm(&h.broker_name);
+                            info!(broker = %h.broker_name, topics = n, "write permission added");
+                            r.ext_fields = AddWritePermResponse { add_topic_count: n }.to_ext();
+                        }
+                        r
+                    }
+                }
+            }
+            RequestCode::PutKvConfig => match PutKvConfigRequest::from_ext(&req.ext_fields) {
+                Err(e) => bad(e),
+                Ok(h) => match self.kv.borrow_mut().put(&h.namespace, &h.key, &h.value) {
+                    Ok(()) => req.response_to(ResponseCode::Success, None),
+                    Err(e) => req.error_to(ResponseCode::SystemError, e),
+                },
+            },
+            RequestCode::GetKvConfig => match KvConfigRequest::from_ext(&req.ext_fields) {
+                Err(e) => bad(e),
+                Ok(h) => match self.kv.borrow().get(&h.namespace, &h.key) {
+                    Some(v) => {
+                        let mut r = req.response_to(ResponseCode::Success, None);
+                        r.ext_fields = KvConfigResponse {
+                            value: Some(v.to_owned()),
+                        }
+                        .to_ext();
+                        r
+                    }
+                    None => req.error_to(
+                        ResponseCode::QueryNotFound,
+                        format!("No config item, Namespace: {} Key: {}", h.namespace, h.key),
+                    ),
+                },
+            },
+            RequestCode::DeleteKvConfig => match KvConfigRequest::from_ext(&req.ext_fields) {
+                Err(e) => bad(e),
+                Ok(h) => {
+                    self.kv.borrow_mut().delete(&h.namespace, &h.key);
+                    req.response_to(ResponseCode::Success, None)
+                }
+            },
+            RequestCode::GetKvlistByNamespace => {
+                match KvNamespaceRequest::from_ext(&req.ext_fields) {
+                    Err(e) => bad(e),
+                    Ok(h) => match self.kv.borrow().namespace(&h.namespace) {
+                        Some(table) => {
+                            req.response_to(ResponseCode::Success, None)
+                                .with_body(to_json(&KvTable {
+                                    table: table.clone(),
+                                }))
+                        }
+                        None => req.error_to(
+                            ResponseCode::QueryNotFound,
+                            format!("No config item, Namespace: {}", h.namespace),
+                        ),
+                    },
+                }
+            }
             _ => req.error_to(
                 ResponseCode::RequestCodeNotSupported,
                 format!(
@@ -161,6 +272,7 @@ pub async fn run_nameserver(config: NameServerConfig, stop: StopSignal) -> std::
     info!(listen = %config.listen, expiry_ms = config.broker_expiry_ms, "name server started");
     let server = Rc::new(NameServer {
         registry: RefCell::new(Registry::default()),
+        kv: RefCell::new(KvConfig::default()),
     });
     let expirer = {
         let server = server.clone();

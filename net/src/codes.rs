@@ -30,6 +30,14 @@ code_enum! {
         InvokeBrokerToResetOffset = 222, GetConsumerRunningInfo = 307, SendMessageV2 = 310,
         SendBatchMessage = 320, SendReplyMessage = 324, SendReplyMessageV2 = 325,
         PushReplyMessageToClient = 326, LitePullMessage = 361,
+        // Operations (issue 12): stats, connections, topic deletion, broker config, name server KV config,
+        // draining a broker.
+        UpdateBrokerConfig = 25, GetBrokerConfig = 26, GetBrokerRuntimeInfo = 28, PutKvConfig = 100,
+        GetKvConfig = 101, DeleteKvConfig = 102, GetTopicStatsInfo = 202, GetConsumerConnectionList = 203,
+        GetProducerConnectionList = 204, WipeWritePermOfBroker = 205, GetConsumeStats = 208,
+        DeleteTopicInBroker = 215, DeleteTopicInNamesrv = 216, GetKvlistByNamespace = 219,
+        GetTopicsByCluster = 224, QueryTopicConsumeByWho = 300, ViewBrokerStatsData = 315,
+        AddWritePermOfBroker = 327,
     }
 }
 

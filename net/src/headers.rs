@@ -584,6 +584,66 @@ ext_header! {
         offset_msg_id: Option<String> = "offsetMsgId", bname: Option<String> = "bname",
     }
 }
+ext_header! {
+    /// GET_TOPIC_STATS_INFO, QUERY_TOPIC_CONSUME_BY_WHO, DELETE_TOPIC_IN_BROKER and DELETE_TOPIC_IN_NAMESRV
+    /// request (RocketMQ 5's name server variant adds an optional `clusterName`).
+    TopicRequest { topic: String = "topic", cluster_name: Option<String> = "clusterName" }
+}
+ext_header! {
+    /// GET_CONSUME_STATS request: one topic of the group, or every topic it consumes when absent.
+    ConsumeStatsRequest { consumer_group: String = "consumerGroup", topic: Option<String> = "topic" }
+}
+ext_header! {
+    /// GET_PRODUCER_CONNECTION_LIST request.
+    ProducerGroupRequest { producer_group: String = "producerGroup" }
+}
+ext_header! {
+    /// VIEW_BROKER_STATS_DATA request: a stats item (`TOPIC_PUT_NUMS`, ...) and its key (`topic`,
+    /// `topic@group`, ...).
+    ViewBrokerStatsRequest { stats_name: String = "statsName", stats_key: String = "statsKey" }
+}
+ext_header! {
+    /// GET_CONSUMER_RUNNING_INFO request (admin → broker, forwarded as is to the client).
+    ConsumerRunningInfoRequest {
+        consumer_group: String = "consumerGroup", client_id: String = "clientId", jstack_enable: bool = "jstackEnable",
+    }
+}
+ext_header! {
+    /// GET_BROKER_CONFIG answer: the config's data version as JSON.
+    BrokerConfigResponse { version: Option<String> = "version" }
+}
+ext_header! {
+    /// GET_TOPICS_BY_CLUSTER request.
+    ClusterRequest { cluster: String = "cluster" }
+}
+ext_header! {
+    /// WIPE_WRITE_PERM_OF_BROKER and ADD_WRITE_PERM_OF_BROKER request (to a name server).
+    BrokerNameRequest { broker_name: String = "brokerName" }
+}
+ext_header! {
+    /// WIPE_WRITE_PERM_OF_BROKER answer: topics whose queues on the broker lost write permission.
+    WipeWritePermResponse { wipe_topic_count: i32 = "wipeTopicCount" }
+}
+ext_header! {
+    /// ADD_WRITE_PERM_OF_BROKER answer: topics whose queues on the broker got write permission back.
+    AddWritePermResponse { add_topic_count: i32 = "addTopicCount" }
+}
+ext_header! {
+    /// PUT_KV_CONFIG request (name server).
+    PutKvConfigRequest { namespace: String = "namespace", key: String = "key", value: String = "value" }
+}
+ext_header! {
+    /// GET_KV_CONFIG and DELETE_KV_CONFIG request (name server).
+    KvConfigRequest { namespace: String = "namespace", key: String = "key" }
+}
+ext_header! {
+    /// GET_KV_CONFIG answer.
+    KvConfigResponse { value: Option<String> = "value" }
+}
+ext_header! {
+    /// GET_KVLIST_BY_NAMESPACE request (name server).
+    KvNamespaceRequest { namespace: String = "namespace" }
+}
 
 #[cfg(test)]
 mod typed_header_tests {

@@ -75,6 +75,10 @@ struct Cli {
     /// Embedded: SYNC_FLUSH instead of ASYNC_FLUSH.
     #[arg(long)]
     sync_flush: bool,
+    /// Embedded: any broker.conf key for the embedded broker, `--broker-opt metricsPort=5557`
+    /// (repeatable).
+    #[arg(long = "broker-opt", value_name = "KEY=VALUE")]
+    broker_opts: Vec<String>,
     #[arg(long, default_value = "perf")]
     topic: String,
     /// Queues per broker of the topic (created if missing).
@@ -554,6 +558,17 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
         .map_err(|e| format!("--message-delay-level: {e}"))?;
     c.transaction_timeout_ms = cli.transaction_timeout_ms;
     c.transaction_check_interval_ms = cli.transaction_check_interval_ms;
+    for o in &cli.broker_opts {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--broker-opt {o}: expected KEY=VALUE"))?;
+        if !c
+            .set(k.trim(), v)
+            .map_err(|e| format!("--broker-opt {o}: {e}"))?
+        {
+            return Err(format!("--broker-opt {o}: unknown key `{k}`"));
+        }
+    }
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,

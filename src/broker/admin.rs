@@ -1,4 +1,5 @@
-//! Topic and group administration, and VIEW_MESSAGE_BY_ID.
+//! Topic administration (UPDATE_AND_CREATE_TOPIC, GET_ALL_TOPIC_CONFIG, DELETE_TOPIC_IN_BROKER), QUERY_MESSAGE
+//! and VIEW_MESSAGE_BY_ID.
 
 use std::rc::Rc;
 
@@ -7,7 +8,7 @@ use apogee_net::body::to_json;
 use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::codes::ResponseCode;
 use apogee_net::headers::{
-    CreateTopicRequest, QueryMessageRequest, QueryMessageResponse, ViewMessageRequest,
+    CreateTopicRequest, QueryMessageRequest, QueryMessageResponse, TopicRequest, ViewMessageRequest,
 };
 use apogee_net::RemotingCommand;
 use tracing::info;
@@ -48,6 +49,45 @@ pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     }
     info!(shard = broker.shard, topic = %h.topic, read, write, perm = p, "topic created or updated");
     broker.register_now.notify();
+    req.response_to(ResponseCode::Success, None)
+}
+
+/// Whether a topic is the broker's own, which DELETE_TOPIC_IN_BROKER refuses (RocketMQ's
+/// `TopicValidator.isSystemTopic`): the auto-create template, the delay topic, the cluster's reply topic and
+/// `RMQ_SYS_` topics. Retry and dead-letter topics may go, as in RocketMQ.
+fn is_system_topic(broker: &Broker, topic: &str) -> bool {
+    topic == apogee_net::topic::DEFAULT_TOPIC
+        || topic == apogee_engine::delay::SCHEDULE_TOPIC
+        || topic == apogee_net::properties::reply_topic(&broker.config.broker_cluster_name)
+        || topic.starts_with("RMQ_SYS_")
+}
+
+/// DELETE_TOPIC_IN_BROKER: the topic's config, consume queues (files included) and committed offsets.
+/// The name servers forget it when the admin tool sends them DELETE_TOPIC_IN_NAMESRV; registrations that
+/// follow no longer carry it.
+pub async fn delete_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+    let topic = match TopicRequest::from_ext(&req.ext_fields) {
+        Ok(h) => h.topic,
+        Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
+    };
+    if let Err(reason) = apogee_net::topic::validate(&topic) {
+        return req.error_to(ResponseCode::SystemError, reason);
+    }
+    if is_system_topic(broker, &topic) {
+        return req.error_to(
+            ResponseCode::NoPermission,
+            format!("The topic[{topic}] is conflict with system topic."),
+        );
+    }
+    let known = match broker.topics.borrow_mut().remove(&topic) {
+        Ok(k) => k,
+        Err(e) => return engine_error(req, &e),
+    };
+    let queues = match broker.engine.delete_topic(&topic).await {
+        Ok(n) => n,
+        Err(e) => return engine_error(req, &e),
+    };
+    info!(shard = broker.shard, topic = %topic, known, queues, "topic deleted with its consume queues and offsets");
     req.response_to(ResponseCode::Success, None)
 }
 

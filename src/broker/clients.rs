@@ -15,6 +15,28 @@ pub const CLIENTS_MAX: usize = 100_000;
 pub struct ClientEntry {
     pub conn: Rc<Conn>,
     pub last_heartbeat_ms: u64,
+    /// What the client's heartbeat header said it is (connection lists show it).
+    pub language: String,
+    pub version: i32,
+}
+
+/// Who sent a heartbeat: its connection, language and protocol version, and when.
+pub struct Hello<'a> {
+    pub conn: &'a Rc<Conn>,
+    pub now: u64,
+    pub language: &'a str,
+    pub version: i32,
+}
+
+impl Hello<'_> {
+    fn entry(&self) -> ClientEntry {
+        ClientEntry {
+            conn: self.conn.clone(),
+            last_heartbeat_ms: self.now,
+            language: self.language.to_owned(),
+            version: self.version,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -25,6 +47,7 @@ pub struct ConsumerGroup {
     pub subscriptions: HashMap<String, SubscriptionData>,
     pub message_model: String,
     pub consume_from_where: String,
+    pub consume_type: String,
 }
 
 #[derive(Default)]
@@ -44,13 +67,7 @@ impl ClientTable {
     }
 
     /// Records a producer; false if the table is full.
-    pub fn producer_heartbeat(
-        &mut self,
-        group: &str,
-        client_id: &str,
-        conn: &Rc<Conn>,
-        now: u64,
-    ) -> bool {
+    pub fn producer_heartbeat(&mut self, group: &str, client_id: &str, hello: &Hello) -> bool {
         let known = self
             .producers
             .get(group)
@@ -58,13 +75,10 @@ impl ClientTable {
         if !known && self.client_count() >= CLIENTS_MAX {
             return false;
         }
-        self.producers.entry(group.into()).or_default().insert(
-            client_id.into(),
-            ClientEntry {
-                conn: conn.clone(),
-                last_heartbeat_ms: now,
-            },
-        );
+        self.producers
+            .entry(group.into())
+            .or_default()
+            .insert(client_id.into(), hello.entry());
         true
     }
 
@@ -73,8 +87,7 @@ impl ClientTable {
         &mut self,
         data: &ConsumerData,
         client_id: &str,
-        conn: &Rc<Conn>,
-        now: u64,
+        hello: &Hello,
     ) -> Option<bool> {
         let known = self
             .consumers
@@ -86,19 +99,14 @@ impl ClientTable {
         let group = self.consumers.entry(data.group_name.clone()).or_default();
         group.message_model = data.message_model.clone();
         group.consume_from_where = data.consume_from_where.clone();
+        group.consume_type = data.consume_type.clone();
         for s in &data.subscription_data_set {
             group.subscriptions.insert(s.topic.clone(), s.clone());
         }
-        let prev = group.members.insert(
-            client_id.into(),
-            ClientEntry {
-                conn: conn.clone(),
-                last_heartbeat_ms: now,
-            },
-        );
+        let prev = group.members.insert(client_id.into(), hello.entry());
         let changed = match prev {
             None => true,
-            Some(p) => p.conn.id != conn.id,
+            Some(p) => p.conn.id != hello.conn.id,
         };
         Some(changed)
     }

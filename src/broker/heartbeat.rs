@@ -23,17 +23,22 @@ pub fn heartbeat(broker: &Rc<Broker>, conn: &Rc<Conn>, req: &RemotingCommand) ->
             )
         }
     };
-    let now = now_ms();
+    let hello = super::clients::Hello {
+        conn,
+        now: now_ms(),
+        language: req.language.name(),
+        version: req.version,
+    };
     let mut changed = Vec::new();
     {
         let mut clients = broker.clients.borrow_mut();
         for p in &data.producer_data_set {
-            if !clients.producer_heartbeat(&p.group_name, &data.client_id, conn, now) {
+            if !clients.producer_heartbeat(&p.group_name, &data.client_id, &hello) {
                 return req.error_to(ResponseCode::SystemBusy, "client table is full");
             }
         }
         for c in &data.consumer_data_set {
-            match clients.consumer_heartbeat(c, &data.client_id, conn, now) {
+            match clients.consumer_heartbeat(c, &data.client_id, &hello) {
                 None => return req.error_to(ResponseCode::SystemBusy, "client table is full"),
                 Some(true) => changed.push(c.group_name.clone()),
                 Some(false) => {}

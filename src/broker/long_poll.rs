@@ -28,6 +28,11 @@ pub struct LongPollTable {
 }
 
 impl LongPollTable {
+    /// Pulls parked now (reports and metrics).
+    pub fn parked(&self) -> usize {
+        self.count.get()
+    }
+
     /// Parks a pull waiting for a message at or past `offset`; `None` if the table is full.
     pub fn park(&self, topic: &str, queue_id: i32, offset: u64) -> Option<oneshot::Receiver<()>> {
         if self.count.get() >= PARKED_MAX {

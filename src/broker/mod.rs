@@ -19,11 +19,17 @@
 //! | [`filter`] | CHECK_CLIENT_CONFIG; the compiled SQL92 selectors that [`pull`] evaluates |
 //! | [`reply`] | SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (pushes PUSH_REPLY_MESSAGE_TO_CLIENT to the requester) |
 //! | [`transaction`] | END_TRANSACTION; half messages (from [`send`]) and the check-back task (CHECK_TRANSACTION_STATE) |
+//! | [`reports`] | GET_BROKER_RUNTIME_INFO, VIEW_BROKER_STATS_DATA, GET_TOPIC_STATS_INFO, GET_CONSUME_STATS, QUERY_TOPIC_CONSUME_BY_WHO ([`stats`] counts) |
+//! | [`connections`] | GET_CONSUMER_CONNECTION_LIST, GET_PRODUCER_CONNECTION_LIST, GET_CONSUMER_RUNNING_INFO |
+//! | [`broker_config`] | GET_BROKER_CONFIG, UPDATE_BROKER_CONFIG |
+//! | [`admin`] (also) | DELETE_TOPIC_IN_BROKER |
 //!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
 pub mod admin;
+pub mod broker_config;
 pub mod clients;
+pub mod connections;
 pub mod filter;
 pub mod heartbeat;
 pub mod lock;
@@ -32,10 +38,12 @@ pub mod offsets;
 pub mod pull;
 pub mod registration;
 pub mod reply;
+pub mod reports;
 pub mod reset_offset;
 pub mod schedule;
 pub mod send;
 pub mod sendback;
+pub mod stats;
 pub mod subscription_groups;
 pub mod timer;
 pub mod topics;
@@ -83,6 +91,12 @@ pub struct Broker {
     pub ha: crate::ha::HaMaster,
     /// A slave's master, as the name servers or `haMasterAddress` tell it.
     pub master: RefCell<crate::ha::MasterInfo>,
+    /// This shard's counters (RocketMQ's stats items), counted here and only here.
+    pub stats: RefCell<stats::Stats>,
+    /// The config keys UPDATE_BROKER_CONFIG may change while the broker runs.
+    pub live: RefCell<broker_config::LiveConfig>,
+    /// When the shard started (ms since the epoch).
+    pub started_ms: u64,
 }
 
 impl Broker {
@@ -141,7 +155,13 @@ impl Broker {
         let response = match code {
             RequestCode::SendMessage
             | RequestCode::SendMessageV2
-            | RequestCode::SendBatchMessage => send::handle(&self, &conn, &req, code).await,
+            | RequestCode::SendBatchMessage => {
+                let started = std::time::Instant::now();
+                let r = send::handle(&self, &conn, &req, code).await;
+                let ok = r.code == ResponseCode::Success as i32;
+                self.stats.borrow_mut().send_done(ok, started.elapsed());
+                r
+            }
             RequestCode::PullMessage | RequestCode::LitePullMessage => {
                 pull::handle(&self, &req).await
             }
@@ -177,6 +197,17 @@ impl Broker {
             RequestCode::EndTransaction => {
                 return transaction::end::handle(&self, &conn, &req).await
             }
+            RequestCode::GetBrokerRuntimeInfo => reports::runtime_info(&self, &req),
+            RequestCode::ViewBrokerStatsData => reports::view_stats(&self, &req),
+            RequestCode::GetTopicStatsInfo => reports::topic_stats(&self, &req).await,
+            RequestCode::GetConsumeStats => reports::consume_stats(&self, &req).await,
+            RequestCode::QueryTopicConsumeByWho => reports::consume_by_who(&self, &req),
+            RequestCode::GetConsumerConnectionList => connections::consumers(&self, &req),
+            RequestCode::GetProducerConnectionList => connections::producers(&self, &req),
+            RequestCode::GetConsumerRunningInfo => connections::running_info(&self, &req).await,
+            RequestCode::GetBrokerConfig => broker_config::get(&self, &req),
+            RequestCode::UpdateBrokerConfig => broker_config::update(&self, &req),
+            RequestCode::DeleteTopicInBroker => admin::delete_topic(&self, &req).await,
             _ => req.error_to(
                 ResponseCode::RequestCodeNotSupported,
                 format!(

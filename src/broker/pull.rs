@@ -254,6 +254,13 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         let mut r = req.response_to(code, None);
         r.ext_fields = header.to_ext();
         if code == ResponseCode::Success {
+            broker.stats.borrow_mut().get(
+                &h.topic,
+                &h.consumer_group,
+                read.messages as u64,
+                read.body.len() as u64,
+                now,
+            );
             r.body = read.body;
         }
         return r;
@@ -294,7 +301,7 @@ fn answer(status: ReadStatus, requested: i64, store_next: i64, slave: bool) -> (
 /// `accessMessageInMemoryMaxRatio` % of this host's memory behind the log's end, else the group's
 /// `brokerId`; without it, always the master (0).
 fn suggest_broker(broker: &Broker, group: &str, read: &apogee_engine::QueueRead) -> i64 {
-    if !broker.config.slave_read_enable {
+    if !broker.live.borrow().slave_read_enable {
         return 0;
     }
     let (written, _, _) = broker.engine.log_offsets();
@@ -310,7 +317,7 @@ fn suggest_broker(broker: &Broker, group: &str, read: &apogee_engine::QueueRead)
     suggestion(
         lag_bytes,
         physical_memory_bytes(),
-        broker.config.access_message_in_memory_max_ratio,
+        broker.live.borrow().access_message_in_memory_max_ratio,
         slow_id,
         normal_id,
     )

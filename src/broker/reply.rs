@@ -99,7 +99,7 @@ pub async fn handle(
         Err(remark) => req.error_to(ResponseCode::SystemError, remark.clone()),
     };
 
-    if broker.config.store_reply_message_enable {
+    if broker.live.borrow().store_reply_message_enable {
         let message = Message {
             topic: header.topic.clone(),
             queue_id,

@@ -172,6 +172,13 @@ pub async fn handle(
         .map(str::to_owned);
     match broker.engine.append(&messages).await {
         Ok(stored) => {
+            let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
+            broker.stats.borrow_mut().put(
+                &header.topic,
+                stored.len() as u64,
+                bytes as u64,
+                super::now_ms(),
+            );
             let (code, remark) = wait_for_slave(broker, &stored).await;
             let mut response = send_response(req, code, remark, header.queue_id, &stored);
             if let Some(id) = transaction_id {
@@ -389,7 +396,7 @@ pub(crate) fn topic_for_send(
         return Ok(t.clone());
     }
     let retry = header.topic.starts_with("%RETRY%");
-    if !broker.config.auto_create_topic_enable && !retry {
+    if !broker.live.borrow().auto_create_topic_enable && !retry {
         return Err((
             ResponseCode::TopicNotExist,
             format!(

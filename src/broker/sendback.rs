@@ -185,6 +185,13 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     };
     match broker.engine.append(std::slice::from_ref(&message)).await {
         Ok(_) => {
+            {
+                let mut stats = broker.stats.borrow_mut();
+                stats.send_back(&origin_topic, &h.group, super::now_ms());
+                if dead {
+                    stats.dead_lettered(&h.group, super::now_ms());
+                }
+            }
             if dead {
                 info!(shard = broker.shard, group = %h.group, topic = %origin_topic, reconsume_times = msg.reconsume_times, max_reconsume_times, "message sent to the dead-letter queue");
             } else {

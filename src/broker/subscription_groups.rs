@@ -139,7 +139,7 @@ pub fn find_or_create(
     if let Some(c) = broker.groups.borrow().get(group) {
         return Ok(Some(c.clone()));
     }
-    if !broker.config.auto_create_subscription_group {
+    if !broker.live.borrow().auto_create_subscription_group {
         return Ok(None);
     }
     validate_group(group)?;

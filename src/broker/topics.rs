@@ -61,6 +61,16 @@ impl TopicTable {
         self.persist()
     }
 
+    /// Removes a topic and persists the table; false when there was none.
+    pub fn remove(&mut self, topic: &str) -> Result<bool, EngineError> {
+        if self.topics.remove(topic).is_none() {
+            return Ok(false);
+        }
+        self.version.counter += 1;
+        self.version.timestamp = apogee_engine::store::now_ms();
+        self.persist().map(|_| true)
+    }
+
     /// A slave's copy of its master's table: replaced whole, written only when it changed.
     pub fn replace_from_master(
         &mut self,

@@ -535,3 +535,53 @@ pub fn raw_pull(
     apogee_net::RemotingCommand::request(apogee_net::codes::RequestCode::PullMessage as i32, 0)
         .with_ext_fields(header.to_ext())
 }
+
+/// A plain HTTP/1.1 GET (for /metrics and the Prometheus API): the body when the answer is 200.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// `promtool` and `prometheus` from Debian's `prometheus` package: found on PATH, else installed with
+/// apt-get when running as root. `None`, with the reason printed, where neither works: those tests skip.
+pub fn prometheus_tools() -> Option<(PathBuf, PathBuf)> {
+    fn on_path(name: &str) -> Option<PathBuf> {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+    }
+    let found = || on_path("promtool").zip(on_path("prometheus"));
+    if let Some(t) = found() {
+        return Some(t);
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || on_path("apt-get").is_none() {
+        println!("SKIPPED: promtool/prometheus are not installed, and installing Debian's `prometheus` package needs root and apt-get");
+        return None;
+    }
+    println!("installing Debian's `prometheus` package for promtool and prometheus");
+    let installed = Command::new("sh")
+        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus"])
+        .stdout(Stdio::null())
+        .status();
+    match (installed, found()) {
+        (_, Some(t)) => Some(t),
+        (status, None) => {
+            println!("SKIPPED: apt-get could not install prometheus ({status:?})");
+            None
+        }
+    }
+}

@@ -69,14 +69,29 @@ fn result(success: bool) -> &'static str {
 /// The trace of `msg_id` as a table: one row for the send, one for the store, one per consume (a
 /// SubBefore paired with its SubAfter by request id; a consume still running shows no cost).
 pub fn table(msg_id: &str, records: &[TraceRecord]) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
-        "STEP".into(),
-        "GROUP".into(),
-        "TIME (UTC)".into(),
-        "COST_MS".into(),
-        "RESULT".into(),
-        "DETAIL".into(),
-    ]];
+    let mut rows: Vec<[String; 6]> = vec![HEADER.map(String::from)];
+    rows.extend(steps(records));
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("trace of {msg_id}: {} record(s)\n", records.len());
+    for r in &rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The columns of [`table`] and [`steps`].
+pub const HEADER: [&str; 6] = ["STEP", "GROUP", "TIME (UTC)", "COST_MS", "RESULT", "DETAIL"];
+
+/// One row per step of the message's life (send, store, each consumption), in [`HEADER`]'s columns.
+pub fn steps(records: &[TraceRecord]) -> Vec<[String; 6]> {
+    let mut rows = Vec::new();
     for r in records {
         match r {
             TraceRecord::Pub(p) => {
@@ -117,17 +132,5 @@ pub fn table(msg_id: &str, records: &[TraceRecord]) -> String {
             TraceRecord::SubAfter(_) => {}
         }
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = format!("trace of {msg_id}: {} record(s)\n", records.len());
-    for r in &rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    rows
 }

@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod delay_offset;
 pub mod heartbeat;
 pub mod offsets;
+pub mod ops;
+pub mod queue_map;
 pub mod reset_offset;
 pub mod route;
 pub mod subscription_group;
