@@ -220,6 +220,32 @@ pub async fn commit_half(
         )
         .map_err(Failure::Bad)?;
         (message.topic, message.queue_id, message.properties) = (topic, queue_id, props);
+    } else {
+        // So does a delivery time (RocketMQ 5's hooks run on the committed put): a committed timer
+        // message waits in the timer topic like any other, counted from the commit.
+        use crate::broker::timer::accept;
+        let cfg = &broker.config;
+        let rules = accept::Rules {
+            enabled: cfg.timer_wheel_enable,
+            max_delay_sec: cfg.timer_max_delay_sec,
+            precision_ms: cfg.timer_precision_ms,
+        };
+        let now = crate::broker::now_ms() as i64;
+        match accept::into_timer_topic(
+            &rules,
+            &message.topic,
+            message.queue_id,
+            &message.properties,
+            now,
+        ) {
+            Ok(Some(props)) => {
+                message.topic = apogee_engine::delay::TIMER_TOPIC.to_owned();
+                message.queue_id = accept::TIMER_QUEUE_ID;
+                message.properties = props;
+            }
+            Ok(None) => {}
+            Err(refusal) => return Err(Failure::Bad(refusal.remark(&rules))),
+        }
     }
     if broker.transactions.fault_skip_op {
         warn!(
