@@ -82,7 +82,10 @@ fn shortened(command: &str, namesrv: &str) -> Vec<String> {
             w => out.push(w.into()),
         }
     }
-    out.extend(["--duration", "1", "--warmup", "0", "--json"].map(String::from));
+    // Paced runs (`--rate`) get longer: the first sends wait for the embedded broker's routes, and on a
+    // busy 2-core CI machine (debug builds, other tests running) none had been answered after 1 s.
+    let seconds = if command.contains("--rate") { "3" } else { "1" };
+    out.extend(["--duration", seconds, "--warmup", "0", "--json"].map(String::from));
     out
 }
 
