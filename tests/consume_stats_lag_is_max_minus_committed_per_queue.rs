@@ -72,15 +72,22 @@ async fn consume_stats_lag_is_max_minus_committed_per_queue() {
         lag_from_metrics(metrics_port)
     );
 
-    // Flushes are timed too: the histogram of each shard counted some.
-    let text = common::http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics").unwrap();
-    let flushes: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with("apogee_flush_latency_seconds_count{"))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
-        .collect();
-    assert_eq!(flushes.len(), 2, "{text}");
-    assert!(flushes.iter().all(|n| *n > 0.0), "{flushes:?}");
+    // Flushes are timed too: the histogram of each shard counts some, once a snapshot taken after a
+    // flush is published (each shard publishes once a second; the flusher runs every 500 ms).
+    let flush_counts = || {
+        let text =
+            common::http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics").unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("apogee_flush_latency_seconds_count{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+            .collect::<Vec<f64>>()
+    };
+    let flushes = common::eventually(std::time::Duration::from_secs(10), || async {
+        let f = flush_counts();
+        (f.len() == 2 && f.iter().all(|n| *n > 0.0)).then_some(f)
+    })
+    .await;
+    assert!(flushes.is_some(), "flush counts: {:?}", flush_counts());
 
     // Without a topic the group's committed topics are found by the brokers themselves.
     let all = admin.consume_stats("lag-g", None).await.unwrap();
