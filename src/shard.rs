@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use apogee_engine::notify::Notify;
 use apogee_engine::Engine;
-use apogee_nameserver::transport::{self, Limits, StopSignal};
 use apogee_nameserver::{run_nameserver, NameServerConfig};
+use apogee_transport::{self as transport, Limits, StopSignal};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};

@@ -7,14 +7,14 @@
 //! - [`registry`]: the tables and their rules, plain Rust, tested without sockets or clocks.
 //! - [`kv`]: the KV config (namespace → key → value) that RocketMQ tools keep on name servers.
 //! - [`server`]: the name server process on one glommio executor.
-//! - [`transport`]: the glommio connection loop (frames in, handler, frames out), shared with the broker.
+//!
+//! The connection loop it serves on is `apogee-transport`'s, shared with the broker.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod kv;
 pub mod registry;
 pub mod server;
-pub mod transport;
 
 pub use registry::Registry;
 pub use server::{run_nameserver, NameServerConfig};

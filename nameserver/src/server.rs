@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::kv::KvConfig;
 use crate::registry::Registry;
-use crate::transport::{self, Conn, Limits, Service, StopSignal};
+use apogee_transport::{self as transport, Conn, Limits, Service, StopSignal};
 
 #[derive(Debug, Clone)]
 pub struct NameServerConfig {

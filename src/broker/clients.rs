@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use apogee_nameserver::transport::Conn;
 use apogee_net::body::heartbeat::{ConsumerData, SubscriptionData};
+use apogee_transport::Conn;
 
 /// Clients one shard tracks at most; heartbeats past it are refused.
 pub const CLIENTS_MAX: usize = 100_000;

@@ -2,12 +2,12 @@
 
 use std::rc::Rc;
 
-use apogee_nameserver::transport::Conn;
 use apogee_net::body::heartbeat::{ConsumerListBody, HeartbeatData};
 use apogee_net::body::{from_json, to_json};
 use apogee_net::codes::ResponseCode;
 use apogee_net::headers::{ConsumerGroupRequest, UnregisterClientRequest};
 use apogee_net::RemotingCommand;
+use apogee_transport::Conn;
 
 use tracing::warn;
 

@@ -56,9 +56,9 @@ use std::rc::Rc;
 
 use apogee_engine::notify::Notify;
 use apogee_engine::{Engine, EngineError};
-use apogee_nameserver::transport::{Conn, Service};
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::RemotingCommand;
+use apogee_transport::{Conn, Service};
 
 use crate::config::BrokerConfig;
 

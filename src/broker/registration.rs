@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use apogee_nameserver::transport::StopSignal;
 use apogee_net::body::to_json;
 use apogee_net::body::topic_config::{
     RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
@@ -21,6 +20,7 @@ use apogee_net::body::topic_config::{
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{RegisterBrokerRequest, RegisterBrokerResponse, UnregisterBrokerRequest};
 use apogee_net::{frame, RemotingCommand};
+use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{join_all, select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};

@@ -23,7 +23,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use apogee_engine::Message;
-use apogee_nameserver::transport::Conn;
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
     ReplyMessageRequest, SendMessageRequest, SendMessageResponse, MSG_REGION, MSG_REGION_DEFAULT,
@@ -31,6 +30,7 @@ use apogee_net::headers::{
 };
 use apogee_net::properties::{self, names};
 use apogee_net::RemotingCommand;
+use apogee_transport::Conn;
 use tracing::warn;
 
 use super::{engine_error, now_ms, Broker};

@@ -43,13 +43,13 @@ use apogee_engine::delay::{self, SCHEDULE_TOPIC};
 use apogee_engine::metadata::{self, Kind};
 use apogee_engine::notify::Notify;
 use apogee_engine::{EngineError, Message};
-use apogee_nameserver::transport::StopSignal;
 use apogee_net::body::delay_offset::DelayOffsetTable;
 use apogee_net::body::to_json;
 use apogee_net::codes::ResponseCode;
 use apogee_net::properties::{self, names};
 use apogee_net::record::{self, StoredRecord};
 use apogee_net::RemotingCommand;
+use apogee_transport::StopSignal;
 use futures::future::{select, Either};
 use tracing::{info, warn};
 

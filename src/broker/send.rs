@@ -11,12 +11,12 @@
 use std::rc::Rc;
 
 use apogee_engine::{EngineError, Message};
-use apogee_nameserver::transport::Conn;
 use apogee_net::body::route::perm;
 use apogee_net::body::topic_config::TopicConfig;
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{SendMessageRequest, SendMessageResponse};
 use apogee_net::{batch, RemotingCommand};
+use apogee_transport::Conn;
 use bytes::Bytes;
 use tracing::info;
 

@@ -11,8 +11,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use apogee_nameserver::transport::StopSignal;
 use apogee_net::ha;
+use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};

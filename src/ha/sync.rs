@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use apogee_nameserver::transport::StopSignal;
 use apogee_net::body::delay_offset::DelayOffsetTable;
 use apogee_net::body::from_json;
 use apogee_net::body::subscription_group::SubscriptionGroupWrapper;
 use apogee_net::body::topic_config::TopicConfigSerializeWrapper;
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::RemotingCommand;
+use apogee_transport::StopSignal;
 use futures::future::{select, Either};
 use serde::Deserialize;
 use tracing::{debug, warn};

@@ -61,9 +61,9 @@ use apogee_engine::delay::TIMER_TOPIC;
 use apogee_engine::metadata::{self, Kind};
 use apogee_engine::notify::Notify;
 use apogee_engine::{EngineError, Message};
-use apogee_nameserver::transport::StopSignal;
 use apogee_net::properties::{self, names};
 use apogee_net::record::{self, StoredRecord};
+use apogee_transport::StopSignal;
 use futures::future::{select, Either};
 use tracing::{info, warn};
 

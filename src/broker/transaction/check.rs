@@ -21,12 +21,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use apogee_engine::{EngineError, Message};
-use apogee_nameserver::transport::StopSignal;
 use apogee_net::codes::RequestCode;
 use apogee_net::headers::CheckTransactionStateRequest;
 use apogee_net::properties::{self, names};
 use apogee_net::record::{self, NewRecord, StoredRecord};
 use apogee_net::RemotingCommand;
+use apogee_transport::StopSignal;
 use futures::future::{select, Either};
 use tracing::{info, warn};
 

@@ -19,12 +19,12 @@
 use std::rc::Rc;
 
 use apogee_engine::{EngineError, Message};
-use apogee_nameserver::transport::Conn;
 use apogee_net::codes::ResponseCode;
 use apogee_net::headers::EndTransactionRequest;
 use apogee_net::properties::{self, names};
 use apogee_net::record::{self, sys_flag, StoredRecord};
 use apogee_net::RemotingCommand;
+use apogee_transport::Conn;
 use tracing::{info, warn};
 
 use super::state::{NotClaimable, Pending};
