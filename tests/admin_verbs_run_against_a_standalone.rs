@@ -284,6 +284,52 @@ async fn admin_verbs_run_against_a_standalone() {
     let offline = admin(&ns, &["consumerConnection", "-g", "Nobody"]);
     assert!(offline.failed(3).contains("not online"));
 
+    // consumerStatus: the broker forwards GET_CONSUMER_RUNNING_INFO to the consumer, which answers with
+    // what it holds. Once it has consumed AdminT's 3 messages, its commit offsets add up to them.
+    let running = common::eventually(Duration::from_secs(20), || async {
+        let r = json(&ns, &["consumerStatus", "-g", "AdminCG"]);
+        let committed: i64 = r[0]["mqTable"]
+            .as_array()?
+            .iter()
+            .filter(|q| q["topic"] == "AdminT")
+            .map(|q| q["commitOffset"].as_i64().unwrap_or(0))
+            .sum();
+        (committed == 3).then_some(r)
+    })
+    .await
+    .expect("the consumer reports commit offsets covering AdminT's 3 messages");
+    assert_eq!(running.as_array().unwrap().len(), 1, "{running}");
+    assert_eq!(running[0]["clientId"], consumer.client_id(), "{running}");
+    assert_eq!(
+        running[0]["properties"]["PROP_CONSUME_TYPE"], "CONSUME_PASSIVELY",
+        "{running}"
+    );
+    assert!(
+        running[0]["subscriptionSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["topic"] == "AdminT" && s["subString"] == "*"),
+        "{running}"
+    );
+    let table = admin(
+        &ns,
+        &[
+            "consumerStatus",
+            "-g",
+            "AdminCG",
+            "-i",
+            consumer.client_id(),
+        ],
+    );
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.starts_with("#ClientId"), "{}", table.stdout);
+    let gone = admin(
+        &ns,
+        &["consumerStatus", "-g", "AdminCG", "-i", "127.0.0.1@nobody"],
+    );
+    assert!(gone.failed(1).contains("not online"), "{}", gone.stderr);
+
     let status = json(&ns, &["brokerStatus", "-b", &addr]);
     assert_eq!(status[&addr]["msgPutTotalTodayNow"], "3");
     let stats = json(&ns, &["statsAll", "-t", "AdminT"]);

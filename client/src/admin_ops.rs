@@ -12,12 +12,14 @@ use apogee_net::body::ops::{
 };
 use apogee_net::body::queue_map::{self, ConsumeStats, TopicOffset};
 use apogee_net::body::route::TopicRouteData;
+use apogee_net::body::running_info::ConsumerRunningInfo;
 use apogee_net::body::topic_config::TopicList;
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
     AddWritePermResponse, BrokerNameRequest, ClusterRequest, ConsumeStatsRequest,
-    ConsumerGroupRequest, CreateTopicRequest, KvConfigRequest, ProducerGroupRequest,
-    PutKvConfigRequest, TopicRequest, ViewBrokerStatsRequest, WipeWritePermResponse,
+    ConsumerGroupRequest, ConsumerRunningInfoRequest, CreateTopicRequest, KvConfigRequest,
+    ProducerGroupRequest, PutKvConfigRequest, TopicRequest, ViewBrokerStatsRequest,
+    WipeWritePermResponse,
 };
 use apogee_net::RemotingCommand;
 
@@ -25,6 +27,9 @@ use crate::admin::Admin;
 use crate::error::ClientError;
 
 const OPS_TIMEOUT: Duration = Duration::from_secs(5);
+/// GET_CONSUMER_RUNNING_INFO: longer than the broker's own wait for the consumer's answer (5 s), so that
+/// the broker's explanation arrives rather than a timeout of ours.
+const RUNNING_INFO_TIMEOUT: Duration = Duration::from_secs(8);
 
 fn protocol(addr: &str) -> impl FnOnce(apogee_net::ProtocolError) -> ClientError + '_ {
     move |source| ClientError::Protocol {
@@ -221,6 +226,35 @@ impl Admin {
         merged.ok_or_else(|| {
             last_err.unwrap_or_else(|| ClientError::NameServer("no broker is registered".into()))
         })
+    }
+
+    /// GET_CONSUMER_RUNNING_INFO: the broker a consumer is connected to forwards the request to it and
+    /// hands back its answer; the first master that has `client_id` of `group` online answers.
+    pub async fn consumer_running_info(
+        &self,
+        group: &str,
+        client_id: &str,
+    ) -> Result<ConsumerRunningInfo, ClientError> {
+        let mut last_err = None;
+        for addr in self.all_masters().await? {
+            let header = ConsumerRunningInfoRequest {
+                consumer_group: group.into(),
+                client_id: client_id.into(),
+                jstack_enable: false,
+            };
+            let req = RemotingCommand::request(RequestCode::GetConsumerRunningInfo as i32, 0)
+                .with_ext_fields(header.to_ext());
+            match self
+                .routes()
+                .remoting()
+                .invoke_ok(&addr, req, RUNNING_INFO_TIMEOUT)
+                .await
+            {
+                Ok(r) => return ConsumerRunningInfo::decode(&r.body).map_err(protocol(&addr)),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ClientError::NameServer("no broker is registered".into())))
     }
 
     /// GET_PRODUCER_CONNECTION_LIST on the brokers of `topic`, merged.

@@ -1,5 +1,5 @@
 //! Consumer and producer group verbs: updateSubGroup, deleteSubGroup, consumerProgress,
-//! consumerConnection, producerConnection, resetOffsetByTime.
+//! consumerConnection, consumerStatus, producerConnection, resetOffsetByTime.
 
 use apogee_net::body::subscription_group::SubscriptionGroupConfig;
 use clap::Subcommand;
@@ -50,6 +50,15 @@ pub enum Verb {
     ConsumerConnection {
         #[arg(short = 'g', long = "consumerGroup")]
         group: String,
+    },
+    /// What each consumer of a group says it holds (GET_CONSUMER_RUNNING_INFO, forwarded by its broker):
+    /// its queues with the offset it will commit, its subscriptions and settings. `-i` picks one client.
+    #[command(name = "consumerStatus")]
+    ConsumerStatus {
+        #[arg(short = 'g', long = "consumerGroup")]
+        group: String,
+        #[arg(short = 'i', long = "clientId")]
+        client_id: Option<String>,
     },
     /// The producers of a group connected to the brokers of a topic.
     #[command(name = "producerConnection")]
@@ -196,6 +205,64 @@ pub async fn run(verb: Verb, ctx: &Ctx) -> Result<Report, AdminError> {
             if let Some(m) = &c.message_model {
                 r.notes.push(format!("MessageModel: {m}"));
             }
+            Ok(r)
+        }
+        Verb::ConsumerStatus { group, client_id } => {
+            let clients = match client_id {
+                Some(id) => vec![id],
+                None => admin
+                    .consumer_connection(&group)
+                    .await?
+                    .connection_set
+                    .into_iter()
+                    .map(|c| c.client_id)
+                    .collect(),
+            };
+            if clients.is_empty() {
+                return Err(AdminError::NotFound(format!(
+                    "no consumer of group `{group}` is online"
+                )));
+            }
+            let mut r = Report::new(
+                json!([]),
+                &[
+                    "#ClientId",
+                    "#Topic",
+                    "#Broker Name",
+                    "#QID",
+                    "#Commit Offset",
+                    "#Locked",
+                ],
+            );
+            let mut all = Vec::new();
+            for id in &clients {
+                let info = admin.consumer_running_info(&group, id).await?;
+                for (q, p) in &info.mq_table {
+                    r.row(vec![
+                        id.clone(),
+                        q.topic.clone(),
+                        q.broker_name.clone(),
+                        q.queue_id.to_string(),
+                        p.commit_offset.to_string(),
+                        p.locked.to_string(),
+                    ]);
+                }
+                for s in &info.subscription_set {
+                    r.notes
+                        .push(format!("{id} subscribes: {} {}", s.topic, s.sub_string));
+                }
+                let queues: Vec<_> = info
+                    .mq_table
+                    .iter()
+                    .map(|(q, p)| {
+                        json!({"topic": q.topic, "brokerName": q.broker_name, "queueId": q.queue_id,
+                               "commitOffset": p.commit_offset, "locked": p.locked})
+                    })
+                    .collect();
+                all.push(json!({"clientId": id, "properties": info.properties,
+                                "subscriptionSet": info.subscription_set, "mqTable": queues}));
+            }
+            r.json = serde_json::Value::Array(all);
             Ok(r)
         }
         Verb::ProducerConnection { group, topic } => {

@@ -3,6 +3,7 @@
 pub mod orderly;
 pub mod pull;
 pub mod push;
+mod running_info;
 pub mod selector;
 
 use std::sync::Arc;

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use apogee_net::body::heartbeat::ConsumerListBody;
 use apogee_net::body::{from_json, to_json};
-use apogee_net::codes::RequestCode;
+use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
     ConsumerGroupRequest, ConsumerSendMsgBackRequest, ResetOffsetRequest, UnregisterClientRequest,
 };
@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     handler: Mutex<Option<Handler>>,
     /// Message trace, once [`PushConsumer::enable_trace`] was called.
     trace: Mutex<Option<Arc<TraceDispatcher>>>,
+    /// When [`PushConsumer::start`] ran (ms since the epoch; 0 before), for the running info.
+    pub(crate) started_ms: AtomicI64,
 }
 
 /// A push consumer handle.
@@ -180,9 +182,11 @@ impl PushConsumer {
             background: Mutex::new(Vec::new()),
             handler: Mutex::new(None),
             trace: Mutex::new(None),
+            started_ms: AtomicI64::new(0),
         });
         // NOTIFY_CONSUMER_IDS_CHANGED from any broker: rebalance now. RESET_CONSUMER_CLIENT_OFFSET: move
-        // the named queues.
+        // the named queues. GET_CONSUMER_RUNNING_INFO (forwarded from an admin tool): what this consumer
+        // holds. Anything else that wants an answer gets RocketMQ's "not supported".
         let weak = Arc::downgrade(&inner);
         let listener = tokio::spawn(async move {
             let mut incoming = incoming;
@@ -192,6 +196,20 @@ impl PushConsumer {
                     inner.rebalance_now.notify_one();
                 } else if cmd.code == RequestCode::ResetConsumerClientOffset as i32 {
                     inner.reset_requested(&from, &cmd).await;
+                } else if !cmd.is_oneway() {
+                    let mut answer = if cmd.code == RequestCode::GetConsumerRunningInfo as i32 {
+                        cmd.response_to(ResponseCode::Success, None)
+                            .with_body(inner.running_info().encode())
+                    } else {
+                        cmd.error_to(
+                            ResponseCode::RequestCodeNotSupported,
+                            format!(" request type {} not supported", cmd.code),
+                        )
+                    };
+                    answer.serialize_type = cmd.serialize_type;
+                    if let Err(e) = inner.routes.remoting().respond(&from, answer).await {
+                        tracing::debug!(broker = %from, error = %e, "answer to a broker request not sent");
+                    }
                 }
             }
         });
@@ -251,6 +269,9 @@ impl PushConsumer {
             None => handler,
         };
         self.inner.orderly.store(orderly, Ordering::Release);
+        self.inner
+            .started_ms
+            .store(crate::consumer::orderly::now_ms() as i64, Ordering::Release);
         *lock(&self.inner.handler) = Some(handler.clone());
         let retry = retry_topic(&self.inner.config.group);
         // Orderly consumers dead-letter directly and never use the retry topic.
@@ -375,6 +396,35 @@ impl PushConsumer {
 
 impl Inner {
     /// Orderly clustering consumers lock their queues on the brokers.
+    /// Subscriptions as (topic, selector) pairs, sorted by topic.
+    pub(crate) fn subscription_pairs(&self) -> Vec<(String, MessageSelector)> {
+        lock(&self.subscriptions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub(crate) fn is_orderly(&self) -> bool {
+        self.orderly.load(Ordering::Acquire)
+    }
+
+    /// Each queue consumed now: the offset it will commit, and (orderly) when its broker lock was last
+    /// confirmed (ms since the epoch, 0 when not held).
+    pub(crate) fn queue_states(&self) -> Vec<(MessageQueue, i64, Option<u64>)> {
+        let mut out: Vec<_> = lock(&self.queues)
+            .iter()
+            .map(|(q, t)| {
+                let locked = t
+                    .lock
+                    .as_ref()
+                    .map(|l| l.locked_at_ms.load(Ordering::Acquire));
+                (q.clone(), t.offset.load(Ordering::Acquire), locked)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     fn locks_queues(&self) -> bool {
         self.orderly.load(Ordering::Acquire) && self.config.model == MessageModel::Clustering
     }
@@ -432,7 +482,7 @@ impl Inner {
         }
     }
 
-    fn model_name(&self) -> &'static str {
+    pub(crate) fn model_name(&self) -> &'static str {
         match self.config.model {
             MessageModel::Clustering => "CLUSTERING",
             MessageModel::Broadcasting => "BROADCASTING",

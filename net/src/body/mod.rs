@@ -12,6 +12,7 @@ pub mod ops;
 pub mod queue_map;
 pub mod reset_offset;
 pub mod route;
+pub mod running_info;
 pub mod subscription_group;
 pub mod topic_config;
 

@@ -103,7 +103,12 @@ fn utf8(body: &[u8]) -> Result<&str> {
 
 /// `"offsetTable":{<queue>:<value>,...}` with object keys.
 fn encode_table<V: Serialize>(table: &[(MessageQueue, V)]) -> Vec<u8> {
-    let mut out = b"\"offsetTable\":{".to_vec();
+    encode_named_table("offsetTable", table)
+}
+
+/// `"<name>":{<queue>:<value>,...}` with object keys, as fastjson writes a `Map<MessageQueue, V>` field.
+pub fn encode_named_table<V: Serialize>(name: &str, table: &[(MessageQueue, V)]) -> Vec<u8> {
+    let mut out = format!("\"{name}\":{{").into_bytes();
     for (i, (mq, v)) in table.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -118,25 +123,40 @@ fn encode_table<V: Serialize>(table: &[(MessageQueue, V)]) -> Vec<u8> {
 
 /// A top-level number field (`"consumeTps":2.5`), wherever it sits.
 fn number_field(text: &str, name: &str) -> Option<f64> {
+    field(text, name)
+}
+
+/// The value of the first field called `name` in `text`, read as `T`: for bodies that are not JSON as a
+/// whole (their queue-keyed tables), but whose other fields are.
+pub fn field<T: DeserializeOwned>(text: &str, name: &str) -> Option<T> {
     let key = format!("\"{name}\"");
     let rest = text[text.find(&key)? + key.len()..]
         .trim_start()
         .strip_prefix(':')?;
     serde_json::Deserializer::from_str(rest)
-        .into_iter::<f64>()
+        .into_iter::<T>()
         .next()?
         .ok()
 }
 
 /// Reads `"offsetTable":{<queue object>:<value>,...}`.
 pub fn decode_table<V: DeserializeOwned>(text: &str) -> Result<Vec<(MessageQueue, V)>> {
+    decode_named_table(text, "offsetTable")
+}
+
+/// Reads `"<name>":{<queue object>:<value>,...}`: the first field of that name in `text`.
+pub fn decode_named_table<V: DeserializeOwned>(
+    text: &str,
+    name: &str,
+) -> Result<Vec<(MessageQueue, V)>> {
     let bad = || {
         ProtocolError::Body(format!(
-            "not a queue-keyed offset table: {}",
+            "not a queue-keyed table \"{name}\": {}",
             &text[..text.len().min(200)]
         ))
     };
-    let start = text.find("\"offsetTable\"").ok_or_else(bad)? + "\"offsetTable\"".len();
+    let key = format!("\"{name}\"");
+    let start = text.find(&key).ok_or_else(bad)? + key.len();
     let mut rest = text[start..]
         .trim_start()
         .strip_prefix(':')
