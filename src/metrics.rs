@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::broker::stats::{Histogram, Item, SEND_LATENCY_BUCKETS_US};
 use crate::broker::Broker;
+use crate::config::BrokerRole;
 
 /// A scrape request's bytes read at most (the request line and headers).
 const REQUEST_SIZE_MAX_BYTES: usize = 8 * 1024;
@@ -60,6 +61,10 @@ pub struct ShardSnapshot {
     pub long_polls_parked: usize,
     /// (topic, group, queue) → max offset − committed offset.
     pub lag: BTreeMap<(String, String, i32), i64>,
+    /// `ASYNC_MASTER`, `SYNC_MASTER` or `SLAVE`.
+    pub role: &'static str,
+    /// Masters: each connected slave's address and how many bytes of this shard's log it lacks.
+    pub slave_lag_bytes: Vec<(String, u64)>,
 }
 
 /// Where each shard publishes its snapshot; shared by the shards and the HTTP thread.
@@ -120,6 +125,17 @@ impl ShardSnapshot {
                     .sum::<usize>(),
             long_polls_parked: broker.long_poll.parked(),
             lag,
+            role: match broker.config.broker_role {
+                BrokerRole::AsyncMaster => "ASYNC_MASTER",
+                BrokerRole::SyncMaster => "SYNC_MASTER",
+                BrokerRole::Slave => "SLAVE",
+            },
+            slave_lag_bytes: broker
+                .ha
+                .slave_offsets()
+                .into_iter()
+                .map(|(peer, held)| (peer, written.saturating_sub(held)))
+                .collect(),
         }
     }
 }
@@ -341,6 +357,39 @@ pub fn render(shards: &[ShardSnapshot]) -> String {
         "Pulls waiting for a message.",
         &|s| s.long_polls_parked.to_string(),
     );
+    // Replication, on masters: how many slaves are connected (labelled with the role, so that a rule can
+    // tell a SYNC_MASTER, whose sends need a slave, from an ASYNC_MASTER), and how far behind each is.
+    family(
+        &mut o,
+        "apogee_ha_slaves_connected",
+        "gauge",
+        "Slaves replicating from this master shard now.",
+    );
+    for s in shards.iter().filter(|s| s.role != "SLAVE") {
+        let _ = writeln!(
+            o,
+            "apogee_ha_slaves_connected{{{},role=\"{}\"}} {}",
+            b(s),
+            s.role,
+            s.slave_lag_bytes.len()
+        );
+    }
+    family(
+        &mut o,
+        "apogee_slave_lag_bytes",
+        "gauge",
+        "Bytes of this master shard's commit log a connected slave has not acknowledged.",
+    );
+    for s in shards {
+        for (slave, lag) in &s.slave_lag_bytes {
+            let _ = writeln!(
+                o,
+                "apogee_slave_lag_bytes{{{},slave=\"{}\"}} {lag}",
+                b(s),
+                esc(slave)
+            );
+        }
+    }
     scalar(
         &mut o,
         "apogee_snapshot_timestamp_seconds",
@@ -501,7 +550,15 @@ mod tests {
         s.send_latency.observe(50);
         s.send_latency.observe(300);
         s.sends = 2;
+        s.role = "SYNC_MASTER";
+        s.slave_lag_bytes.push(("127.0.0.1:4000".into(), 512));
         let text = render(&[s]);
+        assert!(text.contains(
+            "apogee_ha_slaves_connected{broker=\"b-0\",shard=\"0\",role=\"SYNC_MASTER\"} 1\n"
+        ));
+        assert!(text.contains(
+            "apogee_slave_lag_bytes{broker=\"b-0\",shard=\"0\",slave=\"127.0.0.1:4000\"} 512\n"
+        ));
         assert!(text.contains("# TYPE apogee_messages_in_total counter\n"));
         assert!(
             text.contains("apogee_messages_in_total{broker=\"b-0\",shard=\"0\",topic=\"T\"} 3\n")

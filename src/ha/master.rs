@@ -128,7 +128,7 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
         }
         next = min;
     }
-    let id = broker.ha.connected(first.min(written));
+    let id = broker.ha.connected(first.min(written), peer);
     info!(shard = broker.shard, slave = %peer, from = next, "slave connected");
     let reason = ship_from(broker, id, next, written, reader, writer, buf, peer, stop).await;
     broker.ha.disconnected(id);

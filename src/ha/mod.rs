@@ -45,25 +45,25 @@ pub const SLAVE_WAITERS_MAX: usize = 65_536;
 /// A master shard's view of its slaves. Owned by the shard (`!Send`).
 #[derive(Default)]
 pub struct HaMaster {
-    /// Per live connection: its id and the highest offset that slave reported holding. A slave that
-    /// reconnects starts over from what it reports, so a slave that lost bytes never counts them.
-    slaves: RefCell<Vec<(u64, u64)>>,
+    /// Per live connection: its id, the highest offset that slave reported holding, and its address. A
+    /// slave that reconnects starts over from what it reports, so a slave that lost bytes never counts them.
+    slaves: RefCell<Vec<(u64, u64, String)>>,
     next_id: Cell<u64>,
     waiters: RefCell<Vec<(u64, oneshot::Sender<()>)>>,
 }
 
 impl HaMaster {
     /// A slave connected, holding everything below `offset`; returns its connection id.
-    pub fn connected(&self, offset: u64) -> u64 {
+    pub fn connected(&self, offset: u64, peer: &str) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        self.slaves.borrow_mut().push((id, offset));
+        self.slaves.borrow_mut().push((id, offset, peer.to_owned()));
         self.complete_waiters();
         id
     }
 
     pub fn disconnected(&self, id: u64) {
-        self.slaves.borrow_mut().retain(|(c, _)| *c != id);
+        self.slaves.borrow_mut().retain(|(c, _, _)| *c != id);
     }
 
     pub fn connections(&self) -> usize {
@@ -75,14 +75,28 @@ impl HaMaster {
         self.slaves
             .borrow()
             .iter()
-            .map(|(_, o)| *o)
+            .map(|(_, o, _)| *o)
             .max()
             .unwrap_or(0)
     }
 
+    /// Each connected slave's address and the offset it holds everything below (for the metrics).
+    pub fn slave_offsets(&self) -> Vec<(String, u64)> {
+        self.slaves
+            .borrow()
+            .iter()
+            .map(|(_, o, p)| (p.clone(), *o))
+            .collect()
+    }
+
     /// Slave `id` reports holding everything below `offset`: completes the sends it covers.
     pub fn acked(&self, id: u64, offset: u64) {
-        if let Some(slot) = self.slaves.borrow_mut().iter_mut().find(|(c, _)| *c == id) {
+        if let Some(slot) = self
+            .slaves
+            .borrow_mut()
+            .iter_mut()
+            .find(|(c, _, _)| *c == id)
+        {
             slot.1 = offset;
         }
         self.complete_waiters();
