@@ -26,7 +26,8 @@
 //!   ([`transaction`]).
 //!
 //! Reports every `--interval` (a live line on a terminal, plain lines otherwise) and a final summary with
-//! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON.
+//! p50/p90/p99/p99.9/p99.99/max; `--json` prints the summary as JSON; `--report FILE.html` writes a page
+//! with throughput over time and the latency percentile curves ([`report`]).
 //!
 //! Anything that stops the run (an unreachable name server, a topic that cannot be created, every send
 //! refused) ends it with one line naming what failed and where, and exit code 1.
@@ -47,6 +48,7 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 
 mod filter_cost;
+mod report;
 mod transaction;
 
 /// The pacing thread sleeps until this long before a send is due, then spins (`--pacer-spin-us`).
@@ -147,6 +149,10 @@ struct Cli {
     /// `transaction`, embedded broker: its `transactionCheckInterval` (ms).
     #[arg(long, default_value_t = 5_000)]
     transaction_check_interval_ms: u64,
+    /// Write a self-contained HTML page with throughput over time and the latency percentile curves of
+    /// the run (produce, consume, e2e, delay, timer).
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<std::path::PathBuf>,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -592,6 +598,12 @@ fn main() -> ExitCode {
         eprintln!("apogee-perf: the delay workload sends one message at a time (delay levels are refused for batches; try --batch 1)");
         return ExitCode::from(2);
     }
+    if cli.report.is_some()
+        && (cli.workload == Workload::Transaction || cli.sql.is_some() || cli.trace_compare)
+    {
+        eprintln!("apogee-perf: --report draws one run's throughput and latency; the transaction workload, --sql and --trace-compare runs have no such single run (leave out --report)");
+        return ExitCode::from(2);
+    }
     if let Err(e) = apogee_engine::delay::parse_levels(&cli.message_delay_level) {
         eprintln!("apogee-perf: --message-delay-level: {e}");
         return ExitCode::from(2);
@@ -755,6 +767,7 @@ async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let (mut last_sent, mut last_consumed, mut last_bytes) = (0u64, 0u64, 0u64);
+    let mut intervals: Vec<report::Interval> = Vec::new();
     while started.elapsed() < Duration::from_secs(cli.duration) && !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_secs(cli.interval)).await;
         let secs = cli.interval as f64;
@@ -779,6 +792,16 @@ async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
             stats.failed.load(Ordering::Relaxed),
             (consumed - last_consumed) as f64 / secs,
         );
+        intervals.push(report::Interval {
+            t_s: started.elapsed().as_secs_f64(),
+            send_msgs_per_s: (sent - last_sent) as f64 / secs,
+            send_mb_per_s: (bytes - last_bytes) as f64 / secs / 1e6,
+            consume_msgs_per_s: (consumed - last_consumed) as f64 / secs,
+            send_p50_us: p50,
+            send_p99_us: p99,
+            e2e_p50_us: e50,
+            e2e_p99_us: e99,
+        });
         if tty {
             eprint!("\r{line}");
             let _ = std::io::stderr().flush();
@@ -851,6 +874,34 @@ async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
             "pacing: sends started p50 {} p99 {} p99.9 {} max {} us after their intended time ({} sends)",
             pacing["p50_us"], pacing["p99_us"], pacing["p999_us"], pacing["max_us"], pacing["count"],
         );
+    }
+    if let Some(path) = &cli.report {
+        let curves = [
+            (
+                "send→ack",
+                report::percentile_curve(
+                    &stats.send_lat.lock().unwrap_or_else(|p| p.into_inner()).1,
+                ),
+            ),
+            (
+                if cli.due_after_us().is_some() {
+                    "delivery-time error"
+                } else {
+                    "born→consumed"
+                },
+                report::percentile_curve(
+                    &stats.e2e_lat.lock().unwrap_or_else(|p| p.into_inner()).1,
+                ),
+            ),
+            (
+                "pacing error",
+                report::percentile_curve(&stats.pacing.lock().unwrap_or_else(|p| p.into_inner()).1),
+            ),
+        ];
+        let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+        report::write_html(path, &command, &summary, &intervals, &curves)
+            .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+        eprintln!("report: {}", path.display());
     }
     let failed = stats.failed.load(Ordering::Relaxed);
     if cli.workload != Workload::Consume && sent == 0 && failed > 0 {

@@ -167,6 +167,12 @@ fn every_readme_perf_command_runs() {
             "{command}: {summary}"
         );
         assert_eq!(summary["failed"], 0, "{command}: {summary}");
+        if let Some(at) = args.iter().position(|a| a == "--report") {
+            let page = std::fs::read_to_string(work.path().join(&args[at + 1]))
+                .unwrap_or_else(|e| panic!("{command}: the report: {e}"));
+            assert!(page.starts_with("<!DOCTYPE html>"), "{command}");
+            assert!(page.contains("<polyline"), "{command}: no curve drawn");
+        }
         if command.contains("--rate") {
             assert!(stderr.contains("pacing: sends started"), "{stderr}");
             assert!(
