@@ -71,8 +71,9 @@ pub struct ShardSnapshot {
 pub type Slot = Arc<Mutex<ShardSnapshot>>;
 
 impl ShardSnapshot {
-    /// Takes a shard's figures (on the shard's own thread).
-    pub fn take(broker: &Broker) -> Self {
+    /// Takes a shard's figures (on the shard's own thread); `disk_used_ratio` was read off it
+    /// ([`crate::broker::reports::disk_used_ratio`]).
+    pub fn take(broker: &Broker, disk_used_ratio: f64) -> Self {
         let now = crate::broker::now_ms();
         let stats = broker.stats.borrow();
         let pairs = |nums: Item, size: Item| -> BTreeMap<String, (u64, u64)> {
@@ -116,7 +117,7 @@ impl ShardSnapshot {
             fdatasyncs: broker.engine.commitlog_sync_count(),
             commitlog_min_offset: broker.engine.commitlog_min_offset(),
             commitlog_max_offset: written,
-            disk_used_ratio: apogee_engine::store::disk_used_ratio(&broker.engine.store_dir()),
+            disk_used_ratio,
             connections: clients.producers.values().map(|g| g.len()).sum::<usize>()
                 + clients
                     .consumers

@@ -458,7 +458,8 @@ async fn run_shard(
                 }
                 b.stats.borrow_mut().sample(crate::broker::now_ms());
                 if let Some(slot) = &metrics {
-                    let snapshot = crate::metrics::ShardSnapshot::take(&b);
+                    let disk = crate::broker::reports::disk_used_ratio(&b).await;
+                    let snapshot = crate::metrics::ShardSnapshot::take(&b, disk);
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
                 }
             }

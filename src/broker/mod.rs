@@ -197,7 +197,7 @@ impl Broker {
             RequestCode::EndTransaction => {
                 return transaction::end::handle(&self, &conn, &req).await
             }
-            RequestCode::GetBrokerRuntimeInfo => reports::runtime_info(&self, &req),
+            RequestCode::GetBrokerRuntimeInfo => reports::runtime_info(&self, &req).await,
             RequestCode::ViewBrokerStatsData => reports::view_stats(&self, &req),
             RequestCode::GetTopicStatsInfo => reports::topic_stats(&self, &req).await,
             RequestCode::GetConsumeStats => reports::consume_stats(&self, &req).await,

@@ -37,12 +37,19 @@ pub fn runtime_text(ms: u64) -> String {
     )
 }
 
+/// The used fraction of the store's file system, read on the blocking pool (never on the shard thread).
+pub async fn disk_used_ratio(broker: &Broker) -> f64 {
+    let dir = broker.engine.store_dir();
+    apogee_engine::blocking::run(move || apogee_engine::store::disk_used_ratio(&dir)).await
+}
+
 /// GET_BROKER_RUNTIME_INFO: RocketMQ's keys where they mean something here, plus a few of Apogee's.
-pub fn runtime_info(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+pub async fn runtime_info(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+    // statvfs on the blocking pool: a stat of a stalled file system must not stall the shard.
+    let disk = disk_used_ratio(broker).await;
     let now = now_ms();
     let stats = broker.stats.borrow();
     let (written, durable, dispatched) = broker.engine.log_offsets();
-    let disk = apogee_engine::store::disk_used_ratio(&broker.engine.store_dir());
     let connections = {
         let c = broker.clients.borrow();
         c.producers.values().map(|g| g.len()).sum::<usize>()
