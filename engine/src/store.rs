@@ -21,6 +21,8 @@
 //! it does:
 //! - `store/open.rs`: opening and recovering (checkpoint, commit log tail, consume queues, key index);
 //! - `store/append.rs`: the write path, the flusher task and group commit, dispatch to consume queues;
+//! - `store/group_commit.rs`: the group-commit decisions (which appends a flush answers, when the flusher
+//!   flushes), plain Rust with unit tests;
 //! - `store/read.rs`: queue reads, records by offset, time search, key lookups;
 //! - `store/queues.rs`: the consume queue tables;
 //! - `store/housekeeping.rs`: the checkpointer, index sealing, retention, the disk monitor;
@@ -54,6 +56,7 @@ use crate::notify::Notify;
 use crate::offsets::ConsumerOffsets;
 
 mod append;
+mod group_commit;
 mod housekeeping;
 mod open;
 mod queues;
@@ -179,8 +182,9 @@ enum FlushFailure {
     Failed(String),
 }
 
-/// A SYNC_FLUSH append waiting for the durable offset to pass `end`; told the flush error if one fails.
-type Waiter = (u64, oneshot::Sender<std::result::Result<(), FlushFailure>>);
+/// A SYNC_FLUSH append waiting for the durable offset to pass its end ([`group_commit::GroupCommit`]);
+/// told the flush error if one fails.
+type Waiter = oneshot::Sender<std::result::Result<(), FlushFailure>>;
 
 /// See the module docs.
 pub struct Engine {
@@ -190,7 +194,7 @@ pub struct Engine {
     /// Next queue offset to assign, per queue (ahead of the consume queue while records wait to dispatch).
     next_queue_offset: RefCell<PerQueue<u64>>,
     pending: RefCell<VecDeque<Dispatch>>,
-    waiters: RefCell<VecDeque<Waiter>>,
+    waiters: RefCell<group_commit::GroupCommit<Waiter>>,
     dispatched: Cell<u64>,
     flush_wanted: Notify,
     flush_done: Notify,

@@ -17,6 +17,7 @@ use crate::error::{EngineError, Result};
 use crate::index;
 use crate::limits::*;
 
+use super::group_commit::{FlusherAct, FlusherWait};
 use super::{
     disk_used_ratio_off_thread, now_ms, topic_slot, validate_message, Appended, Dispatch, Engine,
     FlushFailure, Message,
@@ -124,7 +125,9 @@ impl Engine {
             FlushMode::Sync => {
                 self.pending.borrow_mut().extend(dispatches);
                 let (tx, rx) = oneshot::channel();
-                self.waiters.borrow_mut().push_back((end, tx));
+                self.waiters
+                    .borrow_mut()
+                    .wait(end, self.commitlog.log.written(), tx);
                 self.flush_wanted.notify();
                 let timeout =
                     glommio::timer::sleep(Duration::from_millis(self.config.sync_flush_timeout_ms));
@@ -297,18 +300,10 @@ impl Engine {
                 if self.config.flush_mode == FlushMode::Sync {
                     self.dispatched.set(self.dispatched.get().max(durable));
                 }
-                loop {
-                    let front = self.waiters.borrow_mut().pop_front();
-                    match front {
-                        Some((end, tx)) if end <= durable => {
-                            let _ = tx.send(Ok(()));
-                        }
-                        Some(w) => {
-                            self.waiters.borrow_mut().push_front(w);
-                            break;
-                        }
-                        None => break,
-                    }
+                let written = self.commitlog.log.written();
+                let answered = self.waiters.borrow_mut().flushed(durable, written);
+                for tx in answered {
+                    let _ = tx.send(Ok(()));
                 }
                 self.flush_done.notify();
                 Ok(durable)
@@ -324,7 +319,8 @@ impl Engine {
                     *self.failed.borrow_mut() = Some(text.clone());
                     FlushFailure::Failed(text)
                 };
-                for (_, tx) in self.waiters.borrow_mut().drain(..) {
+                let answered = self.waiters.borrow_mut().failed();
+                for tx in answered {
                     let _ = tx.send(Err(failure.clone()));
                 }
                 self.flush_done.notify();
@@ -337,26 +333,27 @@ impl Engine {
         let interval = Duration::from_millis(self.config.flush_interval_ms);
         while !self.closing.get() {
             let wanted = self.flush_wanted.notified();
-            if self.commitlog.log.pending_bytes() == 0 || self.config.flush_mode == FlushMode::Async
-            {
-                match self.config.flush_mode {
-                    FlushMode::Sync => wanted.await,
-                    FlushMode::Async => {
-                        let _ = select(Box::pin(wanted), Box::pin(glommio::timer::sleep(interval)))
-                            .await;
-                    }
+            let pending = self.commitlog.log.pending_bytes();
+            match FlusherWait::decide(self.config.flush_mode, pending) {
+                FlusherWait::Nothing => {}
+                FlusherWait::Wake => wanted.await,
+                FlusherWait::WakeOrInterval => {
+                    let _ =
+                        select(Box::pin(wanted), Box::pin(glommio::timer::sleep(interval))).await;
                 }
             }
-            if self.closing.get() || self.failed.borrow().is_some() {
-                break;
-            }
-            // Out of space: the disk monitor retries the flush once space returns.
-            if self.disk.borrow().is_out_of_space() {
-                glommio::timer::sleep(Duration::from_millis(DISK_SAMPLE_INTERVAL_MS)).await;
-                continue;
-            }
-            if self.commitlog.log.pending_bytes() > 0 {
-                let _ = self.flush_commitlog().await;
+            let stopping = self.closing.get() || self.failed.borrow().is_some();
+            let out_of_space = self.disk.borrow().is_out_of_space();
+            match FlusherAct::decide(stopping, out_of_space, self.commitlog.log.pending_bytes()) {
+                FlusherAct::Stop => break,
+                // The disk monitor retries the flush once space returns.
+                FlusherAct::WaitForSpace => {
+                    glommio::timer::sleep(Duration::from_millis(DISK_SAMPLE_INTERVAL_MS)).await;
+                }
+                FlusherAct::Flush => {
+                    let _ = self.flush_commitlog().await;
+                }
+                FlusherAct::Idle => {}
             }
         }
     }

@@ -48,7 +48,7 @@ impl Engine {
             queues: RefCell::new(HashMap::new()),
             next_queue_offset: RefCell::new(HashMap::new()),
             pending: RefCell::new(VecDeque::new()),
-            waiters: RefCell::new(VecDeque::new()),
+            waiters: RefCell::new(super::group_commit::GroupCommit::new()),
             dispatched: Cell::new(0),
             flush_wanted: Notify::default(),
             flush_done: Notify::default(),
