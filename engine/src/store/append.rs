@@ -125,12 +125,15 @@ impl Engine {
             FlushMode::Sync => {
                 self.pending.borrow_mut().extend(dispatches);
                 let (tx, rx) = oneshot::channel();
-                self.waiters
-                    .borrow_mut()
-                    .wait(end, self.commitlog.log.written(), tx);
+                let timeout_after = Duration::from_millis(self.config.sync_flush_timeout_ms);
+                self.waiters.borrow_mut().wait(
+                    end,
+                    self.commitlog.log.written(),
+                    std::time::Instant::now() + timeout_after,
+                    tx,
+                );
                 self.flush_wanted.notify();
-                let timeout =
-                    glommio::timer::sleep(Duration::from_millis(self.config.sync_flush_timeout_ms));
+                let timeout = glommio::timer::sleep(timeout_after);
                 match select(rx, Box::pin(timeout)).await {
                     Either::Left((Ok(Ok(())), _)) => Ok(out),
                     Either::Left((Ok(Err(FlushFailure::Failed(e))), _)) => {
@@ -142,11 +145,21 @@ impl Engine {
                             reason,
                         })
                     }
-                    Either::Left((Err(_), _)) => Err(EngineError::ShuttingDown),
-                    Either::Right(_) => Err(EngineError::FlushTimeout {
-                        timeout_ms: self.config.sync_flush_timeout_ms,
-                        stored: out,
-                    }),
+                    // Dropped unanswered: the engine is closing, or the waiter passed its deadline and
+                    // another append's timer took it out first.
+                    Either::Left((Err(_), _)) if self.closing.get() => {
+                        Err(EngineError::ShuttingDown)
+                    }
+                    Either::Left((Err(_), _)) | Either::Right(_) => {
+                        // This append's waiter (and any other past its deadline) goes: the flush
+                        // that makes it durable later has no one to tell.
+                        let expired = self.waiters.borrow_mut().expire(std::time::Instant::now());
+                        drop(expired);
+                        Err(EngineError::FlushTimeout {
+                            timeout_ms: self.config.sync_flush_timeout_ms,
+                            stored: out,
+                        })
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
-//! The group-commit decisions, as plain Rust over offsets (no I/O, no reactor, no clock): which SYNC_FLUSH
-//! appends a flush answers, and what the flusher task does next. [`super::append`] drives it.
+//! The group-commit decisions, as plain Rust over offsets (no I/O, no reactor; time is passed in as an
+//! `Instant`): which SYNC_FLUSH appends a flush answers, which have waited past their deadline, and what
+//! the flusher task does next. [`super::append`] drives it.
 //!
 //! # Offsets
 //! - **written**: the commit log's end in memory (the log owns it and passes it in);
@@ -10,10 +11,15 @@
 //! write and one fdatasync serve every append buffered before it began (group commit). A failed flush
 //! answers every waiter with the failure (the engine stops, or refuses for space until it returns).
 //! Waiters arrive in log order (each `end` is the written offset at its append), so answering is a scan
-//! from the front. SYNC_FLUSH timeouts stay with each append (a timer beside its answer): a timed-out
-//! append is answered `FlushTimeout`, and its waiter here is answered, unheard, by a later flush.
+//! from the front.
+//!
+//! Each waiter has a deadline (its append time plus `syncFlushTimeout`). An append whose deadline passes
+//! is answered `FlushTimeout` (stored, not yet durable) by its own timer, which then takes every expired
+//! waiter out ([`GroupCommit::expire`]): a waiter past its deadline is never answered by a flush, and none
+//! lingers until one.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::config::FlushMode;
 
@@ -21,7 +27,8 @@ use crate::config::FlushMode;
 #[derive(Debug)]
 pub(crate) struct GroupCommit<W> {
     durable: u64,
-    waiters: VecDeque<(u64, W)>,
+    /// (end, deadline, waiter), in log order.
+    waiters: VecDeque<(u64, Instant, W)>,
 }
 
 /// What the flusher waits for before its next round.
@@ -80,16 +87,16 @@ impl<W> GroupCommit<W> {
         }
     }
 
-    /// An append whose records end at `end` waits for them to be durable.
-    pub(crate) fn wait(&mut self, end: u64, written: u64, waiter: W) {
+    /// An append whose records end at `end` waits for them to be durable, until `deadline`.
+    pub(crate) fn wait(&mut self, end: u64, written: u64, deadline: Instant, waiter: W) {
         assert!(
             end <= written,
             "a waiter for offset {end} beyond the written offset {written}"
         );
-        if let Some((last, _)) = self.waiters.back() {
+        if let Some((last, _, _)) = self.waiters.back() {
             assert!(*last <= end, "waiters out of log order: {end} after {last}");
         }
-        self.waiters.push_back((end, waiter));
+        self.waiters.push_back((end, deadline, waiter));
     }
 
     /// A flush made everything below `durable` durable: the waiters it answers, in log order.
@@ -105,8 +112,12 @@ impl<W> GroupCommit<W> {
         );
         self.durable = durable;
         let mut answered = Vec::new();
-        while self.waiters.front().is_some_and(|(end, _)| *end <= durable) {
-            if let Some((_, w)) = self.waiters.pop_front() {
+        while self
+            .waiters
+            .front()
+            .is_some_and(|(end, _, _)| *end <= durable)
+        {
+            if let Some((_, _, w)) = self.waiters.pop_front() {
                 answered.push(w);
             }
         }
@@ -115,14 +126,23 @@ impl<W> GroupCommit<W> {
 
     /// A flush failed: every waiter hears it.
     pub(crate) fn failed(&mut self) -> Vec<W> {
-        self.waiters.drain(..).map(|(_, w)| w).collect()
+        self.waiters.drain(..).map(|(_, _, w)| w).collect()
+    }
+
+    /// Takes out the waiters whose deadline is at or before `now`; their appends answer `FlushTimeout`.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<W> {
+        let (expired, waiting) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|(_, deadline, _)| *deadline <= now);
+        self.waiters = waiting;
+        expired.into_iter().map(|(_, _, w)| w).collect()
     }
 
     /// The log was cut back to `offset` (a slave following a restarted master): durability is measured
     /// from there again. A slave takes no appends, so no waiter can be above it.
     pub(crate) fn truncated(&mut self, offset: u64) {
         assert!(
-            self.waiters.back().is_none_or(|(end, _)| *end <= offset),
+            self.waiters.back().is_none_or(|(end, _, _)| *end <= offset),
             "the log was cut to {offset} below a waiting append"
         );
         self.durable = self.durable.min(offset);
@@ -138,14 +158,20 @@ impl<W> GroupCommit<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// A deadline no test reaches.
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
 
     #[test]
     fn a_flush_answers_every_waiter_at_or_below_the_durable_offset_and_no_other() {
         let mut g = GroupCommit::new();
-        g.wait(100, 100, "a");
-        g.wait(250, 250, "b");
-        g.wait(250, 300, "c");
-        g.wait(300, 300, "d");
+        g.wait(100, 100, far(), "a");
+        g.wait(250, 250, far(), "b");
+        g.wait(250, 300, far(), "c");
+        g.wait(300, 300, far(), "d");
         assert_eq!(g.flushed(250, 300), vec!["a", "b", "c"]);
         assert_eq!(g.waiting(), 1, "d's records are not durable yet");
         assert_eq!(g.flushed(250, 300), Vec::<&str>::new(), "nothing new");
@@ -156,7 +182,7 @@ mod tests {
     fn one_flush_batches_every_append_buffered_before_it() {
         let mut g = GroupCommit::new();
         for i in 1..=1000u64 {
-            g.wait(i * 10, i * 10, i);
+            g.wait(i * 10, i * 10, far(), i);
         }
         let answered = g.flushed(10_000, 10_000);
         assert_eq!(answered.len(), 1000, "one flush for all");
@@ -166,8 +192,8 @@ mod tests {
     #[test]
     fn a_failed_flush_answers_every_waiter() {
         let mut g = GroupCommit::new();
-        g.wait(10, 10, 1);
-        g.wait(20, 20, 2);
+        g.wait(10, 10, far(), 1);
+        g.wait(20, 20, far(), 2);
         assert_eq!(g.failed(), vec![1, 2]);
         assert_eq!(g.waiting(), 0);
     }
@@ -190,8 +216,8 @@ mod tests {
     #[should_panic(expected = "out of log order")]
     fn waiters_arrive_in_log_order() {
         let mut g = GroupCommit::new();
-        g.wait(20, 20, ());
-        g.wait(10, 20, ());
+        g.wait(20, 20, far(), ());
+        g.wait(10, 20, far(), ());
     }
 
     #[test]
@@ -209,5 +235,35 @@ mod tests {
         assert_eq!(FlusherAct::decide(false, true, 1), FlusherAct::WaitForSpace);
         assert_eq!(FlusherAct::decide(false, false, 1), FlusherAct::Flush);
         assert_eq!(FlusherAct::decide(false, false, 0), FlusherAct::Idle);
+    }
+
+    #[test]
+    fn waiters_expire_at_their_deadline_and_not_before() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_millis(5_000);
+        let mut g = GroupCommit::new();
+        g.wait(10, 10, t0 + timeout, "a");
+        g.wait(20, 20, t0 + Duration::from_millis(1_000) + timeout, "b");
+        assert!(g.expire(t0 + timeout - Duration::from_millis(1)).is_empty());
+        assert_eq!(
+            g.expire(t0 + timeout),
+            vec!["a"],
+            "due exactly at its deadline"
+        );
+        assert_eq!(g.waiting(), 1);
+        assert_eq!(
+            g.flushed(20, 20),
+            vec!["b"],
+            "an expired waiter is never answered by a flush"
+        );
+    }
+
+    #[test]
+    fn a_flush_before_the_deadline_answers_and_nothing_expires_later() {
+        let t0 = Instant::now();
+        let mut g = GroupCommit::new();
+        g.wait(10, 10, t0 + Duration::from_millis(100), "a");
+        assert_eq!(g.flushed(10, 10), vec!["a"]);
+        assert!(g.expire(t0 + Duration::from_secs(1)).is_empty());
     }
 }
