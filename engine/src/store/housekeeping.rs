@@ -96,11 +96,11 @@ impl Engine {
     pub(super) async fn seal_indexes(&self) -> Result<()> {
         loop {
             let next = self.index.borrow().take_sealing();
-            let Some((path, bytes, _)) = next else {
+            let Some((path, sealing)) = next else {
                 return Ok(());
             };
             let dir = self.index.borrow().dir().to_owned();
-            index::write_sealed(&dir, &path, &bytes).await?;
+            index::write_sealed(&dir, &path, sealing).await?;
             let sealed = index::Sealed::open(path).await?;
             self.index.borrow_mut().sealed_written(sealed);
         }
