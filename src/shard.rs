@@ -379,6 +379,23 @@ async fn run_shard(
             }
         }
     }));
+    // The topic and group tables are written by one task each, off the shard's thread, coalescing the
+    // changes made while a write is in flight (apogee_engine::metadata::writer).
+    let table_writers = [
+        (broker.topics.borrow().writer(), "topics"),
+        (broker.groups.borrow().writer(), "subscription groups"),
+    ]
+    .map(|(writer, table)| {
+        let weak = Rc::downgrade(&broker);
+        let task = glommio::spawn_local(writer.clone().run(move || {
+            let b = weak.upgrade()?;
+            Some(match table {
+                "topics" => b.topics.borrow().to_json(),
+                _ => b.groups.borrow().to_json(),
+            })
+        }));
+        (writer, table, task)
+    });
     let servers = [main, vip].map(|l| {
         let (b, s) = (broker.clone(), stop.clone());
         glommio::spawn_local(async move { transport::serve(l, b, Limits::default(), s).await })
@@ -510,6 +527,16 @@ async fn run_shard(
         t.await;
     }
     registration::unregister_all(&broker).await;
+    for (writer, table, task) in table_writers {
+        writer.close();
+        task.await;
+        info!(
+            shard,
+            table,
+            writes = writer.writes(),
+            "metadata table writer stopped"
+        );
+    }
     if let Err(e) = engine.shutdown().await {
         error!(shard, error = %e, "store did not close cleanly");
     }

@@ -42,6 +42,7 @@ pub fn read(path: &Path) -> Result<Option<Checkpoint>> {
     }))
 }
 
+/// Writes the checkpoint on this thread: for tools and tests; a running engine uses [`write_off_thread`].
 pub fn write(path: &Path, cp: &Checkpoint) -> Result<()> {
     metadata::write_atomic(path, Kind::Checkpoint, &encode(cp))
 }

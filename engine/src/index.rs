@@ -19,6 +19,7 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
 use glommio::io::{DmaFile, OpenOptions};
@@ -282,7 +283,7 @@ pub struct KeyIndex {
     entries_max: u32,
     active: Active,
     /// Full indexes not yet written; still searched.
-    sealing: Vec<Active>,
+    sealing: Vec<Arc<Active>>,
     /// Written indexes, oldest first. `Rc` so a lookup can read one after releasing the index's borrow.
     sealed: Vec<Rc<Sealed>>,
 }
@@ -372,20 +373,20 @@ impl KeyIndex {
             return;
         }
         let next = Active::new(self.slot_count, self.active.end_offset);
-        self.sealing.push(std::mem::replace(&mut self.active, next));
+        self.sealing
+            .push(Arc::new(std::mem::replace(&mut self.active, next)));
     }
 
     pub fn has_sealing(&self) -> bool {
         !self.sealing.is_empty()
     }
 
-    /// The oldest full index, encoded, and where [`write_sealed`] puts it.
-    pub fn take_sealing(&self) -> Option<(PathBuf, Vec<u8>, u64)> {
+    /// The oldest full index and where [`write_sealed`] puts it (encoded there, off the shard's thread).
+    pub fn take_sealing(&self) -> Option<(PathBuf, Sealing)> {
         let a = self.sealing.first()?;
         Some((
             self.dir.join(crate::log::segment_file_name(a.first_offset)),
-            a.encode(),
-            a.first_offset,
+            Sealing(a.clone()),
         ))
     }
 
@@ -437,43 +438,40 @@ impl KeyIndex {
     }
 }
 
-/// Writes a sealed index file atomically: a temporary file through O_DIRECT, synced, then renamed.
-pub async fn write_sealed(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join("sealing.tmp");
-    let written = write_sealed_tmp(&tmp, bytes).await;
-    if written.is_err() {
-        // Keep no half-written file: it would only hold space (no space left is the likely cause).
-        let _ = crate::blocking::remove_file_if_exists(tmp.clone()).await;
-    }
-    written?;
+/// A full index waiting to be written, shared with the lookups that still search it in memory.
+pub struct Sealing(Arc<Active>);
+
+/// Writes a sealed index file atomically: encoded, written to a temporary file, synced, renamed, the
+/// folder synced. All of it runs on the executor's blocking pool: an index of `index_entries_max` entries
+/// encodes to tens of MB, a copy and a write the shard's connections would otherwise wait for.
+pub async fn write_sealed(dir: &Path, path: &Path, sealing: Sealing) -> Result<()> {
     debug_assert_eq!(
         path.parent(),
         Some(dir),
         "a sealed index goes into its folder"
     );
-    crate::blocking::rename_durably(tmp, path.to_owned())
-        .await
-        .map_err(|e| EngineError::io(path, e))
-}
-
-async fn write_sealed_tmp(tmp: &Path, bytes: &[u8]) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .dma_open(tmp)
-        .await
-        .map_err(|e| EngineError::io(tmp, e))?;
-    let mut buf = file.alloc_dma_buffer(bytes.len());
-    buf.as_bytes_mut().copy_from_slice(bytes);
-    let done = async {
-        file.write_at(buf, 0).await?;
-        file.fdatasync().await
-    }
-    .await;
-    let closed = file.close().await;
-    done.and(closed).map_err(|e| EngineError::io(tmp, e))?;
-    Ok(())
+    let tmp = dir.join("sealing.tmp");
+    let to = path.to_owned();
+    crate::blocking::run(move || {
+        let write = || -> std::io::Result<()> {
+            let bytes = sealing.0.encode();
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &to)?;
+            if let Some(dir) = to.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| {
+            // Keep no half-written file: it would only hold space (no space left is the likely cause).
+            let _ = std::fs::remove_file(&tmp);
+            EngineError::io(&to, e)
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ impl ConsumerOffsets {
         serde_json::to_vec(&self.table).unwrap_or_default()
     }
 
-    /// Writes the table if it changed since the last write.
+    /// Writes the table if it changed since the last write, on this thread: for tools and tests. A running
+    /// engine writes it off the shard's thread, at each checkpoint, through [`Self::take_snapshot`].
     pub fn persist(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());

@@ -16,7 +16,7 @@ use tracing::info;
 use super::topics::TOPIC_QUEUES_MAX;
 use super::{engine_error, Broker};
 
-pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+pub async fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let h = match CreateTopicRequest::from_ext(&req.ext_fields) {
         Ok(h) => h,
         Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
@@ -44,7 +44,8 @@ pub fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     if let Some(f) = h.topic_filter_type {
         config.topic_filter_type = f;
     }
-    if let Err(err) = broker.topics.borrow_mut().upsert(config) {
+    let ticket = broker.topics.borrow_mut().upsert(config);
+    if let Err(err) = super::topics::durable(broker, ticket).await {
         return engine_error(req, &err);
     }
     info!(shard = broker.shard, topic = %h.topic, read, write, perm = p, "topic created or updated");
@@ -79,10 +80,13 @@ pub async fn delete_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> Remotin
             format!("The topic[{topic}] is conflict with system topic."),
         );
     }
-    let known = match broker.topics.borrow_mut().remove(&topic) {
-        Ok(k) => k,
-        Err(e) => return engine_error(req, &e),
-    };
+    let removed = broker.topics.borrow_mut().remove(&topic);
+    let known = removed.is_some();
+    if let Some(ticket) = removed {
+        if let Err(e) = super::topics::durable(broker, ticket).await {
+            return engine_error(req, &e);
+        }
+    }
     let queues = match broker.engine.delete_topic(&topic).await {
         Ok(n) => n,
         Err(e) => return engine_error(req, &e),

@@ -175,13 +175,13 @@ impl Broker {
             RequestCode::HeartBeat => heartbeat::heartbeat(&self, &conn, &req),
             RequestCode::UnregisterClient => heartbeat::unregister(&self, &req),
             RequestCode::GetConsumerListByGroup => heartbeat::consumer_list(&self, &req),
-            RequestCode::UpdateAndCreateTopic => admin::create_topic(&self, &req),
+            RequestCode::UpdateAndCreateTopic => admin::create_topic(&self, &req).await,
             RequestCode::GetAllTopicConfig => admin::all_topics(&self, &req),
             RequestCode::UpdateAndCreateSubscriptionGroup => {
-                subscription_groups::create(&self, &req)
+                subscription_groups::create(&self, &req).await
             }
             RequestCode::GetAllSubscriptionGroupConfig => subscription_groups::all(&self, &req),
-            RequestCode::DeleteSubscriptionGroup => subscription_groups::delete(&self, &req),
+            RequestCode::DeleteSubscriptionGroup => subscription_groups::delete(&self, &req).await,
             RequestCode::ConsumerSendMsgBack => sendback::handle(&self, &req).await,
             RequestCode::GetAllDelayOffset => schedule::all_offsets(&self, &req),
             RequestCode::ViewMessageById => admin::view_by_id(&self, &req).await,

@@ -57,7 +57,7 @@ pub async fn handle(
     if let Err(reason) = apogee_net::topic::validate(&header.topic) {
         return req.error_to(ResponseCode::SystemError, reason);
     }
-    let topic = match super::send::topic_for_send(broker, &header) {
+    let topic = match super::send::topic_for_send(broker, &header).await {
         Ok(t) => t,
         Err((code, remark)) => return req.error_to(code, remark),
     };

@@ -144,13 +144,13 @@ impl Schedule {
 
     /// A slave takes its master's progress (RocketMQ's `SlaveSynchronize`), so that it would go on from
     /// there; it does not deliver itself.
-    pub fn replace_from_master(&self, table: DelayOffsetTable) -> Result<(), EngineError> {
+    pub async fn replace_from_master(&self, table: DelayOffsetTable) -> Result<(), EngineError> {
         if *self.table.borrow() == table {
             return Ok(());
         }
         *self.table.borrow_mut() = table;
         self.dirty.set(true);
-        self.persist()
+        self.persist().await
     }
 
     /// The table as RocketMQ's `DelayOffsetSerializeWrapper` JSON.
@@ -158,14 +158,21 @@ impl Schedule {
         to_json(&*self.table.borrow())
     }
 
-    fn persist(&self) -> Result<(), EngineError> {
+    /// Writes the table if it changed, off the shard's thread. One writer at a time: the scheduler task on
+    /// a master, the metadata sync on a slave (a slave runs no scheduler). Changes made during the write
+    /// mark the table dirty again for the next round.
+    async fn persist(&self) -> Result<(), EngineError> {
         if !self.dirty.get() {
             return Ok(());
         }
         let body = self.to_json();
-        metadata::write_atomic(&self.path, Kind::DelayOffsets, &body)?;
         self.dirty.set(false);
-        Ok(())
+        let written =
+            metadata::write_atomic_off_thread(self.path.clone(), Kind::DelayOffsets, body).await;
+        if written.is_err() {
+            self.dirty.set(true);
+        }
+        written
     }
 }
 
@@ -392,7 +399,7 @@ async fn persist(broker: &Broker) {
         warn!(shard = broker.shard, error = %e, "delay offsets not persisted: commit log flush failed");
         return;
     }
-    if let Err(e) = broker.schedule.persist() {
+    if let Err(e) = broker.schedule.persist().await {
         warn!(shard = broker.shard, error = %e, "delay offsets not persisted");
     }
 }

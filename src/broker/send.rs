@@ -65,7 +65,7 @@ pub async fn handle(
             ),
         );
     }
-    let topic = match topic_for_send(broker, &header) {
+    let topic = match topic_for_send(broker, &header).await {
         Ok(t) => t,
         Err(r) => return req.error_to(r.0, r.1),
     };
@@ -387,8 +387,10 @@ pub(crate) fn with_cluster(mut properties: String, cluster: &str) -> String {
     properties
 }
 
-/// The topic a send goes to, created from the default topic when auto-creation allows it.
-pub(crate) fn topic_for_send(
+/// The topic a send goes to, created from the default topic when auto-creation allows it; a created topic
+/// is on disk before this returns (RocketMQ persists it before the put), its write shared with every topic
+/// created meanwhile.
+pub(crate) async fn topic_for_send(
     broker: &Broker,
     header: &SendMessageRequest,
 ) -> Result<TopicConfig, (ResponseCode, String)> {
@@ -417,7 +419,8 @@ pub(crate) fn topic_for_send(
         )
     };
     let config = TopicConfig::new(&header.topic, queues, perm::READ_WRITE);
-    if let Err(e) = broker.topics.borrow_mut().upsert(config.clone()) {
+    let ticket = broker.topics.borrow_mut().upsert(config.clone());
+    if let Err(e) = super::topics::durable(broker, ticket).await {
         return Err((
             ResponseCode::SystemError,
             format!("could not create topic {}: {e}", header.topic),

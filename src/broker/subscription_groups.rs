@@ -7,10 +7,17 @@
 //! together with the group and registered with the name servers, so that consumers' rebalance finds it.
 //! Groups are created on first sight (a consumer's heartbeat, a send-back) when
 //! `autoCreateSubscriptionGroup` is true (the default), as RocketMQ's `findSubscriptionGroupConfig` does.
+//!
+//! The table is written as the topic table is (see [`super::topics`]): changes are coalesced by a
+//! [`TableWriter`] task off the shard's thread; UPDATE_AND_CREATE_SUBSCRIPTIONGROUP and
+//! DELETE_SUBSCRIPTIONGROUP answer once their change is on disk. Groups and retry topics created on first
+//! sight (heartbeat, send-back) do not wait: the next write carries them, and a lost one is created again
+//! at the next heartbeat.
 
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use apogee_engine::metadata::writer::{TableWriter, Ticket};
 use apogee_engine::metadata::{self, Kind};
 use apogee_engine::EngineError;
 use apogee_net::body::route::perm;
@@ -60,7 +67,7 @@ pub fn validate_group(group: &str) -> Result<(), String> {
 }
 
 pub struct GroupTable {
-    path: PathBuf,
+    writer: Rc<TableWriter>,
     file: SubscriptionGroupWrapper,
 }
 
@@ -69,7 +76,10 @@ impl GroupTable {
         let file: SubscriptionGroupWrapper =
             metadata::read_json(&path, Kind::SubscriptionGroups, "subscription groups")?
                 .unwrap_or_default();
-        Ok(Self { path, file })
+        Ok(Self {
+            writer: TableWriter::new(path, Kind::SubscriptionGroups),
+            file,
+        })
     }
 
     pub fn get(&self, group: &str) -> Option<&SubscriptionGroupConfig> {
@@ -84,50 +94,61 @@ impl GroupTable {
         self.file.subscription_group_table.is_empty()
     }
 
-    /// Creates or replaces a group and persists the table (an unchanged group writes nothing).
-    pub fn upsert(&mut self, config: SubscriptionGroupConfig) -> Result<(), EngineError> {
+    /// Creates or replaces a group (an unchanged group changes nothing: `None`); the ticket tells when the
+    /// table holding it is on disk.
+    pub fn upsert(&mut self, config: SubscriptionGroupConfig) -> Option<Ticket> {
         if self.get(&config.group_name) == Some(&config) {
-            return Ok(());
+            return None;
         }
         self.file
             .subscription_group_table
             .insert(config.group_name.clone(), config);
-        self.persist()
+        Some(self.changed())
     }
 
-    /// Removes a group; returns whether it existed.
-    pub fn remove(&mut self, group: &str) -> Result<bool, EngineError> {
-        if self.file.subscription_group_table.remove(group).is_none() {
-            return Ok(false);
-        }
-        self.persist().map(|()| true)
+    /// Removes a group; `None` when there was none.
+    pub fn remove(&mut self, group: &str) -> Option<Ticket> {
+        self.file.subscription_group_table.remove(group)?;
+        Some(self.changed())
     }
 
-    /// A slave takes its master's table as it is (RocketMQ's `SlaveSynchronize`); unchanged writes nothing.
-    pub fn replace_from_master(
-        &mut self,
-        wrapper: SubscriptionGroupWrapper,
-    ) -> Result<(), EngineError> {
+    /// A slave takes its master's table as it is (RocketMQ's `SlaveSynchronize`); unchanged changes nothing.
+    pub fn replace_from_master(&mut self, wrapper: SubscriptionGroupWrapper) -> Option<Ticket> {
         if wrapper.subscription_group_table == self.file.subscription_group_table {
-            return Ok(());
+            return None;
         }
         self.file.subscription_group_table = wrapper.subscription_group_table;
-        self.persist()
+        Some(self.changed())
     }
 
     pub fn wrapper(&self) -> &SubscriptionGroupWrapper {
         &self.file
     }
 
-    fn persist(&mut self) -> Result<(), EngineError> {
+    /// The table as its file holds it (what the writer task writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        to_json(&self.file)
+    }
+
+    /// The task that writes this table; see the module docs.
+    pub fn writer(&self) -> Rc<TableWriter> {
+        self.writer.clone()
+    }
+
+    fn changed(&mut self) -> Ticket {
         self.file.data_version = DataVersion {
             timestamp: apogee_engine::store::now_ms(),
             counter: self.file.data_version.counter + 1,
             ..Default::default()
         };
-        let body = to_json(&self.file);
-        metadata::write_atomic(&self.path, Kind::SubscriptionGroups, &body)
+        self.writer.changed()
     }
+}
+
+/// Waits until the group table change `ticket` is on disk (no borrow of the table is held meanwhile).
+pub async fn durable(broker: &Broker, ticket: Ticket) -> Result<(), EngineError> {
+    let writer = broker.groups.borrow().writer();
+    writer.durable(ticket).await
 }
 
 /// The group's settings, creating it with defaults (and its retry topic) when auto-creation allows;
@@ -149,11 +170,8 @@ pub fn find_or_create(
         ));
     }
     let config = SubscriptionGroupConfig::new(group);
-    broker
-        .groups
-        .borrow_mut()
-        .upsert(config.clone())
-        .map_err(|e| format!("subscription group {group} not created: {e}"))?;
+    // Not awaited: the next write of the table carries it (see the module docs).
+    let _ = broker.groups.borrow_mut().upsert(config.clone());
     info!(
         shard = broker.shard,
         group, "subscription group auto-created"
@@ -163,7 +181,7 @@ pub fn find_or_create(
 }
 
 /// Creates the group's retry topic (`retryQueueNums` queues, read + write) if it is missing, and has the
-/// name servers told soon.
+/// name servers told soon. Never fails today (the table is written later); the `Err` is kept for limits.
 pub fn ensure_retry_topic(
     broker: &Broker,
     config: &SubscriptionGroupConfig,
@@ -180,18 +198,15 @@ pub fn ensure_retry_topic(
         config.retry_queue_nums.min(TOPIC_QUEUES_MAX),
         perm::READ_WRITE,
     );
-    broker
-        .topics
-        .borrow_mut()
-        .upsert(topic.clone())
-        .map_err(|e| format!("topic[{name}] not created: {e}"))?;
+    // Not awaited here: callers that answer only once it is on disk wait for the topic table.
+    let _ = broker.topics.borrow_mut().upsert(topic.clone());
     info!(shard = broker.shard, topic = %name, queues = topic.write_queue_nums, "retry topic created");
     broker.register_now.notify();
     Ok(Some(topic))
 }
 
 /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: the body is the group's settings.
-pub fn create(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+pub async fn create(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let config: SubscriptionGroupConfig = match from_json(&req.body) {
         Ok(c) => c,
         Err(e) => {
@@ -211,13 +226,21 @@ pub fn create(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
             format!("this broker holds {GROUPS_MAX} subscription groups already"),
         );
     }
-    if let Err(e) = broker.groups.borrow_mut().upsert(config.clone()) {
-        return engine_error(req, &e);
-    }
-    info!(shard = broker.shard, group = %config.group_name, retry_max_times = config.retry_max_times, "subscription group created or updated");
+    let ticket = broker.groups.borrow_mut().upsert(config.clone());
     if let Err(remark) = ensure_retry_topic(broker, &config) {
         return req.error_to(ResponseCode::SystemError, remark);
     }
+    // RocketMQ answers after persisting the group; its retry topic goes to disk with it.
+    if let Some(ticket) = ticket {
+        if let Err(e) = durable(broker, ticket).await {
+            return engine_error(req, &e);
+        }
+    }
+    let topics = broker.topics.borrow().writer();
+    if let Err(e) = topics.durable(topics.latest()).await {
+        return engine_error(req, &e);
+    }
+    info!(shard = broker.shard, group = %config.group_name, retry_max_times = config.retry_max_times, "subscription group created or updated");
     req.response_to(ResponseCode::Success, None)
 }
 
@@ -229,20 +252,19 @@ pub fn all(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
 
 /// DELETE_SUBSCRIPTIONGROUP: removes the group (an unknown group is not an error, as in RocketMQ) and, with
 /// `cleanOffset`, its committed offsets. The retry and dead-letter topics stay, as in RocketMQ.
-pub fn delete(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
+pub async fn delete(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     let h = match DeleteSubscriptionGroupRequest::from_ext(&req.ext_fields) {
         Ok(h) => h,
         Err(e) => return req.error_to(ResponseCode::SystemError, e.to_string()),
     };
-    match broker.groups.borrow_mut().remove(&h.group_name) {
-        Ok(existed) => {
-            info!(shard = broker.shard, group = %h.group_name, existed, clean_offset = h.clean_offset, "subscription group deleted")
-        }
-        Err(e) => {
+    let removed = broker.groups.borrow_mut().remove(&h.group_name);
+    if let Some(ticket) = removed {
+        if let Err(e) = durable(broker, ticket).await {
             warn!(shard = broker.shard, group = %h.group_name, error = %e, "subscription group delete not persisted");
             return engine_error(req, &e);
         }
     }
+    info!(shard = broker.shard, group = %h.group_name, existed = removed.is_some(), clean_offset = h.clean_offset, "subscription group deleted");
     if h.clean_offset {
         broker.engine.remove_group_offsets(&h.group_name);
     }
@@ -276,10 +298,16 @@ mod tests {
         let mut t = GroupTable::load(path.clone()).unwrap();
         let mut g = SubscriptionGroupConfig::new("g");
         g.retry_max_times = 3;
-        t.upsert(g.clone()).unwrap();
-        t.upsert(SubscriptionGroupConfig::new("h")).unwrap();
-        assert!(t.remove("h").unwrap());
-        assert!(!t.remove("h").unwrap());
+        assert!(t.upsert(g.clone()).is_some());
+        assert!(
+            t.upsert(g.clone()).is_none(),
+            "an unchanged group is no change"
+        );
+        assert!(t.upsert(SubscriptionGroupConfig::new("h")).is_some());
+        assert!(t.remove("h").is_some());
+        assert!(t.remove("h").is_none());
+        // What the writer task writes (tested on its own in apogee_engine::metadata::writer).
+        metadata::write_atomic(&path, Kind::SubscriptionGroups, &t.to_json()).unwrap();
         let t = GroupTable::load(path).unwrap();
         assert_eq!(t.get("g"), Some(&g));
         assert_eq!(t.len(), 1);

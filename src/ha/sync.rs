@@ -76,11 +76,12 @@ async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
     let topics = ask(master, RequestCode::GetAllTopicConfig).await?;
     let wrapper: TopicConfigSerializeWrapper =
         serde_json::from_slice(&topics.body).map_err(|e| format!("topic table: {e}"))?;
-    broker
-        .topics
-        .borrow_mut()
-        .replace_from_master(wrapper)
-        .map_err(|e| e.to_string())?;
+    let changed = broker.topics.borrow_mut().replace_from_master(wrapper);
+    if let Some(ticket) = changed {
+        crate::broker::topics::durable(broker, ticket)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let offsets = ask(master, RequestCode::GetAllConsumerOffset).await?;
     let table: OffsetTable =
         serde_json::from_slice(&offsets.body).map_err(|e| format!("consumer offsets: {e}"))?;
@@ -95,17 +96,19 @@ async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
     let groups = ask(master, RequestCode::GetAllSubscriptionGroupConfig).await?;
     let groups: SubscriptionGroupWrapper =
         from_json(&groups.body).map_err(|e| format!("subscription groups: {e}"))?;
-    broker
-        .groups
-        .borrow_mut()
-        .replace_from_master(groups)
-        .map_err(|e| e.to_string())?;
+    let changed = broker.groups.borrow_mut().replace_from_master(groups);
+    if let Some(ticket) = changed {
+        crate::broker::subscription_groups::durable(broker, ticket)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let delay = ask(master, RequestCode::GetAllDelayOffset).await?;
     let delay: DelayOffsetTable =
         from_json(&delay.body).map_err(|e| format!("delay offsets: {e}"))?;
     broker
         .schedule
         .replace_from_master(delay)
+        .await
         .map_err(|e| e.to_string())?;
     Ok(())
 }

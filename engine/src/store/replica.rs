@@ -75,6 +75,7 @@ impl Engine {
             "a log starts at a segment boundary, not at {offset}"
         );
         log.set_position(offset).await?;
+        self.waiters.borrow_mut().truncated(offset);
         log.raise_min_offset(offset);
         self.dispatched.set(offset);
         self.parsed.set(offset);
@@ -162,6 +163,7 @@ impl Engine {
             }
         }
         log.set_position(offset).await?;
+        self.waiters.borrow_mut().truncated(offset);
         log.zero_range(offset, written).await?;
         self.dispatched.set(self.dispatched.get().min(offset));
         self.parsed.set(offset);
@@ -203,6 +205,7 @@ impl Engine {
         .map_err(|e| EngineError::io(&root, e))?;
         self.index.borrow_mut().reset(offset);
         log.reset_at(offset).await?;
+        self.waiters.borrow_mut().truncated(offset);
         self.dispatched.set(offset);
         self.parsed.set(offset);
         self.checkpoint_once(false).await?;

@@ -316,7 +316,10 @@ async fn persist(broker: &Broker) {
             return;
         }
     };
-    match metadata::write_atomic(&broker.timers.path, Kind::TimerProgress, &body) {
+    // Off the shard's thread; only the timer task writes this file, one round at a time.
+    match metadata::write_atomic_off_thread(broker.timers.path.clone(), Kind::TimerProgress, body)
+        .await
+    {
         Ok(()) => *broker.timers.persisted.borrow_mut() = progress,
         Err(e) => warn!(shard = broker.shard, error = %e, "timer progress not written"),
     }

