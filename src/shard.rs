@@ -19,7 +19,7 @@ use std::time::Duration;
 use apogee_engine::notify::Notify;
 use apogee_engine::Engine;
 use apogee_nameserver::{run_nameserver, NameServerConfig};
-use apogee_transport::{self as transport, Limits, StopSignal};
+use apogee_transport::{self as transport, StopSignal};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
@@ -379,9 +379,10 @@ async fn run_shard(
             }
         }
     }));
+    let limits = config.transport_limits();
     let servers = [main, vip].map(|l| {
         let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move { transport::serve(l, b, Limits::default(), s).await })
+        glommio::spawn_local(async move { transport::serve(l, b, limits, s).await })
     });
     // Replication: a master serves its HA port, a slave follows its master and copies its metadata.
     let mut ha_tasks = Vec::new();
