@@ -12,6 +12,7 @@
 //! - [`ha`]: master/slave replication of each shard's commit log.
 //! - [`resolve`]: `host:port` to a socket address without blocking a shard.
 //! - [`metrics`]: the Prometheus endpoint (`metricsPort`), fed by the shards' snapshots.
+//! - [`stall`]: each shard measures its own reactor stalls (a probe, a histogram, a log line past 10 ms).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -23,6 +24,7 @@ pub mod ha;
 pub mod metrics;
 pub mod resolve;
 pub mod shard;
+pub mod stall;
 
 pub use config::BrokerConfig;
 pub use shard::{start, Running};

@@ -406,25 +406,38 @@ async fn run_shard(
             }
         }
     }
+    // First, so that everything after start is measured.
+    let stall_probe = glommio::spawn_local(crate::stall::run(shard, stop.clone()));
     registration::register_all(&broker).await;
-    let registrar = glommio::spawn_local(registration::run(broker.clone(), stop.clone()));
+    let registrar = glommio::spawn_local(crate::stall::task(
+        "registration",
+        registration::run(broker.clone(), stop.clone()),
+    ));
     // Only a master delivers delayed messages: a slave's log only grows from its master (it gets the re-put
     // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
-    let scheduler = (!broker.is_slave())
-        .then(|| glommio::spawn_local(schedule::run(broker.clone(), stop.clone())));
+    let scheduler = (!broker.is_slave()).then(|| {
+        glommio::spawn_local(crate::stall::task(
+            "schedule",
+            schedule::run(broker.clone(), stop.clone()),
+        ))
+    });
     // Timer messages likewise (RocketMQ dequeues timers on masters only).
-    let timer_task = (!broker.is_slave())
-        .then(|| glommio::spawn_local(timer::run(broker.clone(), stop.clone())));
+    let timer_task = (!broker.is_slave()).then(|| {
+        glommio::spawn_local(crate::stall::task(
+            "timer",
+            timer::run(broker.clone(), stop.clone()),
+        ))
+    });
     // Only a master checks transactions back, as RocketMQ's TransactionalMessageCheckService.
     let tx_checker = (!broker.is_slave()).then(|| {
-        glommio::spawn_local(crate::broker::transaction::check::run(
-            broker.clone(),
-            stop.clone(),
+        glommio::spawn_local(crate::stall::task(
+            "transaction check",
+            crate::broker::transaction::check::run(broker.clone(), stop.clone()),
         ))
     });
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move {
+        glommio::spawn_local(crate::stall::task("housekeeping", async move {
             loop {
                 let tick = glommio::timer::sleep(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
                 if let futures::future::Either::Right(_) =
@@ -442,12 +455,12 @@ async fn run_shard(
                 }
                 b.long_poll.sweep();
             }
-        })
+        }))
     };
     // Stats windows are sampled here, on the shard's own core, so counting needs no synchronisation.
     let sampler = {
         let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move {
+        glommio::spawn_local(crate::stall::task("stats sampler", async move {
             loop {
                 let tick = glommio::timer::sleep(Duration::from_millis(
                     crate::broker::stats::SAMPLE_TICK_MS,
@@ -463,7 +476,7 @@ async fn run_shard(
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
                 }
             }
-        })
+        }))
     };
     info!(shard, broker = %broker.name, addr = %broker.addr, "shard serving");
     let _ = ready.send(Ok(shard));
@@ -495,6 +508,7 @@ async fn run_shard(
     }
     registrar.await;
     housekeeping.await;
+    stall_probe.await;
     sampler.await;
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
     if let Some(scheduler) = scheduler {
