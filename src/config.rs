@@ -148,6 +148,9 @@ pub struct BrokerConfig {
     /// `connectionBytesInFlightMax`) past which new requests are answered SYSTEM_BUSY; twice it queued
     /// for writing closes the connection.
     pub connection_bytes_in_flight_max: usize,
+    /// Apogee: a send to an unknown topic auto-creates it only while the shard holds fewer topics than
+    /// this (`topicsAutoCreateMax`); past it the send gets TOPIC_NOT_EXIST, saying so.
+    pub topics_auto_create_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -209,6 +212,7 @@ impl Default for BrokerConfig {
             connections_per_shard_max: apogee_transport::limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT,
             connection_bytes_in_flight_max:
                 apogee_transport::limits::BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT,
+            topics_auto_create_max: crate::limits::TOPICS_AUTO_CREATE_MAX_DEFAULT,
         }
     }
 }
@@ -422,6 +426,17 @@ impl BrokerConfig {
                         reason: "at least 1".into(),
                     });
                 }
+            }
+            "topicsAutoCreateMax" => {
+                let n: usize = parse(key, v)?;
+                if n > crate::limits::TOPICS_MAX {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: format!("at most {} (topics per shard)", crate::limits::TOPICS_MAX),
+                    });
+                }
+                self.topics_auto_create_max = n;
             }
             "connectionBytesInFlightMax" => {
                 let n: usize = parse(key, v)?;
