@@ -113,8 +113,8 @@ pub struct Conn {
     queued_bytes: Rc<Cell<usize>>,
     /// Bound of `queued_bytes`: past it the connection is closed.
     queued_bytes_max: usize,
-    /// Fired to make the read loop stop (the write queue overflowed).
-    kill: RefCell<Option<futures::channel::oneshot::Sender<()>>>,
+    /// Fired to make the read loop and the writer stop at once (the write queue overflowed).
+    kill: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
     /// Our requests awaiting the client's answer, by opaque; cleared (failing them) when the connection closes.
     calls: RefCell<HashMap<i32, futures::channel::oneshot::Sender<RemotingCommand>>>,
     next_opaque: Cell<i32>,
@@ -204,7 +204,7 @@ impl Conn {
                 "the peer does not read its responses: the write queue would pass its byte limit; closing the connection"
             );
             self.closed.set(true);
-            if let Some(kill) = self.kill.borrow_mut().take() {
+            for kill in self.kill.borrow_mut().drain(..) {
                 let _ = kill.send(());
             }
             return None;
@@ -333,7 +333,17 @@ async fn serve_conn<S: Service>(
         id
     });
     let queued_bytes = Rc::new(Cell::new(0usize));
-    let (kill_tx, mut killed) = futures::channel::oneshot::channel::<()>();
+    // Resolves only when fired: a sender dropped with its connection is not a kill.
+    let kill = || {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let fired = Box::pin(async move {
+            if rx.await.is_err() {
+                futures::future::pending::<()>().await;
+            }
+        });
+        (tx, fired)
+    };
+    let ((kill_reader, mut killed), (kill_writer, mut writer_killed)) = (kill(), kill());
     let conn = Rc::new(Conn {
         id,
         peer,
@@ -341,13 +351,18 @@ async fn serve_conn<S: Service>(
         closed: Cell::new(false),
         queued_bytes: queued_bytes.clone(),
         queued_bytes_max: limits.write_queue_max_bytes,
-        kill: RefCell::new(Some(kill_tx)),
+        kill: RefCell::new(vec![kill_reader, kill_writer]),
         calls: RefCell::new(HashMap::new()),
         next_opaque: Cell::new(1),
     });
     let writer_task = glommio::spawn_local(async move {
         let mut out = BytesMut::with_capacity(64 * 1024);
-        while let Some(cmd) = rx.recv().await {
+        loop {
+            // A killed connection's queue is dropped unwritten: its peer is not reading it.
+            let cmd = match select(Box::pin(rx.recv()), &mut writer_killed).await {
+                Either::Left((Some(cmd), _)) => cmd,
+                Either::Left((None, _)) | Either::Right(_) => break,
+            };
             let cost = queued_cost(&cmd);
             out.clear();
             let encoded = frame::encode(&cmd, &mut out);
@@ -357,9 +372,12 @@ async fn serve_conn<S: Service>(
                 warn!(%peer, error = %e, "response could not be encoded; dropped");
                 continue;
             }
-            let written = writer.write_all(&out).await;
+            let written = match select(Box::pin(writer.write_all(&out)), &mut writer_killed).await {
+                Either::Left((r, _)) => r.is_ok(),
+                Either::Right(_) => false,
+            };
             queued_bytes.set(queued_bytes.get().saturating_sub(cost));
-            if written.is_err() {
+            if !written {
                 break;
             }
         }
