@@ -169,7 +169,8 @@ impl Conn {
         if self.tx.try_send(cmd).is_ok() {
             true
         } else {
-            self.queued_bytes.set(self.queued_bytes.get() - cost);
+            self.queued_bytes
+                .set(self.queued_bytes.get().saturating_sub(cost));
             false
         }
     }
