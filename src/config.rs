@@ -141,6 +141,16 @@ pub struct BrokerConfig {
     pub rebalance_lock_max_live_time_ms: u64,
     /// Apogee: port of the Prometheus `/metrics` endpoint (`metricsPort`); 0, the default, serves none.
     pub metrics_port: u16,
+    /// Apogee: connections one shard serves at once (`connectionsPerShardMax`); past it a new connection
+    /// is closed at once, with the reason logged.
+    pub connections_per_shard_max: usize,
+    /// Apogee: bytes in flight on one connection (requests being served plus responses queued,
+    /// `connectionBytesInFlightMax`) past which new requests are answered SYSTEM_BUSY; twice it queued
+    /// for writing closes the connection.
+    pub connection_bytes_in_flight_max: usize,
+    /// Apogee: a send to an unknown topic auto-creates it only while the shard holds fewer topics than
+    /// this (`topicsAutoCreateMax`); past it the send gets TOPIC_NOT_EXIST, saying so.
+    pub topics_auto_create_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -199,6 +209,10 @@ impl Default for BrokerConfig {
             access_message_in_memory_max_ratio: 40,
             rebalance_lock_max_live_time_ms: crate::broker::lock::LOCK_EXPIRY_MS_DEFAULT,
             metrics_port: 0,
+            connections_per_shard_max: apogee_transport::limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT,
+            connection_bytes_in_flight_max:
+                apogee_transport::limits::BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT,
+            topics_auto_create_max: crate::limits::TOPICS_AUTO_CREATE_MAX_DEFAULT,
         }
     }
 }
@@ -403,6 +417,39 @@ impl BrokerConfig {
             "registerIntervalMs" => self.register_interval_ms = parse(key, v)?,
             "channelExpiryMs" => self.channel_expiry_ms = parse(key, v)?,
             "metricsPort" => self.metrics_port = parse(key, v)?,
+            "connectionsPerShardMax" => {
+                self.connections_per_shard_max = parse(key, v)?;
+                if self.connections_per_shard_max == 0 {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "at least 1".into(),
+                    });
+                }
+            }
+            "topicsAutoCreateMax" => {
+                let n: usize = parse(key, v)?;
+                if n > crate::limits::TOPICS_MAX {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: format!("at most {} (topics per shard)", crate::limits::TOPICS_MAX),
+                    });
+                }
+                self.topics_auto_create_max = n;
+            }
+            "connectionBytesInFlightMax" => {
+                let n: usize = parse(key, v)?;
+                let min = apogee_transport::limits::BYTES_IN_FLIGHT_MIN_BYTES;
+                if n < min {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: format!("at least {min} bytes"),
+                    });
+                }
+                self.connection_bytes_in_flight_max = n;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -559,6 +606,16 @@ impl BrokerConfig {
     }
 
     /// The engine settings of shard `i`.
+    /// The bounds of the shards' client connections.
+    pub fn transport_limits(&self) -> apogee_transport::Limits {
+        apogee_transport::Limits {
+            connections_max: self.connections_per_shard_max,
+            bytes_in_flight_max: self.connection_bytes_in_flight_max,
+            write_queue_max_bytes: self.connection_bytes_in_flight_max.saturating_mul(2),
+            ..Default::default()
+        }
+    }
+
     pub fn engine_config(&self, shard: usize) -> EngineConfig {
         let mut c = EngineConfig::new(self.store_path_root_dir.join(format!("shard-{shard}")));
         c.commitlog_segment_size_bytes = self.mapped_file_size_commit_log;

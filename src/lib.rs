@@ -11,7 +11,9 @@
 //! - [`broker`]: one shard's broker and its request handlers.
 //! - [`ha`]: master/slave replication of each shard's commit log.
 //! - [`resolve`]: `host:port` to a socket address without blocking a shard.
+//! - [`limits`]: the broker's bounds on what clients can make it hold (topics, groups).
 //! - [`metrics`]: the Prometheus endpoint (`metricsPort`), fed by the shards' snapshots.
+//! - [`stall`]: each shard measures its own reactor stalls (a probe, a histogram, a log line past 10 ms).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -20,9 +22,11 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod ha;
+pub mod limits;
 pub mod metrics;
 pub mod resolve;
 pub mod shard;
+pub mod stall;
 
 pub use config::BrokerConfig;
 pub use shard::{start, Running};

@@ -65,6 +65,8 @@ pub struct ShardSnapshot {
     pub role: &'static str,
     /// Masters: each connected slave's address and how many bytes of this shard's log it lacks.
     pub slave_lag_bytes: Vec<(String, u64)>,
+    /// The shard's reactor stalls since start ([`crate::stall`]).
+    pub stalls: crate::stall::StallSummary,
 }
 
 /// Where each shard publishes its snapshot; shared by the shards and the HTTP thread.
@@ -137,6 +139,7 @@ impl ShardSnapshot {
                 .into_iter()
                 .map(|(peer, held)| (peer, written.saturating_sub(held)))
                 .collect(),
+            stalls: crate::stall::snapshot(),
         }
     }
 }
@@ -412,6 +415,42 @@ pub fn render(shards: &[ShardSnapshot]) -> String {
         "Commit log flush (write and fdatasync).",
         |s| &s.flush_latency,
     );
+    family(
+        &mut o,
+        "apogee_reactor_stall_seconds",
+        "histogram",
+        "How late the shard's stall probe woke from each 1 ms sleep: time the reactor did not poll.",
+    );
+    for s in shards {
+        let b = b(s);
+        let mut cumulative = 0;
+        for (i, bound) in crate::stall::STALL_BUCKETS_US.iter().enumerate() {
+            cumulative += s.stalls.buckets[i];
+            let _ = writeln!(
+                o,
+                "apogee_reactor_stall_seconds_bucket{{{b},le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        let n = s.stalls.count;
+        let _ = writeln!(
+            o,
+            "apogee_reactor_stall_seconds_bucket{{{b},le=\"+Inf\"}} {n}"
+        );
+        let _ = writeln!(
+            o,
+            "apogee_reactor_stall_seconds_sum{{{b}}} {}",
+            s.stalls.sum_us as f64 / 1e6
+        );
+        let _ = writeln!(o, "apogee_reactor_stall_seconds_count{{{b}}} {n}");
+    }
+    scalar(
+        &mut o,
+        "apogee_reactor_stall_max_seconds",
+        "gauge",
+        "The shard's longest reactor stall since start.",
+        &|s| format!("{}", s.stalls.max_us as f64 / 1e6),
+    );
     o
 }
 
@@ -553,7 +592,25 @@ mod tests {
         s.sends = 2;
         s.role = "SYNC_MASTER";
         s.slave_lag_bytes.push(("127.0.0.1:4000".into(), 512));
+        s.stalls = crate::stall::StallSummary {
+            buckets: [5, 1, 0, 0, 0, 0, 0, 0],
+            count: 7,
+            sum_us: 150_000,
+            max_us: 140_000,
+            p99_us: 140_000,
+            p999_us: 140_000,
+        };
         let text = render(&[s]);
+        assert!(text.contains("# TYPE apogee_reactor_stall_seconds histogram\n"));
+        assert!(text.contains(
+            "apogee_reactor_stall_seconds_bucket{broker=\"b-0\",shard=\"0\",le=\"0.001\"} 6\n"
+        ));
+        assert!(text.contains(
+            "apogee_reactor_stall_seconds_bucket{broker=\"b-0\",shard=\"0\",le=\"+Inf\"} 7\n"
+        ));
+        assert!(
+            text.contains("apogee_reactor_stall_max_seconds{broker=\"b-0\",shard=\"0\"} 0.14\n")
+        );
         assert!(text.contains(
             "apogee_ha_slaves_connected{broker=\"b-0\",shard=\"0\",role=\"SYNC_MASTER\"} 1\n"
         ));

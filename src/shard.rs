@@ -19,7 +19,7 @@ use std::time::Duration;
 use apogee_engine::notify::Notify;
 use apogee_engine::Engine;
 use apogee_nameserver::{run_nameserver, NameServerConfig};
-use apogee_transport::{self as transport, Limits, StopSignal};
+use apogee_transport::{self as transport, StopSignal};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
@@ -396,9 +396,10 @@ async fn run_shard(
         }));
         (writer, table, task)
     });
+    let limits = config.transport_limits();
     let servers = [main, vip].map(|l| {
         let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move { transport::serve(l, b, Limits::default(), s).await })
+        glommio::spawn_local(async move { transport::serve(l, b, limits, s).await })
     });
     // Replication: a master serves its HA port, a slave follows its master and copies its metadata.
     let mut ha_tasks = Vec::new();
@@ -422,25 +423,38 @@ async fn run_shard(
             }
         }
     }
+    // First, so that everything after start is measured.
+    let stall_probe = glommio::spawn_local(crate::stall::run(shard, stop.clone()));
     registration::register_all(&broker).await;
-    let registrar = glommio::spawn_local(registration::run(broker.clone(), stop.clone()));
+    let registrar = glommio::spawn_local(crate::stall::task(
+        "registration",
+        registration::run(broker.clone(), stop.clone()),
+    ));
     // Only a master delivers delayed messages: a slave's log only grows from its master (it gets the re-put
     // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
-    let scheduler = (!broker.is_slave())
-        .then(|| glommio::spawn_local(schedule::run(broker.clone(), stop.clone())));
+    let scheduler = (!broker.is_slave()).then(|| {
+        glommio::spawn_local(crate::stall::task(
+            "schedule",
+            schedule::run(broker.clone(), stop.clone()),
+        ))
+    });
     // Timer messages likewise (RocketMQ dequeues timers on masters only).
-    let timer_task = (!broker.is_slave())
-        .then(|| glommio::spawn_local(timer::run(broker.clone(), stop.clone())));
+    let timer_task = (!broker.is_slave()).then(|| {
+        glommio::spawn_local(crate::stall::task(
+            "timer",
+            timer::run(broker.clone(), stop.clone()),
+        ))
+    });
     // Only a master checks transactions back, as RocketMQ's TransactionalMessageCheckService.
     let tx_checker = (!broker.is_slave()).then(|| {
-        glommio::spawn_local(crate::broker::transaction::check::run(
-            broker.clone(),
-            stop.clone(),
+        glommio::spawn_local(crate::stall::task(
+            "transaction check",
+            crate::broker::transaction::check::run(broker.clone(), stop.clone()),
         ))
     });
     let housekeeping = {
         let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move {
+        glommio::spawn_local(crate::stall::task("housekeeping", async move {
             loop {
                 let tick = glommio::timer::sleep(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
                 if let futures::future::Either::Right(_) =
@@ -458,12 +472,12 @@ async fn run_shard(
                 }
                 b.long_poll.sweep();
             }
-        })
+        }))
     };
     // Stats windows are sampled here, on the shard's own core, so counting needs no synchronisation.
     let sampler = {
         let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move {
+        glommio::spawn_local(crate::stall::task("stats sampler", async move {
             loop {
                 let tick = glommio::timer::sleep(Duration::from_millis(
                     crate::broker::stats::SAMPLE_TICK_MS,
@@ -480,7 +494,7 @@ async fn run_shard(
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
                 }
             }
-        })
+        }))
     };
     info!(shard, broker = %broker.name, addr = %broker.addr, "shard serving");
     let _ = ready.send(Ok(shard));
@@ -512,6 +526,7 @@ async fn run_shard(
     }
     registrar.await;
     housekeeping.await;
+    stall_probe.await;
     sampler.await;
     // Before the store closes: the scheduler flushes the commit log and persists its progress.
     if let Some(scheduler) = scheduler {

@@ -15,6 +15,8 @@ pub enum EngineError {
     MessageTooLarge { size: usize, max: usize },
     #[error("properties are {size} bytes, the limit is {max}")]
     PropertiesTooLarge { size: usize, max: usize },
+    #[error("the consumer offset table holds {entries} offsets, its limit; offsets of new queues are not kept (delete unused groups or topics)")]
+    OffsetTableFull { entries: usize },
     #[error("bad topic: {0}")]
     BadTopic(String),
     #[error("record of {size} bytes cannot fit in a commit log segment of {segment} bytes")]

@@ -52,6 +52,11 @@ pub const DISK_MAX_USED_RATIO_DEFAULT: f64 = 0.75;
 pub const DISK_FORCE_CLEAN_RATIO: f64 = 0.85;
 pub const DISK_REFUSE_RATIO_DEFAULT: f64 = 0.90;
 
+/// Committed offsets (one per topic, group and queue) one shard's table holds at most. Clients name the
+/// topic and group of UPDATE_CONSUMER_OFFSET freely, so without it the table (and its file) grows with
+/// every name sent; past it a commit for a new queue is refused, saying so, and known ones still update.
+pub const CONSUMER_OFFSET_ENTRIES_MAX: usize = 1_000_000;
+
 /// Messages one queue read returns at most, whatever the caller asks.
 pub const READ_MESSAGES_MAX: usize = 1024;
 

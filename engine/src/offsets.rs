@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
+use crate::limits::CONSUMER_OFFSET_ENTRIES_MAX;
 use crate::metadata::{self, Kind};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -22,6 +23,12 @@ pub struct ConsumerOffsets {
     path: PathBuf,
     table: Table,
     dirty: bool,
+    /// (topic@group, queue) entries in `table`, bounded by `CONSUMER_OFFSET_ENTRIES_MAX`.
+    entries: usize,
+}
+
+fn count(table: &Table) -> usize {
+    table.offset_table.values().map(|q| q.len()).sum()
 }
 
 fn key(topic: &str, group: &str) -> String {
@@ -32,18 +39,47 @@ impl ConsumerOffsets {
     pub fn load(path: PathBuf) -> Result<Self> {
         let table = metadata::read_json(&path, Kind::ConsumerOffsets, "consumer offsets")?
             .unwrap_or_default();
+        let entries = count(&table);
         Ok(Self {
             path,
             table,
             dirty: false,
+            entries,
         })
     }
 
-    pub fn commit(&mut self, topic: &str, group: &str, queue_id: i32, offset: i64) {
+    /// Sets a queue's committed offset. A queue not in the table yet is added only below
+    /// [`CONSUMER_OFFSET_ENTRIES_MAX`]; past it, [`EngineError::OffsetTableFull`].
+    pub fn commit(&mut self, topic: &str, group: &str, queue_id: i32, offset: i64) -> Result<()> {
+        self.commit_within(topic, group, queue_id, offset, CONSUMER_OFFSET_ENTRIES_MAX)
+    }
+
+    fn commit_within(
+        &mut self,
+        topic: &str,
+        group: &str,
+        queue_id: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<()> {
+        let key = key(topic, group);
+        let known = self
+            .table
+            .offset_table
+            .get(&key)
+            .is_some_and(|q| q.contains_key(&queue_id));
+        if !known {
+            if self.entries >= max {
+                return Err(EngineError::OffsetTableFull {
+                    entries: self.entries,
+                });
+            }
+            self.entries += 1;
+        }
         let slot = self
             .table
             .offset_table
-            .entry(key(topic, group))
+            .entry(key)
             .or_default()
             .entry(queue_id)
             .or_insert(-1);
@@ -51,6 +87,7 @@ impl ConsumerOffsets {
             *slot = offset;
             self.dirty = true;
         }
+        Ok(())
     }
 
     pub fn query(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
@@ -68,6 +105,7 @@ impl ConsumerOffsets {
             .offset_table
             .retain(|k, _| k.rsplit_once('@').is_none_or(|(_, g)| g != group));
         self.dirty |= self.table.offset_table.len() != before;
+        self.entries = count(&self.table);
     }
 
     /// Drops every `topic@group` entry of `topic` (the topic was deleted).
@@ -77,6 +115,7 @@ impl ConsumerOffsets {
             .offset_table
             .retain(|k, _| k.rsplit_once('@').is_none_or(|(t, _)| t != topic));
         self.dirty |= self.table.offset_table.len() != before;
+        self.entries = count(&self.table);
     }
 
     /// Every (topic@group, queue, offset), for admin answers.
@@ -123,11 +162,30 @@ impl ConsumerOffsets {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_full_offset_table_refuses_new_queues_and_updates_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = super::ConsumerOffsets::load(dir.path().join("consumerOffset")).unwrap();
+        o.commit_within("T", "g", 0, 1, 2).unwrap();
+        o.commit_within("T", "g", 1, 1, 2).unwrap();
+        let full = o.commit_within("T", "h", 0, 1, 2).unwrap_err();
+        assert!(
+            full.to_string().contains("holds 2 offsets, its limit"),
+            "{full}"
+        );
+        assert_eq!(o.query("T", "h", 0), None);
+        o.commit_within("T", "g", 1, 7, 2).unwrap();
+        assert_eq!(o.query("T", "g", 1), Some(7));
+        // Deleting a group frees its entries.
+        o.remove_group("g");
+        o.commit_within("T", "h", 0, 1, 2).unwrap();
+    }
+
+    #[test]
     fn committed_offsets_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("consumerOffset");
         let mut o = super::ConsumerOffsets::load(path.clone()).unwrap();
-        o.commit("T", "g", 1, 42);
+        o.commit("T", "g", 1, 42).unwrap();
         o.persist().unwrap();
         let o = super::ConsumerOffsets::load(path).unwrap();
         assert_eq!(o.query("T", "g", 1), Some(42));

@@ -267,10 +267,17 @@ impl Engine {
         self.offsets.borrow_mut().remove_group(group);
     }
 
-    pub fn commit_offset(&self, topic: &str, group: &str, queue_id: i32, offset: i64) {
+    /// Sets a committed offset; refused when it is a new queue's and the table is full (see `offsets`).
+    pub fn commit_offset(
+        &self,
+        topic: &str,
+        group: &str,
+        queue_id: i32,
+        offset: i64,
+    ) -> Result<()> {
         self.offsets
             .borrow_mut()
-            .commit(topic, group, queue_id, offset);
+            .commit(topic, group, queue_id, offset)
     }
 
     pub fn query_offset(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {

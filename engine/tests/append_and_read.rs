@@ -90,7 +90,7 @@ fn restart_keeps_messages_offsets_and_queue_counters() {
                 .await
                 .unwrap();
         }
-        engine.commit_offset("R", "g1", 1, 42);
+        engine.commit_offset("R", "g1", 1, 42).unwrap();
         engine.shutdown().await.unwrap();
         drop(engine);
 

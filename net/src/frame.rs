@@ -6,13 +6,16 @@
 //! ```
 //! [`decode`] looks only at the first 8 bytes until the whole frame is buffered, and rejects a length outside
 //! `4..=FRAME_SIZE_MAX_BYTES` at once: a peer cannot make us buffer more than one maximal frame.
+//!
+//! The buffer grows as the frame's bytes arrive, at most [`FRAME_GROWTH_STEP_BYTES`] ahead of them: a peer
+//! that claims 16 MiB and sends 4 bytes costs what it sent, not what it claimed.
 
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::command::RemotingCommand;
 use crate::error::{ProtocolError, Result};
 use crate::header::{binary, json, SerializeType};
-use crate::limits::{FRAME_SIZE_MAX_BYTES, HEADER_SIZE_MAX_BYTES};
+use crate::limits::{FRAME_GROWTH_STEP_BYTES, FRAME_SIZE_MAX_BYTES, HEADER_SIZE_MAX_BYTES};
 
 /// Bytes before the header: the length and the serialize-type/header-length word.
 pub const PREFIX_BYTES: usize = 8;
@@ -43,7 +46,8 @@ pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
         return Ok(None);
     };
     if src.len() < 4 + length {
-        src.reserve(4 + length - src.len());
+        // Room for the next read only, never the whole declared length: the claim is not yet paid for.
+        src.reserve((4 + length - src.len()).min(FRAME_GROWTH_STEP_BYTES));
         return Ok(None);
     }
     let word = u32::from_be_bytes([src[4], src[5], src[6], src[7]]);
@@ -182,6 +186,37 @@ mod tests {
             decode(&mut buf),
             Err(ProtocolError::HeaderLength { .. })
         ));
+    }
+
+    #[test]
+    fn claimed_large_partially_sent_frame_holds_only_what_arrived() {
+        let mut buf = BytesMut::new();
+        buf.put_i32(FRAME_SIZE_MAX_BYTES as i32);
+        buf.put_u32(0x0000_0010);
+        buf.put_slice(&[0u8; 100]);
+        let arrived = buf.len();
+        for _ in 0..3 {
+            assert!(decode(&mut buf).unwrap().is_none());
+        }
+        assert!(
+            buf.capacity() <= 2 * arrived + FRAME_GROWTH_STEP_BYTES,
+            "{} bytes arrived of a claimed {FRAME_SIZE_MAX_BYTES}, yet {} are reserved",
+            arrived,
+            buf.capacity()
+        );
+        // And as the frame arrives, it is still cut whole.
+        let cmd = RemotingCommand::request(10, 3).with_body(vec![7u8; 300_000]);
+        let mut full = BytesMut::new();
+        encode(&cmd, &mut full).unwrap();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for piece in full.chunks(4096) {
+            buf.extend_from_slice(piece);
+            assert!(got.is_none());
+            got = decode(&mut buf).unwrap();
+            assert!(buf.capacity() <= 2 * full.len() + FRAME_GROWTH_STEP_BYTES);
+        }
+        assert_eq!(got.unwrap(), cmd);
     }
 
     #[test]

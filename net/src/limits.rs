@@ -3,6 +3,12 @@
 /// Largest frame accepted or written (RocketMQ's default, 16 MiB). Checked before the frame is buffered.
 pub const FRAME_SIZE_MAX_BYTES: usize = 16 * 1024 * 1024;
 
+/// How far ahead of the bytes that arrived a partial frame's buffer is grown at most. A read chunk's worth:
+/// small frames decode without a second allocation, and a large claim is paid for as it arrives.
+pub const FRAME_GROWTH_STEP_BYTES: usize = 64 * 1024;
+
+const _: () = assert!(FRAME_GROWTH_STEP_BYTES < FRAME_SIZE_MAX_BYTES);
+
 /// Largest header inside a frame. A header is metadata; anything near the frame size is malformed.
 pub const HEADER_SIZE_MAX_BYTES: usize = 1024 * 1024;
 

@@ -37,6 +37,20 @@ pub async fn create_topic(broker: &Rc<Broker>, req: &RemotingCommand) -> Remotin
             );
         }
     }
+    if !broker
+        .topics
+        .borrow()
+        .has_room_for(&h.topic, crate::limits::TOPICS_MAX)
+    {
+        return req.error_to(
+            ResponseCode::SystemError,
+            format!(
+                "topic[{}] not created: this broker holds {} topics, its limit; delete unused topics first",
+                h.topic,
+                crate::limits::TOPICS_MAX
+            ),
+        );
+    }
     let mut config = TopicConfig::new(&h.topic, write, p);
     config.read_queue_nums = read;
     config.order = h.order;

@@ -240,6 +240,7 @@ impl Service for Broker {
         request: RemotingCommand,
     ) -> Pin<Box<dyn Future<Output = Option<RemotingCommand>>>> {
         Box::pin(async move {
+            crate::stall::test_block(request.code);
             if self.in_flight.get() >= SHARD_IN_FLIGHT_MAX {
                 return Some(request.error_to(
                     ResponseCode::SystemBusy,

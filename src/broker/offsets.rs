@@ -49,12 +49,15 @@ pub fn query(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
 
 pub fn update(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     match UpdateConsumerOffsetRequest::from_ext(&req.ext_fields) {
-        Ok(h) => {
-            broker
-                .engine
-                .commit_offset(&h.topic, &h.consumer_group, h.queue_id, h.commit_offset);
-            req.response_to(ResponseCode::Success, None)
-        }
+        Ok(h) => match broker.engine.commit_offset(
+            &h.topic,
+            &h.consumer_group,
+            h.queue_id,
+            h.commit_offset,
+        ) {
+            Ok(()) => req.response_to(ResponseCode::Success, None),
+            Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
+        },
         Err(e) => bad(req, e),
     }
 }

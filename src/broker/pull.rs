@@ -163,9 +163,14 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
     };
     let record_filter: Option<&RecordFilter<'_>> = selector.map(|_| &by_properties as _);
     if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
-        broker
-            .engine
-            .commit_offset(&h.topic, &h.consumer_group, h.queue_id, h.commit_offset);
+        // As RocketMQ, a commit riding on a pull does not fail the pull; a refused one is logged.
+        if let Err(e) =
+            broker
+                .engine
+                .commit_offset(&h.topic, &h.consumer_group, h.queue_id, h.commit_offset)
+        {
+            tracing::warn!(topic = %h.topic, group = %h.consumer_group, queue = h.queue_id, error = %e, "offset committed with a pull not kept");
+        }
     }
     let suspend = h.sys_flag & pull_flag::SUSPEND != 0;
     let deadline = now_ms() + (h.suspend_timeout_millis.max(0) as u64).min(SUSPEND_MAX_MS);

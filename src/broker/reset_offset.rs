@@ -104,7 +104,9 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             },
         };
         let offset = reset_to(target, committed, force);
-        broker.engine.commit_offset(&h.topic, &h.group, q, offset);
+        if let Err(e) = broker.engine.commit_offset(&h.topic, &h.group, q, offset) {
+            return req.error_to(ResponseCode::SystemError, e.to_string());
+        }
         let mq = MessageQueue {
             topic: h.topic.clone(),
             broker_name: broker.name.clone(),

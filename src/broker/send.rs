@@ -418,6 +418,29 @@ pub(crate) async fn topic_for_send(
                 .clamp(1, TOPIC_QUEUES_MAX),
         )
     };
+    let max = if retry {
+        crate::limits::TOPICS_MAX
+    } else {
+        broker.config.topics_auto_create_max
+    };
+    if !broker.topics.borrow().has_room_for(&header.topic, max) {
+        let held = broker.topics.borrow().topics.len();
+        return Err((
+            ResponseCode::TopicNotExist,
+            if retry {
+                format!(
+                    "topic[{}] not created: this broker holds {held} topics, its limit ({})",
+                    header.topic,
+                    crate::limits::TOPICS_MAX
+                )
+            } else {
+                format!(
+                    "topic[{}] not exist, and not auto-created: this broker holds {held} topics, the auto-create limit (topicsAutoCreateMax={max}); create it with updateTopic, or raise topicsAutoCreateMax",
+                    header.topic
+                )
+            },
+        ));
+    }
     let config = TopicConfig::new(&header.topic, queues, perm::READ_WRITE);
     let ticket = broker.topics.borrow_mut().upsert(config.clone());
     if let Err(e) = super::topics::durable(broker, ticket).await {

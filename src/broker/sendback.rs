@@ -253,6 +253,16 @@ fn ensure_dlq_topic(broker: &Broker, name: &str) -> Result<(), String> {
     if broker.topics.borrow().get(name).is_some() {
         return Ok(());
     }
+    if !broker
+        .topics
+        .borrow()
+        .has_room_for(name, crate::limits::TOPICS_MAX)
+    {
+        return Err(format!(
+            "topic[{name}] not exist, and not created: this broker holds {} topics, its limit",
+            crate::limits::TOPICS_MAX
+        ));
+    }
     // Not awaited: the next write of the topic table carries it, and a lost one is created again.
     let _ = broker
         .topics

@@ -35,7 +35,7 @@ use super::{engine_error, Broker};
 /// Longest group name RocketMQ accepts (`TopicValidator.GROUP_MAX_LENGTH`).
 pub const GROUP_NAME_MAX_CHARS: usize = 120;
 /// Groups one shard keeps at most (a bound on what heartbeats from strangers can create).
-pub const GROUPS_MAX: usize = 100_000;
+pub use crate::limits::GROUPS_MAX;
 
 /// The retry topic of a group.
 pub fn retry_topic(group: &str) -> String {
@@ -192,6 +192,16 @@ pub fn ensure_retry_topic(
     let name = retry_topic(&config.group_name);
     if let Some(t) = broker.topics.borrow().get(&name) {
         return Ok(Some(t.clone()));
+    }
+    if !broker
+        .topics
+        .borrow()
+        .has_room_for(&name, crate::limits::TOPICS_MAX)
+    {
+        return Err(format!(
+            "topic[{name}] not created: this broker holds {} topics, its limit",
+            crate::limits::TOPICS_MAX
+        ));
     }
     let topic = TopicConfig::new(
         &name,

@@ -61,6 +61,12 @@ impl TopicTable {
         self.topics.get(topic)
     }
 
+    /// Whether `topic` may be written into a table allowed `max` topics: it is there already (an update),
+    /// or there is room for it.
+    pub fn has_room_for(&self, topic: &str, max: usize) -> bool {
+        self.topics.len() < max || self.topics.contains_key(topic)
+    }
+
     /// Creates or replaces a topic; the ticket tells when the table holding it is on disk.
     pub fn upsert(&mut self, config: TopicConfig) -> Ticket {
         self.topics.insert(config.topic_name.clone(), config);

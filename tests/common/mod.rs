@@ -585,3 +585,53 @@ pub fn prometheus_tools() -> Option<(PathBuf, PathBuf)> {
         }
     }
 }
+
+/// A blocking connection that speaks raw frames, for tests that look below the client (limits, bad input).
+pub struct RawConn {
+    pub stream: std::net::TcpStream,
+    buf: bytes::BytesMut,
+}
+
+impl RawConn {
+    pub fn connect(addr: &str) -> std::io::Result<Self> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self {
+            stream,
+            buf: bytes::BytesMut::new(),
+        })
+    }
+
+    /// Writes one frame.
+    pub fn send(&mut self, cmd: &apogee_net::RemotingCommand) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = bytes::BytesMut::new();
+        apogee_net::frame::encode(cmd, &mut out)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        self.stream.write_all(&out)
+    }
+
+    /// The next frame from the broker; `None` when it closed the connection (or the read timed out).
+    pub fn recv(&mut self) -> Option<apogee_net::RemotingCommand> {
+        use std::io::Read;
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            if let Some(cmd) = apogee_net::frame::decode(&mut self.buf).ok()? {
+                return Some(cmd);
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Sends `cmd` and waits for its answer.
+    pub fn call(
+        &mut self,
+        cmd: &apogee_net::RemotingCommand,
+    ) -> Option<apogee_net::RemotingCommand> {
+        self.send(cmd).ok()?;
+        self.recv()
+    }
+}

@@ -3,9 +3,18 @@
 //!
 //! Each request runs as its own task, so a parked long-poll pull never blocks the other requests a client
 //! multiplexes over the same connection; responses go back in completion order, matched by `opaque`.
-//! Bounds: requests in flight per connection ([`Limits::in_flight_max`], past it the answer is SYSTEM_BUSY)
-//! and frames queued for writing ([`Limits::write_queue_max`]). A malformed frame closes only its connection,
-//! with the reason logged.
+//! Bounds (defaults and reasons in [`crate::limits`]):
+//! - connections per shard ([`Limits::connections_max`], counted over every listener of the thread): past
+//!   it a new connection is closed at once, the reason logged at most once a second;
+//! - requests in flight per connection ([`Limits::in_flight_max`]) and bytes in flight per connection
+//!   ([`Limits::bytes_in_flight_max`]: frame lengths of requests being served plus responses queued for
+//!   writing): past either, a new request is answered SYSTEM_BUSY (`[TOO_MANY_REQUESTS]`, RocketMQ's answer,
+//!   on which its clients back off) and reading goes on, so answers keep flowing both ways;
+//! - frames and bytes queued for writing ([`Limits::write_queue_max`], [`Limits::write_queue_max_bytes`]):
+//!   a request's task waits for a free frame slot; a connection whose queued bytes would pass the byte bound
+//!   (a peer that does not read its responses) is closed, with the reason logged.
+//!
+//! A malformed frame closes only its connection, with the reason logged.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,6 +33,13 @@ use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use crate::limits::{
+    BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT, CONNECTIONS_PER_SHARD_MAX_DEFAULT,
+    FRAME_HEADER_ESTIMATE_BYTES, IN_FLIGHT_REQUESTS_MAX_DEFAULT, REFUSAL_LOG_INTERVAL_MS,
+    WRITE_QUEUE_FRAMES_MAX_DEFAULT, WRITE_QUEUE_MAX_BYTES_DEFAULT,
+};
+use crate::running::{labelled, Label};
+
 /// A future that resolves once, when the process is stopping. Cloned freely.
 pub type StopSignal = Shared<futures::channel::oneshot::Receiver<()>>;
 
@@ -33,20 +49,43 @@ pub fn stop_signal() -> (futures::channel::oneshot::Sender<()>, StopSignal) {
     (tx, rx.shared())
 }
 
-/// Bounds of one connection.
+/// Bounds of a server's connections (see the module docs for what happens past each).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Connections served at once by one shard (thread), over all its listeners.
+    pub connections_max: usize,
+    /// Requests being served at once on one connection.
     pub in_flight_max: usize,
+    /// Frames queued for writing on one connection.
     pub write_queue_max: usize,
+    /// Bytes of requests being served plus responses queued, on one connection, past which new requests
+    /// are answered SYSTEM_BUSY.
+    pub bytes_in_flight_max: usize,
+    /// Bytes queued for writing on one connection past which it is closed.
+    pub write_queue_max_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            in_flight_max: 4096,
-            write_queue_max: 4096,
+            connections_max: CONNECTIONS_PER_SHARD_MAX_DEFAULT,
+            in_flight_max: IN_FLIGHT_REQUESTS_MAX_DEFAULT,
+            write_queue_max: WRITE_QUEUE_FRAMES_MAX_DEFAULT,
+            bytes_in_flight_max: BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT,
+            write_queue_max_bytes: WRITE_QUEUE_MAX_BYTES_DEFAULT,
         }
     }
+}
+
+/// What a frame queued for writing is counted as: its body, remark and extension fields, plus a fixed
+/// header estimate. Counted the same way when queued and when written, so the count returns to zero.
+fn queued_cost(cmd: &RemotingCommand) -> usize {
+    let ext: usize = cmd
+        .ext_fields
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 8)
+        .sum();
+    FRAME_HEADER_ESTIMATE_BYTES + cmd.body.len() + cmd.remark.as_ref().map_or(0, |r| r.len()) + ext
 }
 
 /// Requests of our own (broker → client) one connection awaits answers to at most.
@@ -70,6 +109,12 @@ pub struct Conn {
     pub peer: SocketAddr,
     tx: LocalSender<RemotingCommand>,
     closed: Cell<bool>,
+    /// Bytes queued for writing ([`queued_cost`]); the writer task subtracts what it wrote.
+    queued_bytes: Rc<Cell<usize>>,
+    /// Bound of `queued_bytes`: past it the connection is closed.
+    queued_bytes_max: usize,
+    /// Fired to make the read loop and the writer stop at once (the write queue overflowed).
+    kill: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
     /// Our requests awaiting the client's answer, by opaque; cleared (failing them) when the connection closes.
     calls: RefCell<HashMap<i32, futures::channel::oneshot::Sender<RemotingCommand>>>,
     next_opaque: Cell<i32>,
@@ -116,8 +161,57 @@ impl Conn {
     }
 
     /// Queues a frame for this connection without waiting; false if it is closed or its queue is full.
+    /// A frame that would take the queued bytes past their bound closes the connection (see the module docs).
     pub fn send(&self, cmd: RemotingCommand) -> bool {
-        !self.closed.get() && self.tx.try_send(cmd).is_ok()
+        let Some(cost) = self.admit_queued(&cmd) else {
+            return false;
+        };
+        if self.tx.try_send(cmd).is_ok() {
+            true
+        } else {
+            self.queued_bytes
+                .set(self.queued_bytes.get().saturating_sub(cost));
+            false
+        }
+    }
+
+    /// Queues a response, waiting for a free frame slot; false if the connection is closed (or closes).
+    async fn send_waiting(&self, cmd: RemotingCommand) -> bool {
+        let Some(cost) = self.admit_queued(&cmd) else {
+            return false;
+        };
+        if self.tx.send(cmd).await.is_ok() {
+            true
+        } else {
+            self.queued_bytes
+                .set(self.queued_bytes.get().saturating_sub(cost));
+            false
+        }
+    }
+
+    /// Counts `cmd` as queued, or closes the connection if that would pass the byte bound.
+    fn admit_queued(&self, cmd: &RemotingCommand) -> Option<usize> {
+        if self.closed.get() {
+            return None;
+        }
+        let cost = queued_cost(cmd);
+        let queued = self.queued_bytes.get();
+        if queued > 0 && queued + cost > self.queued_bytes_max {
+            warn!(
+                peer = %self.peer,
+                queued_bytes = queued,
+                frame_bytes = cost,
+                limit_bytes = self.queued_bytes_max,
+                "the peer does not read its responses: the write queue would pass its byte limit; closing the connection"
+            );
+            self.closed.set(true);
+            for kill in self.kill.borrow_mut().drain(..) {
+                let _ = kill.send(());
+            }
+            return None;
+        }
+        self.queued_bytes.set(queued + cost);
+        Some(cost)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -138,6 +232,53 @@ pub trait Service: 'static {
 
 thread_local! {
     static NEXT_CONN_ID: Cell<u64> = const { Cell::new(1) };
+    /// Connections this thread (shard) serves now, over all its listeners.
+    static LIVE_CONNECTIONS: Cell<usize> = const { Cell::new(0) };
+    /// Connections refused since the last log line about it, and when that line was written.
+    static REFUSED: Cell<(u64, Option<std::time::Instant>)> = const { Cell::new((0, None)) };
+}
+
+/// Connections this thread (shard) serves now.
+pub fn live_connections() -> usize {
+    LIVE_CONNECTIONS.with(|c| c.get())
+}
+
+/// Counts a served connection for as long as it lives (dropped with its task, however that ends).
+struct LiveConnection;
+
+impl LiveConnection {
+    fn new() -> Self {
+        LIVE_CONNECTIONS.with(|c| c.set(c.get() + 1));
+        LiveConnection
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        LIVE_CONNECTIONS.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
+/// Closes a connection over the per-shard limit; logs it, at most once per [`REFUSAL_LOG_INTERVAL_MS`].
+fn refuse_connection(stream: TcpStream, limit: usize) {
+    let peer = stream.peer_addr().ok();
+    drop(stream);
+    let (refused, last) = REFUSED.with(|r| r.get());
+    let now = std::time::Instant::now();
+    let due = last.is_none_or(|t| {
+        now.duration_since(t) >= std::time::Duration::from_millis(REFUSAL_LOG_INTERVAL_MS)
+    });
+    if due {
+        warn!(
+            peer = ?peer,
+            limit,
+            refused_since_last_line = refused + 1,
+            "connection refused: this shard already serves its limit of connections (connectionsPerShardMax); closed at once"
+        );
+        REFUSED.with(|r| r.set((0, Some(now))));
+    } else {
+        REFUSED.with(|r| r.set((refused + 1, last)));
+    }
 }
 
 /// Accepts connections until `stop` fires; each connection is served by its own tasks.
@@ -154,11 +295,17 @@ pub async fn serve<S: Service>(
         };
         match accepted {
             Ok(stream) => {
+                if live_connections() >= limits.connections_max {
+                    refuse_connection(stream, limits.connections_max);
+                    continue;
+                }
+                let live = LiveConnection::new();
                 let service = service.clone();
                 let stop = stop.clone();
-                glommio::spawn_local(
-                    async move { serve_conn(stream, service, limits, stop).await },
-                )
+                glommio::spawn_local(async move {
+                    serve_conn(stream, service, limits, stop).await;
+                    drop(live);
+                })
                 .detach();
             }
             Err(e) => {
@@ -186,23 +333,52 @@ async fn serve_conn<S: Service>(
         c.set(id + 1);
         id
     });
+    let queued_bytes = Rc::new(Cell::new(0usize));
+    // Resolves only when fired: a sender dropped with its connection is not a kill.
+    let kill = || {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let fired = Box::pin(async move {
+            if rx.await.is_err() {
+                futures::future::pending::<()>().await;
+            }
+        });
+        (tx, fired)
+    };
+    let ((kill_reader, mut killed), (kill_writer, mut writer_killed)) = (kill(), kill());
     let conn = Rc::new(Conn {
         id,
         peer,
         tx,
         closed: Cell::new(false),
+        queued_bytes: queued_bytes.clone(),
+        queued_bytes_max: limits.write_queue_max_bytes,
+        kill: RefCell::new(vec![kill_reader, kill_writer]),
         calls: RefCell::new(HashMap::new()),
         next_opaque: Cell::new(1),
     });
     let writer_task = glommio::spawn_local(async move {
         let mut out = BytesMut::with_capacity(64 * 1024);
-        while let Some(cmd) = rx.recv().await {
+        loop {
+            // A killed connection's queue is dropped unwritten: its peer is not reading it.
+            let cmd = match select(Box::pin(rx.recv()), &mut writer_killed).await {
+                Either::Left((Some(cmd), _)) => cmd,
+                Either::Left((None, _)) | Either::Right(_) => break,
+            };
+            let cost = queued_cost(&cmd);
             out.clear();
-            if let Err(e) = frame::encode(&cmd, &mut out) {
+            let encoded = frame::encode(&cmd, &mut out);
+            drop(cmd);
+            if let Err(e) = encoded {
+                queued_bytes.set(queued_bytes.get().saturating_sub(cost));
                 warn!(%peer, error = %e, "response could not be encoded; dropped");
                 continue;
             }
-            if writer.write_all(&out).await.is_err() {
+            let written = match select(Box::pin(writer.write_all(&out)), &mut writer_killed).await {
+                Either::Left((r, _)) => r.is_ok(),
+                Either::Right(_) => false,
+            };
+            queued_bytes.set(queued_bytes.get().saturating_sub(cost));
+            if !written {
                 break;
             }
         }
@@ -210,10 +386,13 @@ async fn serve_conn<S: Service>(
     })
     .detach();
     let in_flight = Rc::new(Cell::new(0usize));
+    // Frame lengths of the requests being served.
+    let request_bytes = Rc::new(Cell::new(0usize));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     'read: loop {
         loop {
+            let frame_bytes = frame::peek_length(&buf).ok().flatten().map_or(0, |l| 4 + l);
             match frame::decode(&mut buf) {
                 Ok(Some(request)) => {
                     if request.is_response() {
@@ -236,17 +415,34 @@ async fn serve_conn<S: Service>(
                         conn.send(busy);
                         continue;
                     }
+                    let bytes = request_bytes.get() + conn.queued_bytes.get();
+                    if bytes > 0 && bytes + frame_bytes > limits.bytes_in_flight_max {
+                        let busy = request.error_to(
+                            ResponseCode::SystemBusy,
+                            format!("[TOO_MANY_REQUESTS] {bytes} bytes of requests and responses are in flight on this connection, and this {frame_bytes}-byte request would pass the limit of {} (connectionBytesInFlightMax); retry after the responses are read", limits.bytes_in_flight_max),
+                        );
+                        conn.send(busy);
+                        continue;
+                    }
                     in_flight.set(in_flight.get() + 1);
-                    let (service, conn2, counter) =
-                        (service.clone(), conn.clone(), in_flight.clone());
-                    glommio::spawn_local(async move {
+                    request_bytes.set(request_bytes.get() + frame_bytes);
+                    let (service, conn2, counter, req_bytes) = (
+                        service.clone(),
+                        conn.clone(),
+                        in_flight.clone(),
+                        request_bytes.clone(),
+                    );
+                    let label = Label::Request(request.code);
+                    glommio::spawn_local(labelled(label, async move {
                         let oneway = request.is_oneway();
                         let response = service.call(conn2.clone(), request).await;
+                        // The request's bytes are freed before its response is counted as queued.
+                        req_bytes.set(req_bytes.get().saturating_sub(frame_bytes));
                         if let (Some(r), false) = (response, oneway) {
-                            let _ = conn2.tx.send(r).await;
+                            conn2.send_waiting(r).await;
                         }
                         counter.set(counter.get() - 1);
-                    })
+                    }))
                     .detach();
                 }
                 Ok(None) => break,
@@ -256,9 +452,13 @@ async fn serve_conn<S: Service>(
                 }
             }
         }
-        let n = match select(Box::pin(reader.read(&mut chunk)), stop.clone()).await {
-            Either::Left((Ok(0), _)) | Either::Left((Err(_), _)) => break,
-            Either::Left((Ok(n), _)) => n,
+        let read = select(Box::pin(reader.read(&mut chunk)), stop.clone());
+        let n = match select(read, &mut killed).await {
+            Either::Left((Either::Left((Ok(0), _)), _))
+            | Either::Left((Either::Left((Err(_), _)), _)) => break,
+            Either::Left((Either::Left((Ok(n), _)), _)) => n,
+            Either::Left((Either::Right(_), _)) => break,
+            // The write queue overflowed (logged where it did).
             Either::Right(_) => break,
         };
         buf.extend_from_slice(&chunk[..n]);

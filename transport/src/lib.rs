@@ -6,11 +6,16 @@
 //!
 //! - [`conn`]: accept loop, one read loop and one writer task per connection, a task per request, and
 //!   requests of our own to a client ([`Conn::call`]).
+//! - [`limits`]: every bound of the connection loop, named once.
+//! - [`running`]: what a shard is running, for its stall probe (labelled, timed task polls).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod conn;
+pub mod limits;
+pub mod running;
 
 pub use conn::{
-    serve, stop_signal, CallError, Conn, Limits, Service, StopSignal, CALLS_IN_FLIGHT_MAX,
+    live_connections, serve, stop_signal, CallError, Conn, Limits, Service, StopSignal,
+    CALLS_IN_FLIGHT_MAX,
 };

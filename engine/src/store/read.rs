@@ -308,7 +308,13 @@ impl Engine {
     /// The stored record at a physical offset (view by message id), if one starts there.
     pub async fn read_record(&self, physical_offset: u64) -> Result<Option<Bytes>> {
         let log = &self.commitlog.log;
-        if physical_offset < log.min_offset() || physical_offset + 8 > self.dispatched.get() {
+        // The offset comes from a request (a message id): checked, so u64::MAX is "not found", not a wrap.
+        let dispatched = self.dispatched.get();
+        if physical_offset < log.min_offset()
+            || physical_offset
+                .checked_add(8)
+                .is_none_or(|end| end > dispatched)
+        {
             return Ok(None);
         }
         let head = match log.read(physical_offset, 8).await {
@@ -320,7 +326,10 @@ impl Engine {
         if size <= 0 || (magic != record::MESSAGE_MAGIC && magic != record::MESSAGE_MAGIC_V2) {
             return Ok(None);
         }
-        if physical_offset + size as u64 > self.dispatched.get() {
+        if physical_offset
+            .checked_add(size as u64)
+            .is_none_or(|end| end > self.dispatched.get())
+        {
             return Ok(None);
         }
         match log.read(physical_offset, size as usize).await {
