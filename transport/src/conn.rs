@@ -5,7 +5,8 @@
 //! multiplexes over the same connection; responses go back in completion order, matched by `opaque`.
 //! Bounds: requests in flight per connection ([`Limits::in_flight_max`], past it the answer is SYSTEM_BUSY)
 //! and frames queued for writing ([`Limits::write_queue_max`]). A malformed frame closes only its connection,
-//! with the reason logged.
+//! with the reason logged. TLS (sniffing, handshake) happens in [`crate::tls::accept`] before a connection
+//! is served; the loop itself reads and writes any byte stream.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -18,11 +19,13 @@ use apogee_net::codes::ResponseCode;
 use apogee_net::{frame, RemotingCommand};
 use bytes::BytesMut;
 use futures::future::{select, Either, Shared};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::FutureExt;
 use glommio::channels::local_channel::{self, LocalSender};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 use tracing::{debug, warn};
+
+use crate::tls::{self, TlsServer};
 
 /// A future that resolves once, when the process is stopping. Cloned freely.
 pub type StopSignal = Shared<futures::channel::oneshot::Receiver<()>>;
@@ -147,6 +150,17 @@ pub async fn serve<S: Service>(
     limits: Limits,
     stop: StopSignal,
 ) {
+    serve_with_tls(listener, service, limits, None, stop).await
+}
+
+/// [`serve`], with TLS per `tls` (`tls.server.mode`; `None` is plain only): see [`crate::tls`].
+pub async fn serve_with_tls<S: Service>(
+    listener: TcpListener,
+    service: Rc<S>,
+    limits: Limits,
+    tls: Option<TlsServer>,
+    stop: StopSignal,
+) {
     loop {
         let accepted = match select(Box::pin(listener.accept()), stop.clone()).await {
             Either::Left((r, _)) => r,
@@ -156,9 +170,17 @@ pub async fn serve<S: Service>(
             Ok(stream) => {
                 let service = service.clone();
                 let stop = stop.clone();
-                glommio::spawn_local(
-                    async move { serve_conn(stream, service, limits, stop).await },
-                )
+                let tls = tls.clone();
+                glommio::spawn_local(async move {
+                    let peer = stream
+                        .peer_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let _ = stream.set_nodelay(true);
+                    match tls::accept(stream, tls.as_ref()).await {
+                        Ok(stream) => serve_conn(stream, peer, service, limits, stop).await,
+                        Err(e) => debug!(%peer, reason = %e, "connection not served"),
+                    }
+                })
                 .detach();
             }
             Err(e) => {
@@ -169,16 +191,14 @@ pub async fn serve<S: Service>(
     }
 }
 
-async fn serve_conn<S: Service>(
-    stream: TcpStream,
+/// Serves one connection over any byte stream (plain TCP or TLS over it).
+async fn serve_conn<S: Service, T: AsyncRead + AsyncWrite + Unpin + 'static>(
+    stream: T,
+    peer: SocketAddr,
     service: Rc<S>,
     limits: Limits,
     stop: StopSignal,
 ) {
-    let peer = stream
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.split();
     let (tx, rx) = local_channel::new_bounded::<RemotingCommand>(limits.write_queue_max);
     let id = NEXT_CONN_ID.with(|c| {
