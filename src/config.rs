@@ -27,6 +27,8 @@ pub enum ConfigError {
     },
     #[error("config line {line} is not `key=value`: `{text}`")]
     BadLine { line: usize, text: String },
+    #[error(transparent)]
+    Tls(#[from] apogee_transport::tls::TlsError),
 }
 
 /// Role of this broker in replication.
@@ -141,6 +143,9 @@ pub struct BrokerConfig {
     pub rebalance_lock_max_live_time_ms: u64,
     /// Apogee: port of the Prometheus `/metrics` endpoint (`metricsPort`); 0, the default, serves none.
     pub metrics_port: u16,
+    /// TLS on the broker's ports (`tls.server.*`) and on its own connections to name servers and its master
+    /// (`tls.enable`, `tls.client.*`): RocketMQ's keys, see [`apogee_transport::tls`].
+    pub tls: apogee_transport::tls::TlsSettings,
 }
 
 impl Default for BrokerConfig {
@@ -199,6 +204,7 @@ impl Default for BrokerConfig {
             access_message_in_memory_max_ratio: 40,
             rebalance_lock_max_live_time_ms: crate::broker::lock::LOCK_EXPIRY_MS_DEFAULT,
             metrics_port: 0,
+            tls: Default::default(),
         }
     }
 }
@@ -403,6 +409,7 @@ impl BrokerConfig {
             "registerIntervalMs" => self.register_interval_ms = parse(key, v)?,
             "channelExpiryMs" => self.channel_expiry_ms = parse(key, v)?,
             "metricsPort" => self.metrics_port = parse(key, v)?,
+            k if k.starts_with("tls.") => return Ok(self.tls.set(k, v)?),
             _ => return Ok(false),
         }
         Ok(true)

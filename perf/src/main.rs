@@ -572,6 +572,7 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
+        tls: None,
     };
     let running = apogee::start(c, Some(ns))
         .map_err(|e| format!("embedded apogee (store {}): {e}", dir.path().display()))?;
