@@ -115,7 +115,9 @@ impl Remoting {
                         Err(_) => break,
                     }
                 }
-                if writer.write_all(&out).await.is_err() {
+                // A TLS write that finds the socket full keeps encrypted bytes in the session until a
+                // flush: flush, or the last frame of a burst could wait for the next one.
+                if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                     break;
                 }
             }

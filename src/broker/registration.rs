@@ -24,7 +24,7 @@ use apogee_transport::tls::{self, TlsClient};
 use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{join_all, select, Either};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncReadExt;
 use glommio::net::TcpStream;
 use tracing::{debug, info, warn};
 
@@ -43,7 +43,7 @@ pub async fn call(
         let mut stream = tls::connect(stream, tls, addr).await?;
         let mut out = BytesMut::new();
         frame::encode(request, &mut out).map_err(std::io::Error::other)?;
-        stream.write_all(&out).await?;
+        tls::send_all(&mut stream, &out).await?;
         let mut buf = BytesMut::new();
         let mut chunk = vec![0u8; 16 * 1024];
         loop {

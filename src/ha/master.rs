@@ -120,7 +120,7 @@ async fn ship(stream: ServerStream, broker: &Rc<Broker>, peer: &str, stop: StopS
         );
         let mut out = BytesMut::new();
         ha::encode_push_header(written, 0, &mut out);
-        if let Err(e) = writer.write_all(&out).await {
+        if let Err(e) = tls::send_all(&mut writer, &out).await {
             return format!("write failed: {e}");
         }
         next = written;
@@ -139,7 +139,7 @@ async fn ship(stream: ServerStream, broker: &Rc<Broker>, peer: &str, stop: StopS
         }
         let mut out = BytesMut::new();
         ha::encode_push_header(min, 0, &mut out);
-        if let Err(e) = writer.write_all(&out).await {
+        if let Err(e) = tls::send_all(&mut writer, &out).await {
             return format!("write failed: {e}");
         }
         next = min;
@@ -243,7 +243,7 @@ async fn ship_from(
                     out.extend_from_slice(piece);
                     next += piece.len() as u64;
                 }
-                if let Err(e) = writer.write_all(&out).await {
+                if let Err(e) = tls::send_all(&mut writer, &out).await {
                     break format!("write failed: {e}");
                 }
                 last_push = Instant::now();
@@ -255,7 +255,7 @@ async fn ship_from(
         if last_push.elapsed() >= heartbeat {
             out.clear();
             ha::encode_push_header(next, 0, &mut out);
-            if let Err(e) = writer.write_all(&out).await {
+            if let Err(e) = tls::send_all(&mut writer, &out).await {
                 break format!("write failed: {e}");
             }
             last_push = Instant::now();

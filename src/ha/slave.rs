@@ -13,7 +13,7 @@ use apogee_transport::tls;
 use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{select, Either};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncReadExt;
 use glommio::net::TcpStream;
 use tracing::{info, warn};
 
@@ -83,8 +83,7 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
     };
     let mut out = BytesMut::new();
     report(&mut out);
-    writer
-        .write_all(&out)
+    tls::send_all(&mut writer, &out)
         .await
         .map_err(|e| format!("cannot report: {e}"))?;
     info!(shard = broker.shard, master = %addr, from = engine.log_offsets().0, "replicating from the master");
@@ -163,8 +162,7 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
         }
         if appended || last_report.elapsed() >= heartbeat {
             report(&mut out);
-            writer
-                .write_all(&out)
+            tls::send_all(&mut writer, &out)
                 .await
                 .map_err(|e| format!("cannot report: {e}"))?;
             last_report = Instant::now();

@@ -222,7 +222,7 @@ async fn serve_conn<S: Service, T: AsyncRead + AsyncWrite + Unpin + 'static>(
                 warn!(%peer, error = %e, "response could not be encoded; dropped");
                 continue;
             }
-            if writer.write_all(&out).await.is_err() {
+            if tls::send_all(&mut writer, &out).await.is_err() {
                 break;
             }
         }

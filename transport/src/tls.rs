@@ -464,6 +464,17 @@ pub async fn connect(
     }
 }
 
+/// Writes all of `bytes`, then flushes. Over TLS a write that finds the socket full leaves encrypted bytes
+/// in the session, which only a flush (or a later write) sends: without it a last frame could wait forever.
+pub async fn send_all<W: futures::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> io::Result<()> {
+    use futures::io::AsyncWriteExt;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
