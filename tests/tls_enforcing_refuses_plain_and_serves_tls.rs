@@ -2,7 +2,8 @@
 //! RocketMQ frame gets its connection closed unanswered, a native client without TLS gets nothing, and the
 //! native client with TLS creates a topic, produces and consumes. The broker itself registers with the
 //! enforcing name server over TLS (`tls.enable=true`), or no route would exist. `openssl s_client`
-//! completes a verified handshake with both (skipped, saying so, when openssl is absent).
+//! completes a verified handshake with both (skipped, saying so, when openssl is absent), and
+//! `apogee admin --tls --tls-ca` is served while `apogee admin` without TLS is not.
 //! Certificates are made by the test.
 
 mod common;
@@ -16,10 +17,13 @@ use common::tls::{openssl_handshake, plain_frame, Pki, PlainProbe};
 async fn tls_enforcing_refuses_plain_and_serves_tls() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::generate(dir.path());
-    let flags = pki.server_flags("enforcing");
-    let (_ns, namesrv) = common::tls::nameserver_with(&flags);
-    let mut broker_args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    broker_args.extend(["-o", "registerIntervalMs=1000"]);
+    // Both read their keys from a tls.config.file, as the README shows.
+    let file = format!(
+        "tls.config.file={}",
+        pki.config_file(dir.path(), "enforcing").display()
+    );
+    let (_ns, namesrv) = common::tls::nameserver_with(&["-o".into(), file.clone()]);
+    let broker_args = ["-o", file.as_str(), "-o", "registerIntervalMs=1000"];
     let (_broker, port) = common::broker(&namesrv, 1, &dir.path().join("store"), &broker_args);
     let broker_addr = format!("127.0.0.1:{port}");
 
@@ -88,6 +92,31 @@ async fn tls_enforcing_refuses_plain_and_serves_tls() {
     let mut want: Vec<String> = (0..20).map(|i| format!("secret-{i}")).collect();
     want.sort();
     assert_eq!(got, want);
+
+    // `apogee admin --tls --tls-ca` (the README's command) lists the cluster; without --tls it cannot.
+    let admin_cli = |extra: &[&str]| {
+        let mut args = vec!["admin", "-n", namesrv.as_str(), "clusterList"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_apogee"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let ca = pki.ca.display().to_string();
+    let out = admin_cli(&["--tls", "--tls-ca", &ca]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("broker-a-0"),
+        "apogee admin --tls: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = admin_cli(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "apogee admin without --tls was answered"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 
     // A third-party TLS stack completes the handshake and verifies the certificate.
     for addr in [&namesrv, &broker_addr] {

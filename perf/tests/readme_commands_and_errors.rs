@@ -209,6 +209,27 @@ fn an_unreachable_name_server_is_one_line() {
 }
 
 #[test]
+fn tls_without_a_ca_or_with_sql_is_one_line() {
+    let out = perf(
+        &args(&[
+            "produce",
+            "--tls",
+            "--namesrv",
+            "127.0.0.1:1",
+            "--duration",
+            "1",
+        ]),
+        None,
+    );
+    assert_error(&out, 1, &["--tls-ca"]);
+    let out = perf(
+        &args(&["consume", "--embedded", "--tls", "--sql", "a = 0"]),
+        None,
+    );
+    assert_error(&out, 2, &["--tls", "--sql"]);
+}
+
+#[test]
 fn bad_flags_are_one_line() {
     for a in [
         &["produce", "--bogus"][..],

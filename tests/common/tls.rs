@@ -67,6 +67,18 @@ impl Pki {
         out
     }
 
+    /// A `tls.config.file` (RocketMQ's `key=value` lines) with the settings of [`Pki::server_flags`].
+    pub fn config_file(&self, dir: &Path, mode: &str) -> PathBuf {
+        let text: Vec<String> = self
+            .server_flags(mode)
+            .into_iter()
+            .filter(|f| f != "-o")
+            .collect();
+        let path = dir.join(format!("tls-{mode}.properties"));
+        std::fs::write(&path, format!("# made by the test\n{}\n", text.join("\n"))).unwrap();
+        path
+    }
+
     /// The native client's TLS settings: trust the CA, no client certificate.
     pub fn client(&self) -> apogee_client::TlsConfig {
         apogee_client::TlsOptions::ca_file(&self.ca)
