@@ -3,7 +3,8 @@
 //! native client with TLS creates a topic, produces and consumes. The broker itself registers with the
 //! enforcing name server over TLS (`tls.enable=true`), or no route would exist. `openssl s_client`
 //! completes a verified handshake with both (skipped, saying so, when openssl is absent), and
-//! `apogee admin --tls --tls-ca` is served while `apogee admin` without TLS is not.
+//! `apogee admin --tls --tls-ca` is served while `apogee admin` without TLS is not. A connection that
+//! sends nothing is closed at the 10 s handshake bound.
 //! Certificates are made by the test.
 
 mod common;
@@ -26,6 +27,20 @@ async fn tls_enforcing_refuses_plain_and_serves_tls() {
     let broker_args = ["-o", file.as_str(), "-o", "registerIntervalMs=1000"];
     let (_broker, port) = common::broker(&namesrv, 1, &dir.path().join("store"), &broker_args);
     let broker_addr = format!("127.0.0.1:{port}");
+
+    // A client that connects and never sends anything is closed once the handshake bound passes (10 s),
+    // so it cannot hold a slot; watched in the background while the rest runs.
+    let silent = tokio::task::spawn_blocking({
+        let addr = broker_addr.clone();
+        move || {
+            use std::io::Read;
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let started = std::time::Instant::now();
+            let n = s.read(&mut [0u8; 16]);
+            (n.map_err(|e| e.kind()), started.elapsed())
+        }
+    });
 
     // Plain connections: closed unanswered on every port.
     for addr in [
@@ -133,4 +148,11 @@ async fn tls_enforcing_refuses_plain_and_serves_tls() {
             );
         }
     }
+
+    let (read, after) = silent.await.unwrap();
+    assert_eq!(read, Ok(0), "a silent connection was not closed");
+    assert!(
+        after >= Duration::from_secs(9) && after < Duration::from_secs(25),
+        "a silent connection was closed after {after:?}, not at the 10 s handshake bound"
+    );
 }
