@@ -25,7 +25,7 @@
 //! self-signed test certificate), and `tls.server.authClient=false` / `tls.client.authServer=false` (RocketMQ
 //! would then trust any peer certificate; Apogee always verifies against the trust path).
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +110,14 @@ pub struct TlsSettings {
     pub client_cert_path: Option<PathBuf>,
     pub client_key_path: Option<PathBuf>,
     pub client_trust_cert_path: Option<PathBuf>,
+    /// `tls.config.file`: read when the settings are loaded ([`TlsSettings::server`], [`TlsSettings::client`]),
+    /// its keys over the others as in RocketMQ, never while a config key is merely set (UPDATE_BROKER_CONFIG
+    /// sets keys on a copy to classify them: a remote request must not make the broker read a file).
+    pub config_file: Option<PathBuf>,
 }
+
+/// A `tls.config.file` larger than this is refused (it holds a handful of keys).
+pub const CONFIG_FILE_MAX_BYTES: u64 = 64 * 1024;
 
 fn path(v: &str) -> Option<PathBuf> {
     (!v.is_empty()).then(|| PathBuf::from(v))
@@ -187,7 +194,7 @@ impl TlsSettings {
                     });
                 }
             }
-            "tls.config.file" => self.apply_file(Path::new(v))?,
+            "tls.config.file" => self.config_file = path(v),
             _ => return Ok(false),
         }
         Ok(true)
@@ -195,22 +202,39 @@ impl TlsSettings {
 
     /// Applies a `tls.config.file` (RocketMQ's: `key=value` lines, `#` comments), every key a TLS key.
     pub fn apply_file(&mut self, file: &Path) -> Result<(), TlsError> {
-        let text = std::fs::read_to_string(file).map_err(|source| TlsError::ConfigFile {
+        let read = |source| TlsError::ConfigFile {
             path: file.into(),
             source,
-        })?;
-        for line in text.lines().map(str::trim) {
+        };
+        let mut text = String::new();
+        Read::take(
+            std::fs::File::open(file).map_err(read)?,
+            CONFIG_FILE_MAX_BYTES + 1,
+        )
+        .read_to_string(&mut text)
+        .map_err(read)?;
+        if text.len() as u64 > CONFIG_FILE_MAX_BYTES {
+            return Err(read(io::Error::other(format!(
+                "larger than {CONFIG_FILE_MAX_BYTES} bytes"
+            ))));
+        }
+        let where_ = |i: usize| format!("{}, line {}", file.display(), i + 1);
+        for (i, line) in text.lines().map(str::trim).enumerate() {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let Some((k, v)) = line.split_once('=') else {
-                return Err(bad("tls.config.file", line, "a line is not `key=value`"));
+                return Err(bad(
+                    "tls.config.file",
+                    &where_(i),
+                    "a line is not `key=value`",
+                ));
             };
             let k = k.trim();
             if k == "tls.config.file" || !self.set(k, v)? {
                 return Err(bad(
                     "tls.config.file",
-                    line,
+                    &where_(i),
                     "only tls.* keys may be in it (and not tls.config.file)",
                 ));
             }
@@ -218,8 +242,20 @@ impl TlsSettings {
         Ok(())
     }
 
+    /// These settings with the `tls.config.file`'s keys applied over them.
+    fn resolved(&self) -> Result<Self, TlsError> {
+        let mut s = self.clone();
+        if let Some(file) = s.config_file.take() {
+            s.apply_file(&file)?;
+        }
+        Ok(s)
+    }
+
     /// The server side, loaded and checked; `None` when `tls.server.mode=disabled`.
     pub fn server(&self) -> Result<Option<TlsServer>, TlsError> {
+        if self.config_file.is_some() {
+            return self.resolved()?.server();
+        }
         if self.server_mode == TlsMode::Disabled {
             return Ok(None);
         }
@@ -272,6 +308,9 @@ impl TlsSettings {
 
     /// The client side of this process's own connections; `None` unless `tls.enable=true`.
     pub fn client(&self) -> Result<Option<TlsClient>, TlsError> {
+        if self.config_file.is_some() {
+            return self.resolved()?.client();
+        }
         if !self.client_enable {
             return Ok(None);
         }
@@ -502,6 +541,24 @@ mod tests {
         s.set("tls.server.mode", "enforcing").unwrap();
         let e = s.server().unwrap_err();
         assert!(e.to_string().contains("tls.server.certPath"), "{e}");
+    }
+
+    #[test]
+    fn a_config_file_is_read_only_when_loaded_and_its_keys_win() {
+        let dir = std::env::temp_dir().join(format!("apogee-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tls.properties");
+        std::fs::write(&file, "# c\ntls.server.mode=enforcing\n").unwrap();
+        let mut s = TlsSettings::default();
+        assert!(s.set("tls.config.file", file.to_str().unwrap()).unwrap());
+        assert_eq!(s.server_mode, TlsMode::Disabled, "read before loading");
+        // The file's enforcing (without a certificate) is what loading sees.
+        let e = s.server().unwrap_err();
+        assert!(e.to_string().contains("tls.server.certPath"), "{e}");
+        std::fs::write(&file, "tls.server.mode=enforcing\nbrokerName=secret-line\n").unwrap();
+        let e = s.server().unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains("secret-line"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
