@@ -27,6 +27,8 @@ pub enum ConfigError {
     },
     #[error("config line {line} is not `key=value`: `{text}`")]
     BadLine { line: usize, text: String },
+    #[error(transparent)]
+    Tls(#[from] apogee_transport::tls::TlsError),
 }
 
 /// Role of this broker in replication.
@@ -151,6 +153,9 @@ pub struct BrokerConfig {
     /// Apogee: a send to an unknown topic auto-creates it only while the shard holds fewer topics than
     /// this (`topicsAutoCreateMax`); past it the send gets TOPIC_NOT_EXIST, saying so.
     pub topics_auto_create_max: usize,
+    /// TLS on the broker's ports (`tls.server.*`) and on its own connections to name servers and its master
+    /// (`tls.enable`, `tls.client.*`): RocketMQ's keys, see [`apogee_transport::tls`].
+    pub tls: apogee_transport::tls::TlsSettings,
 }
 
 impl Default for BrokerConfig {
@@ -213,6 +218,7 @@ impl Default for BrokerConfig {
             connection_bytes_in_flight_max:
                 apogee_transport::limits::BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT,
             topics_auto_create_max: crate::limits::TOPICS_AUTO_CREATE_MAX_DEFAULT,
+            tls: Default::default(),
         }
     }
 }
@@ -450,6 +456,7 @@ impl BrokerConfig {
                 }
                 self.connection_bytes_in_flight_max = n;
             }
+            k if k.starts_with("tls.") => return Ok(self.tls.set(k, v)?),
             _ => return Ok(false),
         }
         Ok(true)

@@ -41,6 +41,10 @@ enum Command {
         /// Drop a broker silent for this long.
         #[arg(long, default_value_t = apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT)]
         broker_expiry_ms: u64,
+        /// A TLS key, as RocketMQ's name server takes it from -D (repeatable):
+        /// -o tls.server.mode=enforcing -o tls.server.certPath=cert.pem, or -o tls.config.file=tls.properties.
+        #[arg(short = 'o', value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Run a name server and a broker in one process, with a store under the current folder.
     Standalone(BrokerArgs),
@@ -106,6 +110,24 @@ fn broker_config(args: &BrokerArgs, standalone: bool) -> Result<BrokerConfig, St
     Ok(c)
 }
 
+/// The name server's `-o` keys: TLS keys only (its other settings are named flags).
+fn nameserver_tls(
+    overrides: &[String],
+) -> Result<Option<apogee_transport::tls::TlsServer>, String> {
+    let mut tls = apogee_transport::tls::TlsSettings::default();
+    for o in overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("-o {o}: expected KEY=VALUE"))?;
+        if !tls.set(k.trim(), v).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "-o {o}: the name server takes only tls.* keys with -o (`{k}` is not one)"
+            ));
+        }
+    }
+    tls.server().map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = match cli::parse::<Cli>("apogee") {
         Ok(c) => c,
@@ -129,18 +151,24 @@ fn main() -> ExitCode {
                 .and_then(|a| a.rsplit_once(':'))
                 .and_then(|(_, p)| p.parse::<u16>().ok())
                 .unwrap_or(apogee_nameserver::NAMESERVER_PORT_DEFAULT);
+            // The embedded name server's port is TLS as the broker's are.
             let ns = NameServerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], ns_port)),
                 broker_expiry_ms: args.broker_expiry_ms,
+                tls: c.tls.server().map_err(|e| e.to_string())?,
             };
             shard::start(c, Some(ns))
         }),
         Command::Nameserver {
             listen,
             broker_expiry_ms,
-        } => shard::start_nameserver(NameServerConfig {
-            listen,
-            broker_expiry_ms,
+            overrides,
+        } => nameserver_tls(&overrides).and_then(|tls| {
+            shard::start_nameserver(NameServerConfig {
+                listen,
+                broker_expiry_ms,
+                tls,
+            })
         }),
     };
     match running {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use apogee_engine::notify::Notify;
 use apogee_engine::Engine;
 use apogee_nameserver::{run_nameserver, NameServerConfig};
+use apogee_transport::tls::{TlsClient, TlsServer};
 use apogee_transport::{self as transport, StopSignal};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -171,6 +172,11 @@ pub fn start(
 ) -> Result<Running, String> {
     config.validate().map_err(|e| e.to_string())?;
     crate::ha::check_master_shards(&config)?;
+    // Certificates are loaded once, here, so that a bad path fails the start rather than a connection.
+    let tls = (
+        config.tls.server().map_err(|e| e.to_string())?,
+        config.tls.client().map_err(|e| e.to_string())?,
+    );
     let cpus = usable_cpus();
     if config.shards > cpus.len() {
         return Err(format!(
@@ -194,6 +200,7 @@ pub fn start(
     for (shard, cpu) in cpus.iter().copied().enumerate().take(config.shards) {
         let (stop_tx, stop) = transport::stop_signal();
         let config = config.clone();
+        let tls = tls.clone();
         let ready = ready_tx.clone();
         let slot = slots
             .get(shard)
@@ -205,7 +212,7 @@ pub fn start(
             builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
         }
         let handle = builder
-            .spawn(move || async move { run_shard(shard, config, stop, ready, slot).await })
+            .spawn(move || async move { run_shard(shard, config, tls, stop, ready, slot).await })
             .map_err(|e| format!("cannot start the executor of shard {shard} (glommio needs locked memory: run as root or raise `ulimit -l`): {e}"))?;
         running.stops.push(stop_tx);
         running.threads.push(std::thread::spawn(move || {
@@ -253,6 +260,7 @@ pub fn start(
 async fn run_shard(
     shard: usize,
     config: BrokerConfig,
+    (tls_server, tls_client): (Option<TlsServer>, Option<TlsClient>),
     stop: StopSignal,
     ready: mpsc::Sender<Result<usize, String>>,
     metrics: Option<crate::metrics::Slot>,
@@ -367,6 +375,7 @@ async fn run_shard(
             &config,
         )),
         started_ms: crate::broker::now_ms(),
+        tls_client,
     });
     let weak = Rc::downgrade(&broker);
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
@@ -398,8 +407,8 @@ async fn run_shard(
     });
     let limits = config.transport_limits();
     let servers = [main, vip].map(|l| {
-        let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move { transport::serve(l, b, limits, s).await })
+        let (b, s, t) = (broker.clone(), stop.clone(), tls_server.clone());
+        glommio::spawn_local(async move { transport::serve_with_tls(l, b, limits, t, s).await })
     });
     // Replication: a master serves its HA port, a slave follows its master and copies its metadata.
     let mut ha_tasks = Vec::new();
@@ -412,8 +421,8 @@ async fn run_shard(
         let ha_port = config.shard_ha_port(shard);
         match TcpListener::bind(("0.0.0.0", ha_port)) {
             Ok(l) => {
-                let (b, s) = (broker.clone(), stop.clone());
-                ha_tasks.push(glommio::spawn_local(crate::ha::master::serve(l, b, s)));
+                let (b, s, t) = (broker.clone(), stop.clone(), tls_server.clone());
+                ha_tasks.push(glommio::spawn_local(crate::ha::master::serve(l, b, t, s)));
             }
             Err(e) => {
                 let _ = ready.send(Err(format!(

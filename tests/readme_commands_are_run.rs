@@ -16,6 +16,7 @@ const ROOT_MANIFEST: &str = include_str!("../Cargo.toml");
 const ADMIN_TEST: &str = include_str!("admin_verbs_run_against_a_standalone.rs");
 const METRICS_TEST: &str = include_str!("consume_stats_lag_is_max_minus_committed_per_queue.rs");
 const PROMTOOL_TEST: &str = include_str!("prometheus_rules_pass_promtool.rs");
+const TLS_TEST: &str = include_str!("tls_enforcing_refuses_plain_and_serves_tls.rs");
 
 /// Lines of ```sh blocks, and inline `cargo …` / `apogee …` spans, without trailing comments.
 fn readme_commands() -> Vec<String> {
@@ -92,6 +93,18 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .contains("pub fn broker_on(")
             .then_some("tests/common (broker_on(): the replication tests start masters and slaves this way)")
             .ok_or_else(|| "no test starts brokers with `apogee broker --store`".into()),
+        ["apogee", "nameserver", "--listen", _, "-o", option]
+            if option.starts_with("tls.config.file=") =>
+        {
+            TLS_TEST
+                .contains("nameserver_with(&[\"-o\".into(), file.clone()])")
+                .then_some("tests/tls_enforcing_refuses_plain_and_serves_tls.rs")
+                .ok_or_else(|| "no test starts a name server with -o tls.config.file".into())
+        }
+        ["apogee", "admin", "-n", _, "clusterList", "--tls", "--tls-ca", _] => TLS_TEST
+            .contains("[\"--tls\", \"--tls-ca\", &ca]")
+            .then_some("tests/tls_enforcing_refuses_plain_and_serves_tls.rs")
+            .ok_or_else(|| "no test runs `apogee admin ... --tls --tls-ca`".into()),
         ["apogee", "nameserver", "--listen", _] => COMMON
             .contains("\"nameserver\".into()")
             .then_some("tests/common (nameserver())")

@@ -31,7 +31,16 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(namesrv: &str) -> Self {
-        let (remoting, _) = Remoting::new();
+        Self::with_tls_opt(namesrv, None)
+    }
+
+    /// An admin whose every connection is TLS, verified against `tls`'s CA.
+    pub fn with_tls(namesrv: &str, tls: crate::tls::TlsConfig) -> Self {
+        Self::with_tls_opt(namesrv, Some(tls))
+    }
+
+    pub fn with_tls_opt(namesrv: &str, tls: Option<crate::tls::TlsConfig>) -> Self {
+        let (remoting, _) = Remoting::with_tls(tls);
         Self {
             routes: Routes::new(remoting, parse_namesrv(namesrv)),
         }

@@ -9,6 +9,8 @@ pub enum ClientError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("TLS with {addr}: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("connection to {addr} closed")]
     ConnectionClosed { addr: String },
     #[error("no answer from {addr} within {timeout_ms} ms")]

@@ -21,6 +21,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! TLS: `with_tls(TlsOptions::ca_file("ca.pem").build()?)` on any config makes every connection TLS
+//! ([`tls`]).
+//!
 //! Connections: one per broker address, requests multiplexed by `opaque`. Routes are refreshed every 30 s
 //! and after errors; name servers are tried in turn.
 
@@ -35,6 +38,7 @@ pub mod producer;
 pub mod remoting;
 pub mod request;
 pub mod route;
+pub mod tls;
 pub mod trace;
 pub mod transaction;
 
@@ -45,6 +49,7 @@ pub use consumer::selector::MessageSelector;
 pub use error::ClientError;
 pub use message::{Message, MessageExt, MessageQueue};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};
+pub use tls::{Pem, TlsConfig, TlsOptions};
 pub use transaction::{
     LocalTransactionState, TransactionChecker, TransactionProducer, TransactionSendResult,
 };

@@ -37,6 +37,8 @@ pub struct ProducerConfig {
     pub retry_times_when_send_failed: u32,
     /// Queues a topic gets when the broker auto-creates it.
     pub default_topic_queue_nums: i32,
+    /// TLS on every connection, when set ([`ProducerConfig::with_tls`]).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ProducerConfig {
@@ -47,7 +49,14 @@ impl ProducerConfig {
             send_timeout: Duration::from_secs(3),
             retry_times_when_send_failed: 2,
             default_topic_queue_nums: 4,
+            tls: None,
         }
+    }
+
+    /// Every connection (name servers, brokers) is TLS, verified against `tls`'s CA.
+    pub fn with_tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -143,7 +152,7 @@ impl Producer {
         config: ProducerConfig,
         checker: Option<Arc<dyn crate::transaction::TransactionChecker>>,
     ) -> Result<Self, ClientError> {
-        let (remoting, incoming) = Remoting::new();
+        let (remoting, incoming) = Remoting::with_tls(config.tls.clone());
         let requests = Arc::new(crate::request::RequestTable::default());
         let serve = tokio::spawn(crate::request::serve_incoming(
             remoting.clone(),

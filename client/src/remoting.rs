@@ -2,7 +2,8 @@
 //!
 //! Each connection has a writer task (fed by a bounded channel) and a reader task that completes waiting
 //! requests by opaque and hands requests from the server (NOTIFY_CONSUMER_IDS_CHANGED) to a listener.
-//! A closed connection fails its waiting requests at once and is replaced on next use.
+//! A closed connection fails its waiting requests at once and is replaced on next use. With a
+//! [`TlsConfig`] every connection is TLS ([`crate::tls`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -17,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ClientError;
+use crate::tls::TlsConfig;
 
 /// Frames queued per connection for writing at most.
 pub const WRITE_QUEUE_MAX: usize = 4096;
@@ -24,6 +26,8 @@ pub const WRITE_QUEUE_MAX: usize = 4096;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
+type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 
 /// A request a server sent us, with the address it came from.
 pub type Incoming = (String, RemotingCommand);
@@ -40,6 +44,8 @@ pub struct Remoting {
     conns: Arc<tokio::sync::Mutex<HashMap<String, Arc<Connection>>>>,
     opaque: Arc<AtomicI32>,
     incoming: mpsc::Sender<Incoming>,
+    /// Every connection is TLS when set.
+    tls: Option<TlsConfig>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -49,12 +55,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Remoting {
     /// A pool whose server-initiated requests go to the returned receiver (bounded; extra ones are dropped).
     pub fn new() -> (Self, mpsc::Receiver<Incoming>) {
+        Self::with_tls(None)
+    }
+
+    /// A pool whose connections are TLS when `tls` is given.
+    pub fn with_tls(tls: Option<TlsConfig>) -> (Self, mpsc::Receiver<Incoming>) {
         let (tx, rx) = mpsc::channel(1024);
         (
             Self {
                 conns: Default::default(),
                 opaque: Arc::new(AtomicI32::new(1)),
                 incoming: tx,
+                tls,
             },
             rx,
         )
@@ -82,7 +94,7 @@ impl Remoting {
                 source: e,
             })?;
         let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+        let (mut reader, mut writer) = self.wrap(addr, stream).await?;
         let (tx, mut rx) = mpsc::channel::<RemotingCommand>(WRITE_QUEUE_MAX);
         let pending: Pending = Default::default();
         let closed = Arc::new(AtomicBool::new(false));
@@ -103,7 +115,9 @@ impl Remoting {
                         Err(_) => break,
                     }
                 }
-                if writer.write_all(&out).await.is_err() {
+                // A TLS write that finds the socket full keeps encrypted bytes in the session until a
+                // flush: flush, or the last frame of a burst could wait for the next one.
+                if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                     break;
                 }
             }
@@ -152,6 +166,27 @@ impl Remoting {
         });
         conns.insert(addr.to_owned(), conn.clone());
         Ok(conn)
+    }
+
+    /// The connection's two halves: plain, or TLS (handshake within [`CONNECT_TIMEOUT`]).
+    async fn wrap(&self, addr: &str, stream: TcpStream) -> Result<(Reader, Writer), ClientError> {
+        let Some(tls) = &self.tls else {
+            let (r, w) = stream.into_split();
+            return Ok((Box::new(r), Box::new(w)));
+        };
+        let name = tls.name_for(addr)?;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connector.connect(name, stream))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                addr: addr.into(),
+                timeout_ms: CONNECT_TIMEOUT.as_millis() as u64,
+            })?
+            .map_err(|e| ClientError::Tls {
+                addr: addr.into(),
+                reason: format!("handshake failed: {e}"),
+            })?;
+        let (r, w) = tokio::io::split(stream);
+        Ok((Box::new(r), Box::new(w)))
     }
 
     /// Sends a request and waits for its response.

@@ -28,6 +28,8 @@ use apogee_transport::{self as transport, Conn, Limits, Service, StopSignal};
 pub struct NameServerConfig {
     pub listen: SocketAddr,
     pub broker_expiry_ms: u64,
+    /// TLS on the listener (`tls.server.mode` and the other `tls.server.*` keys); `None` is plain only.
+    pub tls: Option<apogee_transport::tls::TlsServer>,
 }
 
 impl Default for NameServerConfig {
@@ -35,6 +37,7 @@ impl Default for NameServerConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], crate::NAMESERVER_PORT_DEFAULT)),
             broker_expiry_ms: crate::BROKER_EXPIRY_MS_DEFAULT,
+            tls: None,
         }
     }
 }
@@ -269,7 +272,7 @@ impl Service for NameServer {
 /// Serves the name server on the current glommio executor until `stop` fires.
 pub async fn run_nameserver(config: NameServerConfig, stop: StopSignal) -> std::io::Result<()> {
     let listener = TcpListener::bind(config.listen)?;
-    info!(listen = %config.listen, expiry_ms = config.broker_expiry_ms, "name server started");
+    info!(listen = %config.listen, expiry_ms = config.broker_expiry_ms, tls = ?config.tls.as_ref().map(|t| t.mode), "name server started");
     let server = Rc::new(NameServer {
         registry: RefCell::new(Registry::default()),
         kv: RefCell::new(KvConfig::default()),
@@ -297,7 +300,7 @@ pub async fn run_nameserver(config: NameServerConfig, stop: StopSignal) -> std::
             }
         })
     };
-    transport::serve(listener, server, Limits::default(), stop).await;
+    transport::serve_with_tls(listener, server, Limits::default(), config.tls, stop).await;
     expirer.await;
     Ok(())
 }

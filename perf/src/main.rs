@@ -156,6 +156,23 @@ struct Cli {
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Every client connection is TLS. With --embedded the broker and its name server enforce TLS, with a
+    /// throwaway CA and certificate made at run time unless --tls-cert/--tls-key/--tls-ca are given;
+    /// otherwise --tls-ca names the CA of the cluster's certificates.
+    #[arg(long)]
+    tls: bool,
+    /// TLS: the CA certificate (PEM) the client trusts.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// TLS, embedded: the broker's certificate (PEM; needs --tls-key and --tls-ca).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key", "tls_ca"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS, embedded: the broker's private key (PEM, unencrypted).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    tls_key: Option<std::path::PathBuf>,
+    /// The loaded client TLS settings (from the flags above, once the embedded broker made its CA).
+    #[arg(skip)]
+    tls_client: Option<apogee_client::TlsConfig>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +186,18 @@ enum Workload {
 }
 
 impl Cli {
+    fn producer_config(&self, namesrv: &str, group: &str) -> ProducerConfig {
+        let c = ProducerConfig::new(namesrv, group);
+        match &self.tls_client {
+            Some(t) => c.with_tls(t.clone()),
+            None => c,
+        }
+    }
+
+    fn admin(&self, namesrv: &str) -> apogee_client::Admin {
+        apogee_client::Admin::with_tls_opt(namesrv, self.tls_client.clone())
+    }
+
     /// The TIMER_DELAY_MS every message carries, if any.
     fn timer_delay_ms(&self) -> Option<u64> {
         match (self.workload, self.timer_delay_ms) {
@@ -309,7 +338,7 @@ async fn produce(
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
-    let producer = Producer::start(ProducerConfig::new(&namesrv, "apogee-perf-producer"))
+    let producer = Producer::start(cli.producer_config(&namesrv, "apogee-perf-producer"))
         .await
         .map_err(|e| format!("cannot start a producer with name server {namesrv}: {e}"))?;
     if cli.trace {
@@ -474,6 +503,9 @@ async fn paced(
 
 async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> Result<PushConsumer, String> {
     let mut config = PushConsumerConfig::new(namesrv, "apogee-perf-consumer");
+    if let Some(t) = &cli.tls_client {
+        config = config.with_tls(t.clone());
+    }
     config.consume_from = ConsumeFrom::LastOffset;
     let consumer = PushConsumer::new(config);
     consumer.subscribe(&cli.topic, "*");
@@ -535,6 +567,65 @@ fn free_port_range(span: u16) -> Result<u16, String> {
     ))
 }
 
+/// Where [`throwaway_certificate`] puts the CA that signed it.
+const THROWAWAY_CA_FILE: &str = "tls-ca.pem";
+
+/// `--tls --embedded` without certificates: a CA and a certificate for 127.0.0.1/localhost it signed,
+/// made now into the run's temporary folder (gone with it); returns the certificate, key and CA paths.
+#[allow(clippy::type_complexity)]
+fn throwaway_certificate(
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), String> {
+    let made = (|| -> Result<[String; 3], rcgen::Error> {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "apogee-perf throwaway CA");
+        let ca_key = rcgen::KeyPair::generate()?;
+        let ca_cert = ca.self_signed(&ca_key)?;
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
+        let leaf_key = rcgen::KeyPair::generate()?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
+        Ok([ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem()])
+    })()
+    .map_err(|e| format!("--tls: cannot make a throwaway certificate: {e}"))?;
+    let [ca, cert, key] = made;
+    let files = [
+        (dir.join(THROWAWAY_CA_FILE), ca),
+        (dir.join("tls-cert.pem"), cert),
+        (dir.join("tls-key.pem"), key),
+    ];
+    for (path, pem) in &files {
+        std::fs::write(path, pem)
+            .map_err(|e| format!("--tls: cannot write {}: {e}", path.display()))?;
+    }
+    let [(ca, _), (cert, _), (key, _)] = files;
+    Ok((cert, key, ca))
+}
+
+/// `--tls`: the client's TLS settings, trusting --tls-ca or the embedded broker's throwaway CA.
+fn client_tls(
+    cli: &Cli,
+    store: Option<&tempfile::TempDir>,
+) -> Result<Option<apogee_client::TlsConfig>, String> {
+    if !cli.tls {
+        return Ok(None);
+    }
+    let ca =
+        match (&cli.tls_ca, store) {
+            (Some(ca), _) => ca.clone(),
+            (None, Some(dir)) => dir.path().join(THROWAWAY_CA_FILE),
+            (None, None) => return Err(
+                "--tls needs --tls-ca FILE (the CA of the cluster's certificates), or --embedded"
+                    .into(),
+            ),
+        };
+    apogee_client::TlsOptions::ca_file(&ca)
+        .build()
+        .map(Some)
+        .map_err(|e| format!("--tls: {e}"))
+}
+
 /// A standalone Apogee in this process on a temporary store under the current folder.
 fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), String> {
     let cwd = std::env::current_dir()
@@ -575,9 +666,26 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
             return Err(format!("--broker-opt {o}: unknown key `{k}`"));
         }
     }
+    if cli.tls {
+        let (cert, key, ca) = match (&cli.tls_cert, &cli.tls_key, &cli.tls_ca) {
+            (Some(c), Some(k), Some(ca)) => (c.clone(), k.clone(), ca.clone()),
+            _ => throwaway_certificate(dir.path())?,
+        };
+        // The broker registers with its name server over TLS too: the name server enforces it.
+        for (k, v) in [
+            ("tls.server.mode", "enforcing".to_string()),
+            ("tls.server.certPath", cert.display().to_string()),
+            ("tls.server.keyPath", key.display().to_string()),
+            ("tls.enable", "true".to_string()),
+            ("tls.client.trustCertPath", ca.display().to_string()),
+        ] {
+            c.set(k, &v).map_err(|e| format!("--tls: {e}"))?;
+        }
+    }
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
+        tls: c.tls.server().map_err(|e| format!("--tls: {e}"))?,
     };
     let running = apogee::start(c, Some(ns))
         .map_err(|e| format!("embedded apogee (store {}): {e}", dir.path().display()))?;
@@ -608,7 +716,12 @@ fn main() -> ExitCode {
         eprintln!("apogee-perf: --message-delay-level: {e}");
         return ExitCode::from(2);
     }
+    if cli.tls && cli.sql.is_some() {
+        eprintln!("apogee-perf: --tls is not offered for the --sql filter-cost run (its pulls use a plain connection pool); drop one of them");
+        return ExitCode::from(2);
+    }
     cli::init_logging(cli.log_format, "warn");
+    let mut cli = cli;
     let (embedded, _store, namesrv) = if cli.embedded {
         match embedded(&cli) {
             Ok((r, dir, ns)) => (Some(r), Some(dir), ns),
@@ -620,6 +733,16 @@ fn main() -> ExitCode {
     } else {
         (None, None, cli.namesrv.clone())
     };
+    match client_tls(&cli, _store.as_ref()) {
+        Ok(t) => cli.tls_client = t,
+        Err(e) => {
+            if let Some(r) = embedded {
+                r.stop();
+            }
+            eprintln!("apogee-perf: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let outcome = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -646,7 +769,7 @@ fn main() -> ExitCode {
 
 /// Makes sure the topic exists (creating it on every cluster the name server knows).
 async fn ensure_topic(cli: &Cli, namesrv: &str) -> Result<(), String> {
-    let admin = apogee_client::Admin::new(namesrv);
+    let admin = cli.admin(namesrv);
     match admin.queues(&cli.topic).await {
         Ok(q) if !q.is_empty() => return Ok(()),
         Ok(_) | Err(ClientError::NoRoute(_)) => {}

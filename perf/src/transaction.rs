@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apogee_client::{
-    LocalTransactionState, Message, MessageExt, Producer, ProducerConfig, TransactionProducer,
-};
+use apogee_client::{LocalTransactionState, Message, MessageExt, Producer, TransactionProducer};
 use hdrhistogram::Histogram;
 
 use super::{body, hist, percentiles, Cli};
@@ -135,13 +133,13 @@ where
 pub async fn run(cli: &Cli, namesrv: &str) -> Result<serde_json::Value, String> {
     let topic = cli.topic.clone();
     let size = cli.size;
-    let plain = Producer::start(ProducerConfig::new(namesrv, "apogee-perf-producer"))
+    let plain = Producer::start(cli.producer_config(namesrv, "apogee-perf-producer"))
         .await
         .map_err(|e| format!("cannot start a producer with name server {namesrv}: {e}"))?;
     let checked: Arc<Mutex<Checked>> = Arc::default();
     let seen = checked.clone();
     let tx = TransactionProducer::start(
-        ProducerConfig::new(namesrv, "apogee-perf-tx-producer"),
+        cli.producer_config(namesrv, "apogee-perf-tx-producer"),
         move |m: &MessageExt| {
             let mut c = seen.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();

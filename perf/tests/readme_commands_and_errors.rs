@@ -112,6 +112,7 @@ fn standalone(dir: &std::path::Path) -> (apogee::Running, String) {
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
+        tls: None,
     };
     let running = apogee::start(config, Some(ns)).expect("standalone starts");
     (running, format!("127.0.0.1:{ns_port}"))
@@ -211,6 +212,27 @@ fn an_unreachable_name_server_is_one_line() {
         None,
     );
     assert_error(&out, 1, &["127.0.0.1:1"]);
+}
+
+#[test]
+fn tls_without_a_ca_or_with_sql_is_one_line() {
+    let out = perf(
+        &args(&[
+            "produce",
+            "--tls",
+            "--namesrv",
+            "127.0.0.1:1",
+            "--duration",
+            "1",
+        ]),
+        None,
+    );
+    assert_error(&out, 1, &["--tls-ca"]);
+    let out = perf(
+        &args(&["consume", "--embedded", "--tls", "--sql", "a = 0"]),
+        None,
+    );
+    assert_error(&out, 2, &["--tls", "--sql"]);
 }
 
 #[test]

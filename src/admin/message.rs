@@ -148,8 +148,14 @@ pub async fn run(verb: Verb, ctx: &Ctx) -> Result<Report, AdminError> {
             keys,
             tags,
         } => {
-            let producer =
-                Producer::start(ProducerConfig::new(&ctx.namesrv, "APOGEE_ADMIN_PRODUCER")).await?;
+            let producer = Producer::start({
+                let c = ProducerConfig::new(&ctx.namesrv, "APOGEE_ADMIN_PRODUCER");
+                match &ctx.tls {
+                    Some(t) => c.with_tls(t.clone()),
+                    None => c,
+                }
+            })
+            .await?;
             let mut m = Message::new(&topic, body.into_bytes());
             if let Some(k) = keys {
                 m = m.with_keys(k.split(' ').map(str::to_owned));

@@ -39,6 +39,18 @@ pub struct AdminArgs {
     /// Print one JSON document instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Talk TLS to the name servers and brokers (RocketMQ's `-Dtls.enable=true`); needs --tls-ca.
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// TLS: the CA certificate (PEM) that signed the servers' certificates.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// TLS: a client certificate (PEM), for servers with tls.server.need.client.auth=require.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS: the client certificate's private key (PEM, unencrypted).
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub verb: Verb,
 }
@@ -104,6 +116,27 @@ impl AdminError {
 pub struct Ctx {
     pub admin: Admin,
     pub namesrv: String,
+    /// TLS for every client a verb opens, when `--tls`.
+    pub tls: Option<apogee_client::TlsConfig>,
+}
+
+/// The client TLS settings of `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`.
+fn tls_config(args: &AdminArgs) -> Result<Option<apogee_client::TlsConfig>, String> {
+    let given = args.tls_ca.is_some() || args.tls_cert.is_some();
+    match (args.tls, &args.tls_ca) {
+        (false, _) if given => Err("--tls-ca/--tls-cert/--tls-key need --tls".into()),
+        (false, _) => Ok(None),
+        (true, None) => {
+            Err("--tls needs --tls-ca FILE: the CA that signed the servers' certificates".into())
+        }
+        (true, Some(ca)) => {
+            let mut o = apogee_client::TlsOptions::ca_file(ca);
+            if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
+                o = o.client_cert_files(c, k);
+            }
+            o.build().map(Some).map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// Runs one verb to completion on a runtime of its own; prints its report or its one-line error.
@@ -124,9 +157,17 @@ pub fn run(args: AdminArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    let tls = match tls_config(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("apogee admin {verb_name}: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
     let ctx = Ctx {
-        admin: Admin::new(&namesrv),
+        admin: Admin::with_tls_opt(&namesrv, tls.clone()),
         namesrv,
+        tls,
     };
     let result = runtime.block_on(async {
         match args.verb {

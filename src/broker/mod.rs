@@ -97,6 +97,8 @@ pub struct Broker {
     pub live: RefCell<broker_config::LiveConfig>,
     /// When the shard started (ms since the epoch).
     pub started_ms: u64,
+    /// TLS for this shard's own connections (name servers, its master), when `tls.enable=true`.
+    pub tls_client: Option<apogee_transport::tls::TlsClient>,
 }
 
 impl Broker {

@@ -20,10 +20,11 @@ use apogee_net::body::topic_config::{
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{RegisterBrokerRequest, RegisterBrokerResponse, UnregisterBrokerRequest};
 use apogee_net::{frame, RemotingCommand};
+use apogee_transport::tls::{self, TlsClient};
 use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{join_all, select, Either};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncReadExt;
 use glommio::net::TcpStream;
 use tracing::{debug, info, warn};
 
@@ -31,13 +32,18 @@ use super::Broker;
 
 pub const CALL_TIMEOUT_MS: u64 = 3_000;
 
-/// Sends one request on a new connection and reads its response.
-pub async fn call(addr: &str, request: &RemotingCommand) -> std::io::Result<RemotingCommand> {
+/// Sends one request on a new connection (TLS when `tls` is given) and reads its response.
+pub async fn call(
+    tls: Option<&TlsClient>,
+    addr: &str,
+    request: &RemotingCommand,
+) -> std::io::Result<RemotingCommand> {
     let work = async {
-        let mut stream = TcpStream::connect(crate::resolve::resolve(addr).await?).await?;
+        let stream = TcpStream::connect(crate::resolve::resolve(addr).await?).await?;
+        let mut stream = tls::connect(stream, tls, addr).await?;
         let mut out = BytesMut::new();
         frame::encode(request, &mut out).map_err(std::io::Error::other)?;
-        stream.write_all(&out).await?;
+        tls::send_all(&mut stream, &out).await?;
         let mut buf = BytesMut::new();
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
@@ -106,9 +112,10 @@ async fn register(broker: &Rc<Broker>, wrapper: TopicConfigSerializeWrapper, wha
     let mut req =
         RemotingCommand::request(RequestCode::RegisterBroker as i32, 1).with_body(to_json(&body));
     req.ext_fields = header(broker).to_ext();
+    let tls = broker.tls_client.as_ref();
     let calls = broker.config.namesrv_addr.iter().map(|ns| {
         let req = req.clone();
-        async move { (ns, call(ns, &req).await) }
+        async move { (ns, call(tls, ns, &req).await) }
     });
     let mut ok = 0;
     for (ns, r) in join_all(calls).await {
@@ -158,9 +165,10 @@ pub async fn unregister_all(broker: &Rc<Broker>) {
         broker_id: h.broker_id,
     }
     .to_ext();
+    let tls = broker.tls_client.as_ref();
     let calls = broker.config.namesrv_addr.iter().map(|ns| {
         let req = req.clone();
-        async move { (ns, call(ns, &req).await) }
+        async move { (ns, call(tls, ns, &req).await) }
     });
     for (ns, r) in join_all(calls).await {
         if let Err(e) = r {

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use apogee_net::ha;
+use apogee_transport::tls::{self, ServerStream, TlsServer};
 use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{select, Either};
@@ -29,7 +30,13 @@ pub const SHIP_READ_BYTES: usize = 1024 * 1024;
 pub const SLAVE_CONNECTIONS_MAX: usize = 8;
 
 /// Accepts slaves until `stop`.
-pub async fn serve(listener: TcpListener, broker: Rc<Broker>, stop: StopSignal) {
+/// With `tls`, slaves are served per `tls.server.mode` as on the broker's other ports.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Rc<Broker>,
+    tls: Option<TlsServer>,
+    stop: StopSignal,
+) {
     loop {
         let accepted = match select(Box::pin(listener.accept()), stop.clone()).await {
             Either::Left((r, _)) => r,
@@ -50,21 +57,30 @@ pub async fn serve(listener: TcpListener, broker: Rc<Broker>, stop: StopSignal) 
             );
             continue;
         }
-        let (b, s) = (broker.clone(), stop.clone());
-        glommio::spawn_local(async move { connection(stream, b, s).await }).detach();
+        let (b, s, t) = (broker.clone(), stop.clone(), tls.clone());
+        glommio::spawn_local(async move { connection(stream, b, t, s).await }).detach();
     }
 }
 
-async fn connection(stream: TcpStream, broker: Rc<Broker>, stop: StopSignal) {
+async fn connection(
+    stream: TcpStream,
+    broker: Rc<Broker>,
+    tls: Option<TlsServer>,
+    stop: StopSignal,
+) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let reason = ship(stream, &broker, &peer, stop).await;
+    let _ = stream.set_nodelay(true);
+    let reason = match tls::accept(stream, tls.as_ref()).await {
+        Ok(stream) => ship(stream, &broker, &peer, stop).await,
+        Err(e) => e.to_string(),
+    };
     info!(shard = broker.shard, slave = %peer, reason = %reason, "slave disconnected");
 }
 
 /// Runs one slave connection; returns why it ended.
-async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSignal) -> String {
+async fn ship(stream: ServerStream, broker: &Rc<Broker>, peer: &str, stop: StopSignal) -> String {
     let (mut reader, mut writer) = stream.split();
     let housekeeping = Duration::from_millis(broker.config.ha_housekeeping_interval_ms);
     let mut buf = BytesMut::new();
@@ -104,7 +120,7 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
         );
         let mut out = BytesMut::new();
         ha::encode_push_header(written, 0, &mut out);
-        if let Err(e) = writer.write_all(&out).await {
+        if let Err(e) = tls::send_all(&mut writer, &out).await {
             return format!("write failed: {e}");
         }
         next = written;
@@ -123,7 +139,7 @@ async fn ship(stream: TcpStream, broker: &Rc<Broker>, peer: &str, stop: StopSign
         }
         let mut out = BytesMut::new();
         ha::encode_push_header(min, 0, &mut out);
-        if let Err(e) = writer.write_all(&out).await {
+        if let Err(e) = tls::send_all(&mut writer, &out).await {
             return format!("write failed: {e}");
         }
         next = min;
@@ -142,8 +158,8 @@ async fn ship_from(
     id: u64,
     mut next: u64,
     written: u64,
-    mut reader: futures::io::ReadHalf<TcpStream>,
-    mut writer: futures::io::WriteHalf<TcpStream>,
+    mut reader: futures::io::ReadHalf<ServerStream>,
+    mut writer: futures::io::WriteHalf<ServerStream>,
     mut buf: BytesMut,
     peer: &str,
     stop: StopSignal,
@@ -227,7 +243,7 @@ async fn ship_from(
                     out.extend_from_slice(piece);
                     next += piece.len() as u64;
                 }
-                if let Err(e) = writer.write_all(&out).await {
+                if let Err(e) = tls::send_all(&mut writer, &out).await {
                     break format!("write failed: {e}");
                 }
                 last_push = Instant::now();
@@ -239,7 +255,7 @@ async fn ship_from(
         if last_push.elapsed() >= heartbeat {
             out.clear();
             ha::encode_push_header(next, 0, &mut out);
-            if let Err(e) = writer.write_all(&out).await {
+            if let Err(e) = tls::send_all(&mut writer, &out).await {
                 break format!("write failed: {e}");
             }
             last_push = Instant::now();

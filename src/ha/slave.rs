@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use apogee_engine::EngineError;
 use apogee_net::ha;
+use apogee_transport::tls;
 use apogee_transport::StopSignal;
 use bytes::BytesMut;
 use futures::future::{select, Either};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncReadExt;
 use glommio::net::TcpStream;
 use tracing::{info, warn};
 
@@ -60,7 +61,11 @@ pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
 /// One link to the master. `Ok` only when stopping.
 async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<(), String> {
     let connect = select(
-        Box::pin(async move { TcpStream::connect(crate::resolve::resolve(addr).await?).await }),
+        Box::pin(async move {
+            let stream = TcpStream::connect(crate::resolve::resolve(addr).await?).await?;
+            let _ = stream.set_nodelay(true);
+            tls::connect(stream, broker.tls_client.as_ref(), addr).await
+        }),
         Box::pin(glommio::timer::sleep(Duration::from_millis(
             CONNECT_TIMEOUT_MS,
         ))),
@@ -70,7 +75,6 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
         Either::Left((Err(e), _)) => return Err(format!("cannot connect: {e}")),
         Either::Right(_) => return Err(format!("no connection within {CONNECT_TIMEOUT_MS} ms")),
     };
-    let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.split();
     let engine = &broker.engine;
     let report = |out: &mut BytesMut| {
@@ -79,8 +83,7 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
     };
     let mut out = BytesMut::new();
     report(&mut out);
-    writer
-        .write_all(&out)
+    tls::send_all(&mut writer, &out)
         .await
         .map_err(|e| format!("cannot report: {e}"))?;
     info!(shard = broker.shard, master = %addr, from = engine.log_offsets().0, "replicating from the master");
@@ -159,8 +162,7 @@ async fn follow(broker: &Rc<Broker>, addr: &str, stop: &StopSignal) -> Result<()
         }
         if appended || last_report.elapsed() >= heartbeat {
             report(&mut out);
-            writer
-                .write_all(&out)
+            tls::send_all(&mut writer, &out)
                 .await
                 .map_err(|e| format!("cannot report: {e}"))?;
             last_report = Instant::now();

@@ -61,9 +61,9 @@ pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
     }
 }
 
-async fn ask(master: &str, code: RequestCode) -> Result<RemotingCommand, String> {
+async fn ask(broker: &Broker, master: &str, code: RequestCode) -> Result<RemotingCommand, String> {
     let req = RemotingCommand::request(code as i32, 1);
-    let r = registration::call(master, &req)
+    let r = registration::call(broker.tls_client.as_ref(), master, &req)
         .await
         .map_err(|e| format!("{code:?}: {e}"))?;
     if r.code != ResponseCode::Success as i32 {
@@ -73,7 +73,7 @@ async fn ask(master: &str, code: RequestCode) -> Result<RemotingCommand, String>
 }
 
 async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
-    let topics = ask(master, RequestCode::GetAllTopicConfig).await?;
+    let topics = ask(broker, master, RequestCode::GetAllTopicConfig).await?;
     let wrapper: TopicConfigSerializeWrapper =
         serde_json::from_slice(&topics.body).map_err(|e| format!("topic table: {e}"))?;
     let changed = broker.topics.borrow_mut().replace_from_master(wrapper);
@@ -82,7 +82,7 @@ async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let offsets = ask(master, RequestCode::GetAllConsumerOffset).await?;
+    let offsets = ask(broker, master, RequestCode::GetAllConsumerOffset).await?;
     let table: OffsetTable =
         serde_json::from_slice(&offsets.body).map_err(|e| format!("consumer offsets: {e}"))?;
     for (key, queues) in table.offset_table {
@@ -96,7 +96,7 @@ async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
             }
         }
     }
-    let groups = ask(master, RequestCode::GetAllSubscriptionGroupConfig).await?;
+    let groups = ask(broker, master, RequestCode::GetAllSubscriptionGroupConfig).await?;
     let groups: SubscriptionGroupWrapper =
         from_json(&groups.body).map_err(|e| format!("subscription groups: {e}"))?;
     let changed = broker.groups.borrow_mut().replace_from_master(groups);
@@ -105,7 +105,7 @@ async fn sync_once(broker: &Rc<Broker>, master: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let delay = ask(master, RequestCode::GetAllDelayOffset).await?;
+    let delay = ask(broker, master, RequestCode::GetAllDelayOffset).await?;
     let delay: DelayOffsetTable =
         from_json(&delay.body).map_err(|e| format!("delay offsets: {e}"))?;
     broker

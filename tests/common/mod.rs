@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 static NEXT: AtomicU16 = AtomicU16::new(0);

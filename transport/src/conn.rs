@@ -14,7 +14,8 @@
 //!   a request's task waits for a free frame slot; a connection whose queued bytes would pass the byte bound
 //!   (a peer that does not read its responses) is closed, with the reason logged.
 //!
-//! A malformed frame closes only its connection, with the reason logged.
+//! A malformed frame closes only its connection, with the reason logged. TLS (sniffing, handshake) happens
+//! in [`crate::tls::accept`] before a connection is served; the loop itself reads and writes any byte stream.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use apogee_net::codes::ResponseCode;
 use apogee_net::{frame, RemotingCommand};
 use bytes::BytesMut;
 use futures::future::{select, Either, Shared};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::FutureExt;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
@@ -39,6 +40,7 @@ use crate::limits::{
     WRITE_QUEUE_FRAMES_MAX_DEFAULT, WRITE_QUEUE_MAX_BYTES_DEFAULT,
 };
 use crate::running::{labelled, Label};
+use crate::tls::{self, TlsServer};
 
 /// A future that resolves once, when the process is stopping. Cloned freely.
 pub type StopSignal = Shared<futures::channel::oneshot::Receiver<()>>;
@@ -288,6 +290,17 @@ pub async fn serve<S: Service>(
     limits: Limits,
     stop: StopSignal,
 ) {
+    serve_with_tls(listener, service, limits, None, stop).await
+}
+
+/// [`serve`], with TLS per `tls` (`tls.server.mode`; `None` is plain only): see [`crate::tls`].
+pub async fn serve_with_tls<S: Service>(
+    listener: TcpListener,
+    service: Rc<S>,
+    limits: Limits,
+    tls: Option<TlsServer>,
+    stop: StopSignal,
+) {
     loop {
         let accepted = match select(Box::pin(listener.accept()), stop.clone()).await {
             Either::Left((r, _)) => r,
@@ -302,8 +315,16 @@ pub async fn serve<S: Service>(
                 let live = LiveConnection::new();
                 let service = service.clone();
                 let stop = stop.clone();
+                let tls = tls.clone();
                 glommio::spawn_local(async move {
-                    serve_conn(stream, service, limits, stop).await;
+                    let peer = stream
+                        .peer_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let _ = stream.set_nodelay(true);
+                    match tls::accept(stream, tls.as_ref()).await {
+                        Ok(stream) => serve_conn(stream, peer, service, limits, stop).await,
+                        Err(e) => debug!(%peer, reason = %e, "connection not served"),
+                    }
                     drop(live);
                 })
                 .detach();
@@ -316,16 +337,14 @@ pub async fn serve<S: Service>(
     }
 }
 
-async fn serve_conn<S: Service>(
-    stream: TcpStream,
+/// Serves one connection over any byte stream (plain TCP or TLS over it).
+async fn serve_conn<S: Service, T: AsyncRead + AsyncWrite + Unpin + 'static>(
+    stream: T,
+    peer: SocketAddr,
     service: Rc<S>,
     limits: Limits,
     stop: StopSignal,
 ) {
-    let peer = stream
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.split();
     let (tx, rx) = local_channel::new_bounded::<RemotingCommand>(limits.write_queue_max);
     let id = NEXT_CONN_ID.with(|c| {
@@ -373,7 +392,12 @@ async fn serve_conn<S: Service>(
                 warn!(%peer, error = %e, "response could not be encoded; dropped");
                 continue;
             }
-            let written = match select(Box::pin(writer.write_all(&out)), &mut writer_killed).await {
+            let written = match select(
+                Box::pin(tls::send_all(&mut writer, &out)),
+                &mut writer_killed,
+            )
+            .await
+            {
                 Either::Left((r, _)) => r.is_ok(),
                 Either::Right(_) => false,
             };

@@ -34,6 +34,8 @@ pub struct PullConsumerConfig {
     pub pull_batch: i32,
     /// Pull answers buffered before the queue tasks wait for `poll`.
     pub buffer_batches_max: usize,
+    /// TLS on every connection, when set.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl PullConsumerConfig {
@@ -44,7 +46,14 @@ impl PullConsumerConfig {
             consume_from: ConsumeFrom::FirstOffset,
             pull_batch: PULL_BATCH_DEFAULT,
             buffer_batches_max: 64,
+            tls: None,
         }
+    }
+
+    /// Every connection (name servers, brokers) is TLS, verified against `tls`'s CA.
+    pub fn with_tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -84,7 +93,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl PullConsumer {
     pub fn new(config: PullConsumerConfig) -> Self {
-        let (remoting, _) = Remoting::new();
+        let (remoting, _) = Remoting::with_tls(config.tls.clone());
         let routes = Routes::new(remoting, config.namesrv.clone());
         let (tx, rx) = mpsc::channel(config.buffer_batches_max.max(1));
         Self {

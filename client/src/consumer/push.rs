@@ -109,6 +109,8 @@ pub struct PushConsumerConfig {
     /// Orderly: a lock not renewed for this long counts as lost and the queue pauses; keep it below the
     /// brokers' `rebalanceLockMaxLiveTime`.
     pub lock_max_live: Duration,
+    /// TLS on every connection, when set.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl PushConsumerConfig {
@@ -125,7 +127,14 @@ impl PushConsumerConfig {
             suspend_current_queue_time: orderly::SUSPEND_CURRENT_QUEUE_TIME_DEFAULT,
             lock_renew_interval: orderly::LOCK_RENEW_INTERVAL_DEFAULT,
             lock_max_live: orderly::LOCK_MAX_LIVE_DEFAULT,
+            tls: None,
         }
+    }
+
+    /// Every connection (name servers, brokers) is TLS, verified against `tls`'s CA.
+    pub fn with_tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -168,7 +177,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl PushConsumer {
     pub fn new(config: PushConsumerConfig) -> Self {
-        let (remoting, incoming) = Remoting::new();
+        let (remoting, incoming) = Remoting::with_tls(config.tls.clone());
         let routes = Routes::new(remoting, config.namesrv.clone());
         let inner = Arc::new(Inner {
             config,
