@@ -47,7 +47,7 @@ pub fn write(path: &Path, cp: &Checkpoint) -> Result<()> {
     metadata::write_atomic(path, Kind::Checkpoint, &encode(cp))
 }
 
-/// [`write`] with the blocking calls off the shard's thread ([`metadata::write_atomic_off_thread`]).
+/// [`write`](fn@write) with the blocking calls off the shard's thread ([`metadata::write_atomic_off_thread`]).
 pub async fn write_off_thread(path: std::path::PathBuf, cp: &Checkpoint) -> Result<()> {
     metadata::write_atomic_off_thread(path, Kind::Checkpoint, encode(cp)).await
 }

@@ -423,35 +423,39 @@ impl SegmentedLog {
 
     /// Writes everything appended so far and syncs it; returns the new durable offset.
     pub async fn flush(&self) -> Result<u64> {
-        // Plan under a short borrow: copy what must be written into DMA buffers.
-        let (writes, target) = {
-            let inner = self.inner.borrow();
-            let (pieces, target) = inner.buffer.flush_plan();
-            let writes: Vec<(u64, Vec<u8>)> = pieces
-                .iter()
-                .map(|p| {
-                    (
-                        p.start,
-                        inner.buffer.chunk(p.chunk_index).data[..p.len].to_vec(),
-                    )
-                })
-                .collect();
-            (writes, target)
-        };
-        if writes.is_empty() {
+        // Plan under a short borrow; each piece's bytes are copied straight from the buffer into its DMA
+        // buffer once the segment file is at hand. The pieces stay where they are meanwhile: chunks are only
+        // dropped by `flushed`, which only this flush calls (one flush at a time), and appends only add
+        // bytes past them.
+        let (pieces, target) = self.inner.borrow().buffer.flush_plan();
+        if pieces.is_empty() {
             self.inner.borrow_mut().buffer.flushed(target);
             return Ok(target);
         }
         let mut touched: Vec<Rc<DmaFile>> = Vec::with_capacity(2);
-        for (start, data) in &writes {
+        for piece in &pieces {
+            let start = &piece.start;
             let base = align_down_segment(*start, self.segment_size);
-            let len = align_up(data.len() as u64) as usize;
+            let len = align_up(piece.len as u64) as usize;
             let through = (start + len as u64).min(base + self.segment_size);
             let file = self.segment_for_write(base, through).await?;
             let mut dma = file.alloc_dma_buffer(len);
             let bytes = dma.as_bytes_mut();
-            bytes[..data.len()].copy_from_slice(data);
-            bytes[data.len()..].fill(0);
+            {
+                let inner = self.inner.borrow();
+                let chunk = inner.buffer.chunk(piece.chunk_index);
+                assert!(
+                    chunk.start == piece.start && chunk.data.len() >= piece.len,
+                    "the write buffer changed under a flush: chunk {} starts at {} with {} bytes, the plan said {} with {}",
+                    piece.chunk_index,
+                    chunk.start,
+                    chunk.data.len(),
+                    piece.start,
+                    piece.len
+                );
+                bytes[..piece.len].copy_from_slice(&chunk.data[..piece.len]);
+            }
+            bytes[piece.len..].fill(0);
             let pos = start - base;
             let path = self.dir.join(segment_file_name(base));
             crate::faults::check(crate::faults::FaultPoint::FlushWrite)

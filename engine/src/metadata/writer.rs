@@ -152,6 +152,8 @@ pub struct TableWriter {
     state: RefCell<Coalescer<Waiter>>,
     wake: Notify,
     closing: Cell<bool>,
+    /// [`Self::run`] has returned: nothing will be written any more.
+    stopped: Cell<bool>,
     writes: Cell<u64>,
 }
 
@@ -163,6 +165,7 @@ impl TableWriter {
             state: RefCell::new(Coalescer::default()),
             wake: Notify::default(),
             closing: Cell::new(false),
+            stopped: Cell::new(false),
             writes: Cell::new(0),
         })
     }
@@ -184,6 +187,10 @@ impl TableWriter {
         let (tx, rx) = oneshot::channel();
         if self.state.borrow_mut().wait(ticket, tx).is_some() {
             return Ok(());
+        }
+        if self.stopped.get() {
+            // No writer task is left to answer (a change made after shutdown).
+            return Err(EngineError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
@@ -207,6 +214,14 @@ impl TableWriter {
     /// time. `snapshot` returning `None` (its owner is gone) fails that write. Returns after
     /// [`Self::close`] once nothing is dirty (or a final write failed).
     pub async fn run(self: Rc<Self>, snapshot: impl Fn() -> Option<Vec<u8>>) {
+        self.write_while_open(snapshot).await;
+        self.stopped.set(true);
+        for w in self.state.borrow_mut().drain_waiters() {
+            let _ = w.send(Err(EngineError::ShuttingDown));
+        }
+    }
+
+    async fn write_while_open(&self, snapshot: impl Fn() -> Option<Vec<u8>>) {
         loop {
             let notified = self.wake.notified();
             let Some(covers) = self.state.borrow_mut().begin() else {
@@ -380,5 +395,47 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(on_disk.len(), 500, "the last write holds every change");
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_then_retried_and_a_change_after_shutdown_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("groups");
+        let p = path.clone();
+        let (first, second, after_close) =
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .spawn(move || async move {
+                    let writer = TableWriter::new(p, Kind::SubscriptionGroups);
+                    let value = Rc::new(Cell::new(1u32));
+                    let v = value.clone();
+                    let task = glommio::spawn_local(
+                        writer
+                            .clone()
+                            .run(move || Some(serde_json::to_vec(&v.get()).unwrap())),
+                    );
+                    // The next metadata write on this thread fails with ENOSPC.
+                    crate::faults::arm(crate::faults::FaultPoint::MetadataWrite, libc::ENOSPC, 1);
+                    let first = writer.durable(writer.changed()).await;
+                    value.set(2);
+                    let second = writer.durable(writer.changed()).await;
+                    writer.close();
+                    task.await;
+                    let after_close = writer.durable(writer.changed()).await;
+                    (first, second, after_close)
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        let first = first.unwrap_err();
+        assert!(
+            first.is_no_space(),
+            "the waiter hears the write's error: {first}"
+        );
+        second.unwrap();
+        assert!(matches!(after_close, Err(EngineError::ShuttingDown)));
+        let on_disk: u32 = super::super::read_json(&path, Kind::SubscriptionGroups, "t")
+            .unwrap()
+            .unwrap();
+        assert_eq!(on_disk, 2, "the retry wrote the latest snapshot");
     }
 }
