@@ -13,7 +13,8 @@
 //! Lateness includes the kernel's wake-up latency when the shard was idle and parked, and the time the
 //! thread was off its CPU (another process ran: on a shared machine, often most of it). So the probe also
 //! reads the thread's CPU time over each sleep: `min(lateness, CPU time)` bounds the part of a stall the
-//! shard spent running its own code, kept as a second series ("on CPU"), and the log line says which it was.
+//! shard spent running its own code, kept as a second series ("on CPU"), and the log line says which it was
+//! (off its CPU means blocked in a system call, such as a blocking metadata write, or waiting for a CPU).
 //!
 //! Test-only: [`TEST_BLOCK_SHARD_MS_ENV`] (`APOGEE_TEST_BLOCK_SHARD_MS=N`) makes every GET_BROKER_RUNTIME_INFO
 //! request spin on its shard's thread for N ms, so a test can cause a stall on purpose. Read once; unset, it
@@ -200,7 +201,8 @@ pub async fn run(shard: usize, stop: StopSignal) {
                         .to_owned(),
                 };
                 let off_cpu = if on_cpu_us < late_us / 2 {
-                    " The thread ran only {on_cpu} ms of it: it was off its CPU (the machine is busy)."
+                    " The thread ran only {on_cpu} ms of it: the rest it was off its CPU, blocked in a system call (a \
+                     blocking file write) or waiting for a CPU (a busy machine)."
                 } else {
                     ""
                 }

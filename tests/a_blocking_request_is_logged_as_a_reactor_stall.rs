@@ -41,10 +41,7 @@ fn a_blocking_request_is_logged_as_a_reactor_stall() {
         line.contains(&format!("request code {code} ran")),
         "the stall names what ran: {line}"
     );
-    assert!(
-        !line.contains("off its CPU"),
-        "the block ran on the CPU: {line}"
-    );
+    // Whether it also says the thread was off its CPU depends on the machine's load, not on the broker.
 
     // The shard serves on, and its stall maximum holds the block.
     let mut other = RawConn::connect(&addr).unwrap();
