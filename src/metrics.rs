@@ -451,6 +451,42 @@ pub fn render(shards: &[ShardSnapshot]) -> String {
         "The shard's longest reactor stall since start.",
         &|s| format!("{}", s.stalls.max_us as f64 / 1e6),
     );
+    family(
+        &mut o,
+        "apogee_reactor_stall_on_cpu_seconds",
+        "histogram",
+        "Reactor stalls bounded by the shard thread's CPU time over each probe sleep: the part spent running the shard's own code rather than waiting for a CPU.",
+    );
+    for s in shards {
+        let b = b(s);
+        let mut cumulative = 0;
+        for (i, bound) in crate::stall::STALL_BUCKETS_US.iter().enumerate() {
+            cumulative += s.stalls.on_cpu_buckets[i];
+            let _ = writeln!(
+                o,
+                "apogee_reactor_stall_on_cpu_seconds_bucket{{{b},le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        let n = s.stalls.count;
+        let _ = writeln!(
+            o,
+            "apogee_reactor_stall_on_cpu_seconds_bucket{{{b},le=\"+Inf\"}} {n}"
+        );
+        let _ = writeln!(
+            o,
+            "apogee_reactor_stall_on_cpu_seconds_sum{{{b}}} {}",
+            s.stalls.on_cpu_sum_us as f64 / 1e6
+        );
+        let _ = writeln!(o, "apogee_reactor_stall_on_cpu_seconds_count{{{b}}} {n}");
+    }
+    scalar(
+        &mut o,
+        "apogee_reactor_stall_on_cpu_max_seconds",
+        "gauge",
+        "The shard's longest on-CPU reactor stall since start.",
+        &|s| format!("{}", s.stalls.on_cpu_max_us as f64 / 1e6),
+    );
     o
 }
 
@@ -599,6 +635,7 @@ mod tests {
             max_us: 140_000,
             p99_us: 140_000,
             p999_us: 140_000,
+            ..Default::default()
         };
         let text = render(&[s]);
         assert!(text.contains("# TYPE apogee_reactor_stall_seconds histogram\n"));

@@ -10,11 +10,14 @@
 //! A wake-up later than [`STALL_LOG_THRESHOLD_MS`] is logged (at most once per [`STALL_LOG_INTERVAL_MS`],
 //! with the number not logged since) with what ran: the longest labelled task poll since the probe's last
 //! wake-up ([`apogee_transport::running`]: the request code being served, or "timer", "schedule", ...).
-//! Lateness includes the kernel's wake-up latency when the shard was idle and parked; under load the shard
-//! does not park, and what is measured is the longest poll.
+//! Lateness includes the kernel's wake-up latency when the shard was idle and parked, and the time the
+//! thread was off its CPU (another process ran: on a shared machine, often most of it). So the probe also
+//! reads the thread's CPU time over each sleep: `min(lateness, CPU time)` bounds the part of a stall the
+//! shard spent running its own code, kept as a second series ("on CPU"), and the log line says which it was
+//! (off its CPU means blocked in a system call, such as a blocking metadata write, or waiting for a CPU).
 //!
 //! Test-only: [`TEST_BLOCK_SHARD_MS_ENV`] (`APOGEE_TEST_BLOCK_SHARD_MS=N`) makes every GET_BROKER_RUNTIME_INFO
-//! request block its shard's thread for N ms, so a test can cause a stall on purpose. Read once; unset, it
+//! request spin on its shard's thread for N ms, so a test can cause a stall on purpose. Read once; unset, it
 //! costs one branch on a cached value.
 
 use std::cell::RefCell;
@@ -45,6 +48,10 @@ pub struct Stalls {
     histogram: hdrhistogram::Histogram<u64>,
     buckets: [u64; STALL_BUCKETS_US.len()],
     sum_us: u64,
+    /// The on-CPU series: lateness bounded by the thread's CPU time over the sleep.
+    on_cpu_buckets: [u64; STALL_BUCKETS_US.len()],
+    on_cpu_sum_us: u64,
+    on_cpu_max_us: u64,
     /// When the last stall was logged, and how many were over the threshold since without a line.
     last_logged: Option<Instant>,
     unlogged: u64,
@@ -60,6 +67,9 @@ impl Default for Stalls {
                 }),
             buckets: [0; STALL_BUCKETS_US.len()],
             sum_us: 0,
+            on_cpu_buckets: [0; STALL_BUCKETS_US.len()],
+            on_cpu_sum_us: 0,
+            on_cpu_max_us: 0,
             last_logged: None,
             unlogged: 0,
         }
@@ -99,12 +109,25 @@ impl Stalls {
         })
     }
 
+    /// Records the on-CPU part of the same wake-up's lateness.
+    pub fn record_on_cpu(&mut self, on_cpu_late_us: u64) {
+        let us = on_cpu_late_us.min(STALL_RECORD_MAX_US);
+        self.on_cpu_sum_us = self.on_cpu_sum_us.saturating_add(us);
+        self.on_cpu_max_us = self.on_cpu_max_us.max(us);
+        if let Some(i) = STALL_BUCKETS_US.iter().position(|b| us <= *b) {
+            self.on_cpu_buckets[i] += 1;
+        }
+    }
+
     pub fn summary(&self) -> StallSummary {
         let h = &self.histogram;
         StallSummary {
             buckets: self.buckets,
             count: h.len(),
             sum_us: self.sum_us,
+            on_cpu_buckets: self.on_cpu_buckets,
+            on_cpu_sum_us: self.on_cpu_sum_us,
+            on_cpu_max_us: self.on_cpu_max_us,
             max_us: h.max(),
             p99_us: h.value_at_quantile(0.99),
             p999_us: h.value_at_quantile(0.999),
@@ -118,6 +141,10 @@ pub struct StallSummary {
     pub buckets: [u64; STALL_BUCKETS_US.len()],
     pub count: u64,
     pub sum_us: u64,
+    /// The same wake-ups' lateness bounded by the thread's CPU time (see the module docs).
+    pub on_cpu_buckets: [u64; STALL_BUCKETS_US.len()],
+    pub on_cpu_sum_us: u64,
+    pub on_cpu_max_us: u64,
     pub max_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
@@ -144,6 +171,7 @@ pub async fn run(shard: usize, stop: StopSignal) {
         let _ = running::take_longest_poll();
         loop {
             let asleep = Instant::now();
+            let cpu_before_us = thread_cpu_us();
             let tick = glommio::timer::sleep(interval);
             if let Either::Right(_) = select(Box::pin(tick), stop.clone()).await {
                 break;
@@ -151,8 +179,13 @@ pub async fn run(shard: usize, stop: StopSignal) {
             let woke = Instant::now();
             let late = woke.duration_since(asleep).saturating_sub(interval);
             let late_us = late.as_micros() as u64;
+            let on_cpu_us = thread_cpu_us().saturating_sub(cpu_before_us);
             let longest = running::take_longest_poll();
-            let due = STALLS.with(|s| s.borrow_mut().record(late_us, woke));
+            let due = STALLS.with(|s| {
+                let mut s = s.borrow_mut();
+                s.record_on_cpu(late_us.min(on_cpu_us));
+                s.record(late_us, woke)
+            });
             if let Some(due) = due {
                 let what = match longest {
                     Some((took, label)) if took >= late / 2 => {
@@ -167,11 +200,19 @@ pub async fn run(shard: usize, stop: StopSignal) {
                              monitor, replication, or the kernel"
                         .to_owned(),
                 };
+                let off_cpu = if on_cpu_us < late_us / 2 {
+                    " The thread ran only {on_cpu} ms of it: the rest it was off its CPU, blocked in a system call (a \
+                     blocking file write) or waiting for a CPU (a busy machine)."
+                } else {
+                    ""
+                }
+                .replace("{on_cpu}", &(on_cpu_us / 1000).to_string());
                 warn!(
                     shard,
                     stall_ms = late.as_millis() as u64,
+                    on_cpu_ms = on_cpu_us / 1000,
                     stalls_since_last_line = due.stalls,
-                    "reactor stall: the shard did not poll for {} ms; {what}",
+                    "reactor stall: the shard did not poll for {} ms; {what}.{off_cpu}",
                     late.as_millis()
                 );
             }
@@ -194,6 +235,20 @@ pub async fn run(shard: usize, stop: StopSignal) {
     }
 }
 
+/// CPU time this thread has used, µs (CLOCK_THREAD_CPUTIME_ID; 0 if it cannot be read).
+fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if !ok {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000) + ts.tv_nsec as u64 / 1_000
+}
+
 /// Wraps one of the shard's own tasks so that its polls count under `name` (see the module docs).
 pub fn task<F: std::future::Future>(name: &'static str, future: F) -> running::Labelled<F> {
     labelled(Label::Task(name), future)
@@ -214,7 +269,11 @@ pub fn test_block(code: i32) {
                 ms,
                 "{TEST_BLOCK_SHARD_MS_ENV}: blocking the shard (test-only)"
             );
-            std::thread::sleep(Duration::from_millis(ms));
+            // Spins rather than sleeps: a stall of the shard's own making is CPU time, as this is.
+            let until = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
         }
     }
 }
