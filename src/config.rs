@@ -141,6 +141,10 @@ pub struct BrokerConfig {
     pub rebalance_lock_max_live_time_ms: u64,
     /// Apogee: port of the Prometheus `/metrics` endpoint (`metricsPort`); 0, the default, serves none.
     pub metrics_port: u16,
+    /// Whether requests are checked against plain_acl.yml (`aclEnable`, RocketMQ's default false).
+    pub acl_enable: bool,
+    /// The accounts file (`aclFile`); without it, `$ROCKETMQ_HOME/conf/plain_acl.yml` as in RocketMQ.
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -199,6 +203,8 @@ impl Default for BrokerConfig {
             access_message_in_memory_max_ratio: 40,
             rebalance_lock_max_live_time_ms: crate::broker::lock::LOCK_EXPIRY_MS_DEFAULT,
             metrics_port: 0,
+            acl_enable: false,
+            acl_file: None,
         }
     }
 }
@@ -403,6 +409,8 @@ impl BrokerConfig {
             "registerIntervalMs" => self.register_interval_ms = parse(key, v)?,
             "channelExpiryMs" => self.channel_expiry_ms = parse(key, v)?,
             "metricsPort" => self.metrics_port = parse(key, v)?,
+            "aclEnable" => self.acl_enable = parse(key, v)?,
+            "aclFile" => self.acl_file = (!v.is_empty()).then(|| PathBuf::from(v)),
             _ => return Ok(false),
         }
         Ok(true)
@@ -470,6 +478,24 @@ impl BrokerConfig {
     /// The address clients reach shard `i` at.
     pub fn shard_addr(&self, shard: usize) -> String {
         format!("{}:{}", self.broker_ip1, self.shard_port(shard))
+    }
+
+    /// The plain_acl.yml to load when `aclEnable=true`: `aclFile`, else RocketMQ's
+    /// `$ROCKETMQ_HOME/conf/plain_acl.yml`.
+    pub fn acl_path(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(p) = &self.acl_file {
+            return Ok(p.clone());
+        }
+        match std::env::var_os("ROCKETMQ_HOME") {
+            Some(home) if !home.is_empty() => {
+                Ok(PathBuf::from(home).join("conf").join("plain_acl.yml"))
+            }
+            _ => Err(ConfigError::BadValue {
+                key: "aclEnable".into(),
+                value: "true".into(),
+                reason: "needs aclFile=<path of plain_acl.yml>, or ROCKETMQ_HOME set (then $ROCKETMQ_HOME/conf/plain_acl.yml)".into(),
+            }),
+        }
     }
 
     /// Checks settings that relate; the error names the key.
@@ -595,6 +621,7 @@ impl BrokerConfig {
         );
         m.insert("flushDiskType", format!("{:?}", self.flush_disk_type));
         m.insert("shards", self.shards.to_string());
+        m.insert("aclEnable", self.acl_enable.to_string());
         m
     }
 }

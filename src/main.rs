@@ -41,6 +41,10 @@ enum Command {
         /// Drop a broker silent for this long.
         #[arg(long, default_value_t = apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT)]
         broker_expiry_ms: u64,
+        /// Check requests that change state (KV config, topic deletion, broker write permission) against
+        /// this plain_acl.yml: they need a signed admin account. Reloaded when it changes.
+        #[arg(long, value_name = "PLAIN_ACL_YML")]
+        acl_file: Option<PathBuf>,
     },
     /// Run a name server and a broker in one process, with a store under the current folder.
     Standalone(BrokerArgs),
@@ -132,16 +136,24 @@ fn main() -> ExitCode {
             let ns = NameServerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], ns_port)),
                 broker_expiry_ms: args.broker_expiry_ms,
+                acl: None,
             };
             shard::start(c, Some(ns))
         }),
         Command::Nameserver {
             listen,
             broker_expiry_ms,
-        } => shard::start_nameserver(NameServerConfig {
-            listen,
-            broker_expiry_ms,
-        }),
+            acl_file,
+        } => acl_file
+            .map(|path| apogee_acl::SharedAcl::start(&path).map_err(|e| e.to_string()))
+            .transpose()
+            .and_then(|acl| {
+                shard::start_nameserver(NameServerConfig {
+                    listen,
+                    broker_expiry_ms,
+                    acl,
+                })
+            }),
     };
     match running {
         Err(e) => {

@@ -31,7 +31,13 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(namesrv: &str) -> Self {
+        Self::with_credentials(namesrv, None)
+    }
+
+    /// An admin whose requests are signed with `credentials` (ACL), when given.
+    pub fn with_credentials(namesrv: &str, credentials: Option<crate::Credentials>) -> Self {
         let (remoting, _) = Remoting::new();
+        let remoting = remoting.with_credentials(credentials);
         Self {
             routes: Routes::new(remoting, parse_namesrv(namesrv)),
         }

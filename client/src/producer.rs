@@ -37,6 +37,8 @@ pub struct ProducerConfig {
     pub retry_times_when_send_failed: u32,
     /// Queues a topic gets when the broker auto-creates it.
     pub default_topic_queue_nums: i32,
+    /// ACL: every request is signed with these when set ([`ProducerConfig::with_credentials`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl ProducerConfig {
@@ -47,7 +49,14 @@ impl ProducerConfig {
             send_timeout: Duration::from_secs(3),
             retry_times_when_send_failed: 2,
             default_topic_queue_nums: 4,
+            credentials: None,
         }
+    }
+
+    /// Signs every request with this access key and secret key (brokers with `aclEnable=true`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(crate::Credentials::new(access_key, secret_key));
+        self
     }
 }
 
@@ -144,6 +153,7 @@ impl Producer {
         checker: Option<Arc<dyn crate::transaction::TransactionChecker>>,
     ) -> Result<Self, ClientError> {
         let (remoting, incoming) = Remoting::new();
+        let remoting = remoting.with_credentials(config.credentials.clone());
         let requests = Arc::new(crate::request::RequestTable::default());
         let serve = tokio::spawn(crate::request::serve_incoming(
             remoting.clone(),

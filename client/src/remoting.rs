@@ -3,6 +3,8 @@
 //! Each connection has a writer task (fed by a bounded channel) and a reader task that completes waiting
 //! requests by opaque and hands requests from the server (NOTIFY_CONSUMER_IDS_CHANGED) to a listener.
 //! A closed connection fails its waiting requests at once and is replaced on next use.
+//! With [`Credentials`], every request is signed just before it is queued (RocketMQ's `AclClientRPCHook`);
+//! answers to the server's own requests are not, as in RocketMQ.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -16,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::credentials::Credentials;
 use crate::error::ClientError;
 
 /// Frames queued per connection for writing at most.
@@ -40,6 +43,7 @@ pub struct Remoting {
     conns: Arc<tokio::sync::Mutex<HashMap<String, Arc<Connection>>>>,
     opaque: Arc<AtomicI32>,
     incoming: mpsc::Sender<Incoming>,
+    credentials: Option<Arc<Credentials>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -55,9 +59,26 @@ impl Remoting {
                 conns: Default::default(),
                 opaque: Arc::new(AtomicI32::new(1)),
                 incoming: tx,
+                credentials: None,
             },
             rx,
         )
+    }
+
+    /// Signs every request of this pool (and of its clones made afterwards) with `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials.map(Arc::new);
+        self
+    }
+
+    fn sign(&self, addr: &str, request: &mut RemotingCommand) -> Result<(), ClientError> {
+        match &self.credentials {
+            Some(c) => c.sign(request).map_err(|e| ClientError::Sign {
+                addr: addr.into(),
+                source: e,
+            }),
+            None => Ok(()),
+        }
     }
 
     pub fn next_opaque(&self) -> i32 {
@@ -162,6 +183,7 @@ impl Remoting {
         timeout: Duration,
     ) -> Result<RemotingCommand, ClientError> {
         request.opaque = self.next_opaque();
+        self.sign(addr, &mut request)?;
         let conn = self.connection(addr).await?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(request.opaque, tx);
@@ -210,6 +232,7 @@ impl Remoting {
     ) -> Result<(), ClientError> {
         request.opaque = self.next_opaque();
         request = request.oneway();
+        self.sign(addr, &mut request)?;
         let conn = self.connection(addr).await?;
         conn.tx
             .send(request)

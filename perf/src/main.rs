@@ -147,9 +147,26 @@ struct Cli {
     /// `transaction`, embedded broker: its `transactionCheckInterval` (ms).
     #[arg(long, default_value_t = 5_000)]
     transaction_check_interval_ms: u64,
+    /// ACL: sign every request with this access key (brokers with aclEnable=true; with --embedded, pass
+    /// `--broker-opt aclEnable=true --broker-opt aclFile=...`). Needs --secret-key.
+    #[arg(long, value_name = "AK", requires = "secret_key")]
+    access_key: Option<String>,
+    /// ACL: the access key's secret.
+    #[arg(long, value_name = "SK", requires = "access_key")]
+    secret_key: Option<String>,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+impl Cli {
+    /// The ACL credentials produce, consume and topic creation sign with, when given.
+    fn credentials(&self) -> Option<apogee_client::Credentials> {
+        match (&self.access_key, &self.secret_key) {
+            (Some(ak), Some(sk)) => Some(apogee_client::Credentials::new(ak, sk)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +320,9 @@ async fn produce(
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
-    let producer = Producer::start(ProducerConfig::new(&namesrv, "apogee-perf-producer"))
+    let mut config = ProducerConfig::new(&namesrv, "apogee-perf-producer");
+    config.credentials = cli.credentials();
+    let producer = Producer::start(config)
         .await
         .map_err(|e| format!("cannot start a producer with name server {namesrv}: {e}"))?;
     if cli.trace {
@@ -469,6 +488,7 @@ async fn paced(
 async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> Result<PushConsumer, String> {
     let mut config = PushConsumerConfig::new(namesrv, "apogee-perf-consumer");
     config.consume_from = ConsumeFrom::LastOffset;
+    config.credentials = cli.credentials();
     let consumer = PushConsumer::new(config);
     consumer.subscribe(&cli.topic, "*");
     // `delay` / `timer`: a message is due at its send time + its level's delay or its timer delay.
@@ -572,6 +592,7 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
+        ..Default::default()
     };
     let running = apogee::start(c, Some(ns))
         .map_err(|e| format!("embedded apogee (store {}): {e}", dir.path().display()))?;
@@ -634,7 +655,7 @@ fn main() -> ExitCode {
 
 /// Makes sure the topic exists (creating it on every cluster the name server knows).
 async fn ensure_topic(cli: &Cli, namesrv: &str) -> Result<(), String> {
-    let admin = apogee_client::Admin::new(namesrv);
+    let admin = apogee_client::Admin::with_credentials(namesrv, cli.credentials());
     match admin.queues(&cli.topic).await {
         Ok(q) if !q.is_empty() => return Ok(()),
         Ok(_) | Err(ClientError::NoRoute(_)) => {}

@@ -112,6 +112,7 @@ fn standalone(dir: &std::path::Path) -> (apogee::Running, String) {
     let ns = apogee_nameserver::NameServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
+        ..Default::default()
     };
     let running = apogee::start(config, Some(ns)).expect("standalone starts");
     (running, format!("127.0.0.1:{ns_port}"))

@@ -148,8 +148,9 @@ pub async fn run(verb: Verb, ctx: &Ctx) -> Result<Report, AdminError> {
             keys,
             tags,
         } => {
-            let producer =
-                Producer::start(ProducerConfig::new(&ctx.namesrv, "APOGEE_ADMIN_PRODUCER")).await?;
+            let mut config = ProducerConfig::new(&ctx.namesrv, "APOGEE_ADMIN_PRODUCER");
+            config.credentials = ctx.credentials.clone();
+            let producer = Producer::start(config).await?;
             let mut m = Message::new(&topic, body.into_bytes());
             if let Some(k) = keys {
                 m = m.with_keys(k.split(' ').map(str::to_owned));

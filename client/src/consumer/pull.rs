@@ -34,6 +34,8 @@ pub struct PullConsumerConfig {
     pub pull_batch: i32,
     /// Pull answers buffered before the queue tasks wait for `poll`.
     pub buffer_batches_max: usize,
+    /// ACL: every request is signed with these when set ([`PullConsumerConfig::with_credentials`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl PullConsumerConfig {
@@ -44,7 +46,14 @@ impl PullConsumerConfig {
             consume_from: ConsumeFrom::FirstOffset,
             pull_batch: PULL_BATCH_DEFAULT,
             buffer_batches_max: 64,
+            credentials: None,
         }
+    }
+
+    /// Signs every request with this access key and secret key (brokers with `aclEnable=true`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(crate::Credentials::new(access_key, secret_key));
+        self
     }
 }
 
@@ -85,6 +94,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PullConsumer {
     pub fn new(config: PullConsumerConfig) -> Self {
         let (remoting, _) = Remoting::new();
+        let remoting = remoting.with_credentials(config.credentials.clone());
         let routes = Routes::new(remoting, config.namesrv.clone());
         let (tx, rx) = mpsc::channel(config.buffer_batches_max.max(1));
         Self {

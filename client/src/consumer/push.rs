@@ -109,6 +109,8 @@ pub struct PushConsumerConfig {
     /// Orderly: a lock not renewed for this long counts as lost and the queue pauses; keep it below the
     /// brokers' `rebalanceLockMaxLiveTime`.
     pub lock_max_live: Duration,
+    /// ACL: every request is signed with these when set ([`PushConsumerConfig::with_credentials`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl PushConsumerConfig {
@@ -125,7 +127,14 @@ impl PushConsumerConfig {
             suspend_current_queue_time: orderly::SUSPEND_CURRENT_QUEUE_TIME_DEFAULT,
             lock_renew_interval: orderly::LOCK_RENEW_INTERVAL_DEFAULT,
             lock_max_live: orderly::LOCK_MAX_LIVE_DEFAULT,
+            credentials: None,
         }
+    }
+
+    /// Signs every request with this access key and secret key (brokers with `aclEnable=true`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(crate::Credentials::new(access_key, secret_key));
+        self
     }
 }
 
@@ -167,6 +176,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PushConsumer {
     pub fn new(config: PushConsumerConfig) -> Self {
         let (remoting, incoming) = Remoting::new();
+        let remoting = remoting.with_credentials(config.credentials.clone());
         let routes = Routes::new(remoting, config.namesrv.clone());
         let inner = Arc::new(Inner {
             config,
