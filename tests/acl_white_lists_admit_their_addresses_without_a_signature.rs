@@ -30,13 +30,17 @@ accounts:
 fn call_from(from: &str, broker: &str, mut request: RemotingCommand) -> RemotingCommand {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let local: SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&local.into()).expect("bind a second loopback address");
+    socket
+        .bind(&local.into())
+        .expect("bind a second loopback address");
     let remote: SocketAddr = broker.parse().unwrap();
     socket
         .connect_timeout(&remote.into(), Duration::from_secs(5))
         .expect("connect to the broker");
     let mut stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     request.opaque = 77;
     let mut out = BytesMut::new();
     frame::encode(&request, &mut out).unwrap();
@@ -55,7 +59,11 @@ fn call_from(from: &str, broker: &str, mut request: RemotingCommand) -> Remoting
 }
 
 fn assert_refused(answer: &RemotingCommand, remark: &str) {
-    assert_eq!(answer.code, 16, "NO_PERMISSION expected: {:?}", answer.remark);
+    assert_eq!(
+        answer.code, 16,
+        "NO_PERMISSION expected: {:?}",
+        answer.remark
+    );
     assert_eq!(answer.remark.as_deref(), Some(remark));
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`SharedAcl`] (one per process): the current [`AclTable`] behind a mutex, and a generation counter
 //!   bumped on every successful reload. A std thread polls the file's length, mtime and inode every
-//!   [`POLL_INTERVAL_MS`]; on a change it parses the file off the shard threads and swaps the table in,
+//!   [`POLL_INTERVAL_MS`]; on a change that has settled ([`SETTLE_MS`]) it parses the file off the shard
+//!   threads and swaps the table in,
 //!   or, if the file is malformed or gone, keeps the last good table and logs why (file, line, reason).
 //! - [`ShardAcl`] (one per shard, `!Send`): a cached `Arc` of the table and the generation it came from.
 //!   A request costs one uncontended atomic load (a plain load on x86); the mutex is taken only on the
@@ -22,6 +23,9 @@ use crate::table::{AclError, AclTable};
 
 /// How often plain_acl.yml is looked at for changes.
 pub const POLL_INTERVAL_MS: u64 = 500;
+/// A changed file is read only once it has stayed the same this long, so that a file being written in
+/// place (truncated, then filled) is not read half-way: an empty half would mean "no accounts".
+pub const SETTLE_MS: u64 = 100;
 
 /// The table in force for the whole process.
 pub struct SharedAcl {
@@ -110,6 +114,10 @@ fn watch(shared: Weak<SharedAcl>, mut seen: Option<Stamp>) {
         let now = stamp(&acl.path);
         if now == seen {
             continue;
+        }
+        std::thread::sleep(Duration::from_millis(SETTLE_MS));
+        if stamp(&acl.path) != now {
+            continue; // still being written: look again at the next poll
         }
         // Remember the version even when it is bad, so one bad edit is logged once, not every poll.
         seen = now;
