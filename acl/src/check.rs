@@ -30,7 +30,8 @@
 //! | UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP | group `consumerGroup`: SUB |
 //! | UPDATE_CONSUMER_OFFSET | group `consumerGroup`: SUB, `topic`: SUB |
 //!
-//! Other requests need a valid signature only (and admin, for the admin-only codes).
+//! Other requests need a valid signature only (and admin, for the admin-only codes). An empty name counts
+//! as no name, as RocketMQ's null does.
 //!
 //! Nothing here allocates on the way to "allowed" except a heartbeat's body parse (once per 30 s per
 //! client); refusals allocate their remark.
@@ -132,7 +133,9 @@ fn resources<'a>(
     code: Option<RequestCode>,
     f: &mut dyn FnMut(Resource<'_>) -> Result<(), Refusal>,
 ) -> Result<(), Refusal> {
-    let ext = |k: &str| cmd.ext(k);
+    // An empty name is no resource, as a missing one (RocketMQ's null): the C++ client unregisters a
+    // producer with `consumerGroup=""`, which would otherwise be refused as the group "".
+    let ext = |k: &str| cmd.ext(k).filter(|v| !v.is_empty());
     let send = |topic: Option<&'a str>, group: Option<&'a str>| match topic {
         Some(t) if t.starts_with(RETRY_GROUP_TOPIC_PREFIX) => {
             group.map(|g| Resource::group(g, SUB))
