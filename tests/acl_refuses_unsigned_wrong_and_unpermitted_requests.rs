@@ -85,10 +85,54 @@ async fn acl_refuses_unsigned_wrong_and_unpermitted_requests() {
     );
     let admin =
         Admin::with_credentials(&namesrv, Some(Credentials::new("admin001", "admin-secret")));
-    admin
-        .create_topic("DefaultCluster", TOPIC, 2)
-        .await
-        .expect("the admin account creates the topic");
+    // `apogee admin` signs with --access-key/--secret-key (or the environment); unsigned it is refused.
+    let cli = |creds: &[&str], envs: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_apogee"));
+        c.arg("admin").args(creds).args([
+            "-n",
+            &namesrv,
+            "updateTopic",
+            "-t",
+            TOPIC,
+            "-c",
+            "DefaultCluster",
+            "-r",
+            "2",
+            "-w",
+            "2",
+        ]);
+        c.env_remove("APOGEE_ACCESS_KEY")
+            .env_remove("APOGEE_SECRET_KEY");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().expect("run apogee admin")
+    };
+    let refused = cli(&[], &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("No accessKey is configured"), "{stderr}");
+    let by_env = cli(
+        &[],
+        &[
+            ("APOGEE_ACCESS_KEY", "producer1"),
+            ("APOGEE_SECRET_KEY", "producer-secret"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&by_env.stderr);
+    assert!(
+        stderr.contains("Need admin permission"),
+        "signed from the environment: {stderr}"
+    );
+    let ok = cli(
+        &["--access-key", "admin001", "--secret-key", "admin-secret"],
+        &[],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     common::eventually(Duration::from_secs(20), || async {
         admin.queues(TOPIC).await.ok().filter(|q| q.len() == 2)
     })
