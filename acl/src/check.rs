@@ -442,6 +442,18 @@ accounts:
     }
 
     #[test]
+    fn an_empty_group_is_no_resource() {
+        // The C++ client unregisters a producer with consumerGroup="".
+        let t = table();
+        let unregister = RemotingCommand::request(RequestCode::UnregisterClient as i32, 1)
+            .with_ext("clientID", "c")
+            .with_ext("producerGroup", "pg")
+            .with_ext("consumerGroup", "");
+        let by_producer = signed(unregister, "producer1", "producer-secret");
+        assert_eq!(t.check(&by_producer, LOCAL, Scope::Broker), Ok(()));
+    }
+
+    #[test]
     fn name_server_admin_codes_are_its_own() {
         let t = table();
         let put = RemotingCommand::request(RequestCode::PutKvConfig as i32, 1).with_ext("key", "k");
