@@ -79,6 +79,13 @@ struct Cli {
     /// (repeatable).
     #[arg(long = "broker-opt", value_name = "KEY=VALUE")]
     broker_opts: Vec<String>,
+    /// ACL: sign every request with this access key (brokers with aclEnable=true; with --embedded, pass
+    /// `--broker-opt aclEnable=true --broker-opt aclFile=...`). Needs --secret-key.
+    #[arg(long, value_name = "AK", requires = "secret_key")]
+    access_key: Option<String>,
+    /// ACL: the access key's secret.
+    #[arg(long, value_name = "SK", requires = "access_key")]
+    secret_key: Option<String>,
     #[arg(long, default_value = "perf")]
     topic: String,
     /// Queues per broker of the topic (created if missing).
@@ -147,13 +154,6 @@ struct Cli {
     /// `transaction`, embedded broker: its `transactionCheckInterval` (ms).
     #[arg(long, default_value_t = 5_000)]
     transaction_check_interval_ms: u64,
-    /// ACL: sign every request with this access key (brokers with aclEnable=true; with --embedded, pass
-    /// `--broker-opt aclEnable=true --broker-opt aclFile=...`). Needs --secret-key.
-    #[arg(long, value_name = "AK", requires = "secret_key")]
-    access_key: Option<String>,
-    /// ACL: the access key's secret.
-    #[arg(long, value_name = "SK", requires = "access_key")]
-    secret_key: Option<String>,
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colour off) or JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
