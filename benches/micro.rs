@@ -9,6 +9,7 @@
 //! | `record_decode_1k` | the same record decoded |
 //! | `properties_parse` | a typical property string (KEYS, TAGS, UNIQ_KEY, WAIT) split into pairs |
 //! | `msgid_encode` | an offset message id (store host + physical offset) |
+//! | `acl_verify_send_1k` | the ACL check's signature part on a signed SEND_MESSAGE_V2 (header fields sorted, HmacSHA1 over them and the 1 KiB body, constant-time compare): what `aclEnable=true` adds per send |
 //! | `engine_append_1k` | one 1 KiB ASYNC_FLUSH append on one core, flushes included (amortised); 20,000 appends, which fit in the write buffer, so the disk's bandwidth does not set the pace |
 //! | `queue_read_32_flushed` | a consume queue read of 32 recent messages that are already flushed, so read back from the segment file (O_DIRECT: no page cache) |
 //!
@@ -139,6 +140,17 @@ fn codec(budget: Duration, min_iters: u64) {
     });
     measure("msgid_encode", budget, min_iters, || {
         black_box(msgid::encode(host(10911), black_box(123_456_789)));
+    });
+    let mut signed = frame::decode(&mut BytesMut::from(
+        &send_frame(SerializeType::Rocketmq)[..],
+    ))
+    .expect("decodes")
+    .expect("a whole frame");
+    apogee_net::signature::sign(&mut signed, "RocketMQ", "12345678", None).expect("signs");
+    let keyed = apogee_net::signature::keyed("12345678");
+    measure("acl_verify_send_1k", budget, min_iters, || {
+        let verdict = apogee_net::signature::verify(&keyed, black_box(&signed)).expect("checks");
+        assert_eq!(verdict, apogee_net::signature::Verdict::Valid);
     });
 }
 

@@ -156,6 +156,10 @@ pub struct BrokerConfig {
     /// TLS on the broker's ports (`tls.server.*`) and on its own connections to name servers and its master
     /// (`tls.enable`, `tls.client.*`): RocketMQ's keys, see [`apogee_transport::tls`].
     pub tls: apogee_transport::tls::TlsSettings,
+    /// Whether requests are checked against plain_acl.yml (`aclEnable`, RocketMQ's default false).
+    pub acl_enable: bool,
+    /// The accounts file (`aclFile`); without it, `$ROCKETMQ_HOME/conf/plain_acl.yml` as in RocketMQ.
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -219,6 +223,8 @@ impl Default for BrokerConfig {
                 apogee_transport::limits::BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT,
             topics_auto_create_max: crate::limits::TOPICS_AUTO_CREATE_MAX_DEFAULT,
             tls: Default::default(),
+            acl_enable: false,
+            acl_file: None,
         }
     }
 }
@@ -457,6 +463,8 @@ impl BrokerConfig {
                 self.connection_bytes_in_flight_max = n;
             }
             k if k.starts_with("tls.") => return Ok(self.tls.set(k, v)?),
+            "aclEnable" => self.acl_enable = parse(key, v)?,
+            "aclFile" => self.acl_file = (!v.is_empty()).then(|| PathBuf::from(v)),
             _ => return Ok(false),
         }
         Ok(true)
@@ -524,6 +532,24 @@ impl BrokerConfig {
     /// The address clients reach shard `i` at.
     pub fn shard_addr(&self, shard: usize) -> String {
         format!("{}:{}", self.broker_ip1, self.shard_port(shard))
+    }
+
+    /// The plain_acl.yml to load when `aclEnable=true`: `aclFile`, else RocketMQ's
+    /// `$ROCKETMQ_HOME/conf/plain_acl.yml`.
+    pub fn acl_path(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(p) = &self.acl_file {
+            return Ok(p.clone());
+        }
+        match std::env::var_os("ROCKETMQ_HOME") {
+            Some(home) if !home.is_empty() => {
+                Ok(PathBuf::from(home).join("conf").join("plain_acl.yml"))
+            }
+            _ => Err(ConfigError::BadValue {
+                key: "aclEnable".into(),
+                value: "true".into(),
+                reason: "needs aclFile=<path of plain_acl.yml>, or ROCKETMQ_HOME set (then $ROCKETMQ_HOME/conf/plain_acl.yml)".into(),
+            }),
+        }
     }
 
     /// Checks settings that relate; the error names the key.
@@ -659,6 +685,7 @@ impl BrokerConfig {
         );
         m.insert("flushDiskType", format!("{:?}", self.flush_disk_type));
         m.insert("shards", self.shards.to_string());
+        m.insert("aclEnable", self.acl_enable.to_string());
         m
     }
 }

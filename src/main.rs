@@ -45,6 +45,10 @@ enum Command {
         /// -o tls.server.mode=enforcing -o tls.server.certPath=cert.pem, or -o tls.config.file=tls.properties.
         #[arg(short = 'o', value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Check requests that change state (KV config, topic deletion, broker write permission) against
+        /// this plain_acl.yml: they need a signed admin account. Reloaded when it changes.
+        #[arg(long, value_name = "PLAIN_ACL_YML")]
+        acl_file: Option<PathBuf>,
     },
     /// Run a name server and a broker in one process, with a store under the current folder.
     Standalone(BrokerArgs),
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
                 listen: SocketAddr::from(([127, 0, 0, 1], ns_port)),
                 broker_expiry_ms: args.broker_expiry_ms,
                 tls: c.tls.server().map_err(|e| e.to_string())?,
+                acl: None,
             };
             shard::start(c, Some(ns))
         }),
@@ -163,11 +168,16 @@ fn main() -> ExitCode {
             listen,
             broker_expiry_ms,
             overrides,
+            acl_file,
         } => nameserver_tls(&overrides).and_then(|tls| {
+            let acl = acl_file
+                .map(|path| apogee_acl::SharedAcl::start(&path).map_err(|e| e.to_string()))
+                .transpose()?;
             shard::start_nameserver(NameServerConfig {
                 listen,
                 broker_expiry_ms,
                 tls,
+                acl,
             })
         }),
     };

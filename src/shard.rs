@@ -193,7 +193,17 @@ pub fn start(
     };
     // One snapshot slot per shard, when the endpoint is on (see `crate::metrics`).
     let slots: Vec<crate::metrics::Slot> = (0..config.shards).map(|_| Default::default()).collect();
-    if let Some(ns) = nameserver {
+    // One account table for the process, read by every shard (and the embedded name server).
+    let acl = if config.acl_enable {
+        let path = config.acl_path().map_err(|e| e.to_string())?;
+        Some(apogee_acl::SharedAcl::start(&path).map_err(|e| format!("aclEnable=true: {e}"))?)
+    } else {
+        None
+    };
+    if let Some(mut ns) = nameserver {
+        if ns.acl.is_none() {
+            ns.acl = acl.clone();
+        }
         running.nameserver = Some(spawn_nameserver(ns)?);
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
@@ -212,7 +222,10 @@ pub fn start(
             builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
         }
         let handle = builder
-            .spawn(move || async move { run_shard(shard, config, tls, stop, ready, slot).await })
+            .spawn({
+                let acl = acl.clone();
+                move || async move { run_shard(shard, config, tls, stop, ready, slot, acl).await }
+            })
             .map_err(|e| format!("cannot start the executor of shard {shard} (glommio needs locked memory: run as root or raise `ulimit -l`): {e}"))?;
         running.stops.push(stop_tx);
         running.threads.push(std::thread::spawn(move || {
@@ -264,6 +277,7 @@ async fn run_shard(
     stop: StopSignal,
     ready: mpsc::Sender<Result<usize, String>>,
     metrics: Option<crate::metrics::Slot>,
+    acl: Option<std::sync::Arc<apogee_acl::SharedAcl>>,
 ) {
     let config = Rc::new(config);
     let engine = match Engine::open(config.engine_config(shard)).await {
@@ -376,6 +390,7 @@ async fn run_shard(
         )),
         started_ms: crate::broker::now_ms(),
         tls_client,
+        acl: acl.map(|a| crate::broker::acl::BrokerAcl::new(apogee_acl::ShardAcl::new(a))),
     });
     let weak = Rc::downgrade(&broker);
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {

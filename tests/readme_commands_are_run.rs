@@ -17,6 +17,8 @@ const ADMIN_TEST: &str = include_str!("admin_verbs_run_against_a_standalone.rs")
 const METRICS_TEST: &str = include_str!("consume_stats_lag_is_max_minus_committed_per_queue.rs");
 const PROMTOOL_TEST: &str = include_str!("prometheus_rules_pass_promtool.rs");
 const TLS_TEST: &str = include_str!("tls_enforcing_refuses_plain_and_serves_tls.rs");
+const ACL_TEST: &str = include_str!("acl_refuses_unsigned_wrong_and_unpermitted_requests.rs");
+const ACL_NAMESRV_TEST: &str = include_str!("acl_guards_name_server_state_changes.rs");
 
 /// Lines of ```sh blocks, and inline `cargo …` / `apogee …` spans, without trailing comments.
 fn readme_commands() -> Vec<String> {
@@ -114,6 +116,21 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .contains("[\"admin\", \"trace\", &sent.msg_id, \"-n\"")
             .then_some("tests/message_trace_is_read_back_by_msg_id.rs")
             .ok_or_else(|| "no test runs `apogee admin trace`".into()),
+        ["apogee", "standalone", "-o", "aclEnable=true", "-o", file] if file.starts_with("aclFile=") => {
+            (ACL_TEST.contains("\"aclEnable=true\"") && ACL_TEST.contains("aclFile={}"))
+                .then_some("tests/acl_refuses_unsigned_wrong_and_unpermitted_requests.rs")
+                .ok_or_else(|| "no test starts a standalone with aclEnable and aclFile".into())
+        }
+        ["apogee", "admin", "--access-key", _, "--secret-key", _, "-n", _, "updateTopic", ..] => {
+            ACL_TEST
+                .contains("[\"--access-key\", \"admin001\", \"--secret-key\", \"admin-secret\"]")
+                .then_some("tests/acl_refuses_unsigned_wrong_and_unpermitted_requests.rs")
+                .ok_or_else(|| "no test runs `apogee admin --access-key`".into())
+        }
+        ["apogee", "nameserver", "--acl-file", _] => ACL_NAMESRV_TEST
+            .contains("\"--acl-file\".into()")
+            .then_some("tests/acl_guards_name_server_state_changes.rs")
+            .ok_or_else(|| "no test runs `apogee nameserver --acl-file`".into()),
         ["apogee", "admin"] => ADMIN_TEST
             .contains("CARGO_BIN_EXE_apogee")
             .then_some("tests/admin_verbs_run_against_a_standalone.rs")

@@ -31,16 +31,31 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(namesrv: &str) -> Self {
-        Self::with_tls_opt(namesrv, None)
+        Self::with_options(namesrv, None, None)
     }
 
     /// An admin whose every connection is TLS, verified against `tls`'s CA.
     pub fn with_tls(namesrv: &str, tls: crate::tls::TlsConfig) -> Self {
-        Self::with_tls_opt(namesrv, Some(tls))
+        Self::with_options(namesrv, Some(tls), None)
     }
 
     pub fn with_tls_opt(namesrv: &str, tls: Option<crate::tls::TlsConfig>) -> Self {
+        Self::with_options(namesrv, tls, None)
+    }
+
+    /// An admin whose requests are signed with `credentials` (ACL), when given.
+    pub fn with_credentials(namesrv: &str, credentials: Option<crate::Credentials>) -> Self {
+        Self::with_options(namesrv, None, credentials)
+    }
+
+    /// An admin with TLS and ACL credentials, each when given.
+    pub fn with_options(
+        namesrv: &str,
+        tls: Option<crate::tls::TlsConfig>,
+        credentials: Option<crate::Credentials>,
+    ) -> Self {
         let (remoting, _) = Remoting::with_tls(tls);
+        let remoting = remoting.with_credentials(credentials);
         Self {
             routes: Routes::new(remoting, parse_namesrv(namesrv)),
         }

@@ -46,6 +46,11 @@ pub enum ClientError {
     },
     #[error("{limit} requests already await their replies; wait for some to finish")]
     TooManyRequests { limit: usize },
+    #[error("request to {addr} cannot be signed: {source}")]
+    Sign {
+        addr: String,
+        source: apogee_net::signature::SignatureError,
+    },
 }
 
 impl ClientError {

@@ -32,6 +32,7 @@
 pub mod admin;
 pub mod admin_ops;
 pub mod consumer;
+pub mod credentials;
 pub mod error;
 pub mod message;
 pub mod producer;
@@ -46,6 +47,7 @@ pub use admin::Admin;
 pub use consumer::pull::{PullConsumer, PullConsumerConfig};
 pub use consumer::push::{ConsumeResult, MessageModel, PushConsumer, PushConsumerConfig};
 pub use consumer::selector::MessageSelector;
+pub use credentials::Credentials;
 pub use error::ClientError;
 pub use message::{Message, MessageExt, MessageQueue};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};

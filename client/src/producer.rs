@@ -39,6 +39,8 @@ pub struct ProducerConfig {
     pub default_topic_queue_nums: i32,
     /// TLS on every connection, when set ([`ProducerConfig::with_tls`]).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// ACL: every request is signed with these when set ([`ProducerConfig::with_credentials`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl ProducerConfig {
@@ -50,12 +52,19 @@ impl ProducerConfig {
             retry_times_when_send_failed: 2,
             default_topic_queue_nums: 4,
             tls: None,
+            credentials: None,
         }
     }
 
     /// Every connection (name servers, brokers) is TLS, verified against `tls`'s CA.
     pub fn with_tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Signs every request with this access key and secret key (brokers with `aclEnable=true`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(crate::Credentials::new(access_key, secret_key));
         self
     }
 }
@@ -153,6 +162,7 @@ impl Producer {
         checker: Option<Arc<dyn crate::transaction::TransactionChecker>>,
     ) -> Result<Self, ClientError> {
         let (remoting, incoming) = Remoting::with_tls(config.tls.clone());
+        let remoting = remoting.with_credentials(config.credentials.clone());
         let requests = Arc::new(crate::request::RequestTable::default());
         let serve = tokio::spawn(crate::request::serve_incoming(
             remoting.clone(),

@@ -4,6 +4,8 @@
 //! requests by opaque and hands requests from the server (NOTIFY_CONSUMER_IDS_CHANGED) to a listener.
 //! A closed connection fails its waiting requests at once and is replaced on next use. With a
 //! [`TlsConfig`] every connection is TLS ([`crate::tls`]).
+//! With [`Credentials`], every request is signed just before it is queued (RocketMQ's `AclClientRPCHook`);
+//! answers to the server's own requests are not, as in RocketMQ.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -17,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::credentials::Credentials;
 use crate::error::ClientError;
 use crate::tls::TlsConfig;
 
@@ -46,6 +49,7 @@ pub struct Remoting {
     incoming: mpsc::Sender<Incoming>,
     /// Every connection is TLS when set.
     tls: Option<TlsConfig>,
+    credentials: Option<Arc<Credentials>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,9 +71,26 @@ impl Remoting {
                 opaque: Arc::new(AtomicI32::new(1)),
                 incoming: tx,
                 tls,
+                credentials: None,
             },
             rx,
         )
+    }
+
+    /// Signs every request of this pool (and of its clones made afterwards) with `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials.map(Arc::new);
+        self
+    }
+
+    fn sign(&self, addr: &str, request: &mut RemotingCommand) -> Result<(), ClientError> {
+        match &self.credentials {
+            Some(c) => c.sign(request).map_err(|e| ClientError::Sign {
+                addr: addr.into(),
+                source: e,
+            }),
+            None => Ok(()),
+        }
     }
 
     pub fn next_opaque(&self) -> i32 {
@@ -197,6 +218,7 @@ impl Remoting {
         timeout: Duration,
     ) -> Result<RemotingCommand, ClientError> {
         request.opaque = self.next_opaque();
+        self.sign(addr, &mut request)?;
         let conn = self.connection(addr).await?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(request.opaque, tx);
@@ -245,6 +267,7 @@ impl Remoting {
     ) -> Result<(), ClientError> {
         request.opaque = self.next_opaque();
         request = request.oneway();
+        self.sign(addr, &mut request)?;
         let conn = self.connection(addr).await?;
         conn.tx
             .send(request)

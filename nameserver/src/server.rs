@@ -5,8 +5,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use apogee_acl::check::NAMESRV_ADMIN_CODES;
+use apogee_acl::{Scope, ShardAcl, SharedAcl};
 use apogee_net::body::ops::KvTable;
 use apogee_net::body::topic_config::{RegisterBrokerBody, TopicConfigSerializeWrapper, TopicList};
 use apogee_net::body::{from_json, to_json};
@@ -30,6 +33,9 @@ pub struct NameServerConfig {
     pub broker_expiry_ms: u64,
     /// TLS on the listener (`tls.server.mode` and the other `tls.server.*` keys); `None` is plain only.
     pub tls: Option<apogee_transport::tls::TlsServer>,
+    /// The accounts that state-changing requests are checked against, when ACL is on
+    /// ([`apogee_acl::check::NAMESRV_ADMIN_CODES`]: KV config, topic deletion, broker write permission).
+    pub acl: Option<Arc<SharedAcl>>,
 }
 
 impl Default for NameServerConfig {
@@ -38,6 +44,7 @@ impl Default for NameServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], crate::NAMESERVER_PORT_DEFAULT)),
             broker_expiry_ms: crate::BROKER_EXPIRY_MS_DEFAULT,
             tls: None,
+            acl: None,
         }
     }
 }
@@ -51,9 +58,31 @@ fn now_ms() -> u64 {
 struct NameServer {
     registry: RefCell<Registry>,
     kv: RefCell<KvConfig>,
+    acl: Option<ShardAcl>,
 }
 
 impl NameServer {
+    /// With ACL on, a request that changes state needs a signed admin account (`None`: it may go on).
+    fn refuse(&self, conn: &Conn, req: &RemotingCommand) -> Option<RemotingCommand> {
+        let acl = self.acl.as_ref()?;
+        let code = RequestCode::from_i32(req.code)?;
+        if !NAMESRV_ADMIN_CODES.contains(&code) {
+            return None;
+        }
+        let refusal = acl
+            .with(|t| t.check(req, conn.peer.ip(), Scope::NameServer))
+            .err()?;
+        // State changes are rare admin actions: every refusal is logged (the secret never is).
+        warn!(
+            peer = %conn.peer,
+            request = req.code,
+            access_key = refusal.access_key.as_deref().unwrap_or("-"),
+            remark = %refusal.remark,
+            "request refused by ACL"
+        );
+        Some(req.error_to(ResponseCode::NoPermission, refusal.remark))
+    }
+
     fn handle(&self, req: &RemotingCommand) -> RemotingCommand {
         let Some(code) = RequestCode::from_i32(req.code) else {
             return req.error_to(
@@ -261,10 +290,12 @@ impl NameServer {
 impl Service for NameServer {
     fn call(
         self: Rc<Self>,
-        _conn: Rc<Conn>,
+        conn: Rc<Conn>,
         request: RemotingCommand,
     ) -> Pin<Box<dyn Future<Output = Option<RemotingCommand>>>> {
-        let response = self.handle(&request);
+        let response = self
+            .refuse(&conn, &request)
+            .unwrap_or_else(|| self.handle(&request));
         Box::pin(async move { Some(response) })
     }
 }
@@ -272,10 +303,11 @@ impl Service for NameServer {
 /// Serves the name server on the current glommio executor until `stop` fires.
 pub async fn run_nameserver(config: NameServerConfig, stop: StopSignal) -> std::io::Result<()> {
     let listener = TcpListener::bind(config.listen)?;
-    info!(listen = %config.listen, expiry_ms = config.broker_expiry_ms, tls = ?config.tls.as_ref().map(|t| t.mode), "name server started");
+    info!(listen = %config.listen, expiry_ms = config.broker_expiry_ms, tls = ?config.tls.as_ref().map(|t| t.mode), acl = config.acl.is_some(), "name server started");
     let server = Rc::new(NameServer {
         registry: RefCell::new(Registry::default()),
         kv: RefCell::new(KvConfig::default()),
+        acl: config.acl.clone().map(ShardAcl::new),
     });
     let expirer = {
         let server = server.clone();

@@ -16,6 +16,7 @@
 //! - [`command`] is the decoded frame: [`command::RemotingCommand`].
 //! - [`headers`] turns the flattened `extFields` map into typed request and response headers.
 //! - [`body`] holds the JSON bodies (routes, heartbeats, topic tables, cluster info).
+//! - [`signature`] is the ACL 1.0 request signature (what RocketMQ's `AclClientRPCHook` signs).
 //! - [`record`] is the commit log record layout, the bytes a pull answer carries; [`batch`] the batch
 //!   message encoding; [`properties`] the message properties string; [`msgid`] the offset message id.
 //!
@@ -49,6 +50,7 @@ pub mod limits;
 pub mod msgid;
 pub mod properties;
 pub mod record;
+pub mod signature;
 pub mod topic;
 
 pub use command::RemotingCommand;

@@ -39,3 +39,10 @@ pub const SELECTOR_NESTING_MAX: usize = 16;
 /// the tree. RocketMQ sets no limit; chains past two are meaningless, and this bounds the tree's depth
 /// (with [`SELECTOR_NESTING_MAX`]; AND and OR chains are flat and add no depth).
 pub const SELECTOR_EQUALITY_CHAIN_MAX: usize = 8;
+
+/// Header fields an ACL-signed request may carry at most (RocketMQ's requests carry about twenty). The
+/// broker sorts them on the stack to check the signature without allocating; a request with more is
+/// refused rather than checked on the heap.
+pub const SIGNED_FIELDS_MAX: usize = 64;
+
+const _: () = assert!(SIGNED_FIELDS_MAX <= EXT_FIELDS_MAX);

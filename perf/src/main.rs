@@ -81,6 +81,13 @@ struct Cli {
     /// (repeatable).
     #[arg(long = "broker-opt", value_name = "KEY=VALUE")]
     broker_opts: Vec<String>,
+    /// ACL: sign every request with this access key (brokers with aclEnable=true; with --embedded, pass
+    /// `--broker-opt aclEnable=true --broker-opt aclFile=...`). Needs --secret-key.
+    #[arg(long, value_name = "AK", requires = "secret_key")]
+    access_key: Option<String>,
+    /// ACL: the access key's secret.
+    #[arg(long, value_name = "SK", requires = "access_key")]
+    secret_key: Option<String>,
     #[arg(long, default_value = "perf")]
     topic: String,
     /// Queues per broker of the topic (created if missing).
@@ -175,6 +182,16 @@ struct Cli {
     tls_client: Option<apogee_client::TlsConfig>,
 }
 
+impl Cli {
+    /// The ACL credentials produce, consume and topic creation sign with, when given.
+    fn credentials(&self) -> Option<apogee_client::Credentials> {
+        match (&self.access_key, &self.secret_key) {
+            (Some(ak), Some(sk)) => Some(apogee_client::Credentials::new(ak, sk)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum Workload {
     Produce,
@@ -187,7 +204,8 @@ enum Workload {
 
 impl Cli {
     fn producer_config(&self, namesrv: &str, group: &str) -> ProducerConfig {
-        let c = ProducerConfig::new(namesrv, group);
+        let mut c = ProducerConfig::new(namesrv, group);
+        c.credentials = self.credentials();
         match &self.tls_client {
             Some(t) => c.with_tls(t.clone()),
             None => c,
@@ -195,7 +213,7 @@ impl Cli {
     }
 
     fn admin(&self, namesrv: &str) -> apogee_client::Admin {
-        apogee_client::Admin::with_tls_opt(namesrv, self.tls_client.clone())
+        apogee_client::Admin::with_options(namesrv, self.tls_client.clone(), self.credentials())
     }
 
     /// The TIMER_DELAY_MS every message carries, if any.
@@ -507,6 +525,7 @@ async fn consume(cli: &Cli, namesrv: &str, stats: Arc<Stats>) -> Result<PushCons
         config = config.with_tls(t.clone());
     }
     config.consume_from = ConsumeFrom::LastOffset;
+    config.credentials = cli.credentials();
     let consumer = PushConsumer::new(config);
     consumer.subscribe(&cli.topic, "*");
     // `delay` / `timer`: a message is due at its send time + its level's delay or its timer delay.
@@ -686,6 +705,7 @@ fn embedded(cli: &Cli) -> Result<(apogee::Running, tempfile::TempDir, String), S
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
         tls: c.tls.server().map_err(|e| format!("--tls: {e}"))?,
+        ..Default::default()
     };
     let running = apogee::start(c, Some(ns))
         .map_err(|e| format!("embedded apogee (store {}): {e}", dir.path().display()))?;

@@ -113,6 +113,7 @@ fn standalone(dir: &std::path::Path) -> (apogee::Running, String) {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], ns_port)),
         broker_expiry_ms: apogee_nameserver::BROKER_EXPIRY_MS_DEFAULT,
         tls: None,
+        ..Default::default()
     };
     let running = apogee::start(config, Some(ns)).expect("standalone starts");
     (running, format!("127.0.0.1:{ns_port}"))
@@ -131,6 +132,13 @@ fn every_readme_perf_command_runs() {
     let store = tempfile::tempdir().unwrap();
     let (running, namesrv) = standalone(store.path());
     let work = tempfile::tempdir().unwrap(); // --embedded puts its temporary store under the current folder
+                                             // The ACL command reads `plain_acl.yml` from the current folder: the README's example, as written.
+    let plain_acl = README
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README: the plain_acl.yml example (a yaml block)");
+    std::fs::write(work.path().join("plain_acl.yml"), plain_acl).unwrap();
     for command in commands {
         let args = shortened(command, &namesrv);
         let out = perf(&args, Some(work.path()));

@@ -149,7 +149,8 @@ pub async fn run(verb: Verb, ctx: &Ctx) -> Result<Report, AdminError> {
             tags,
         } => {
             let producer = Producer::start({
-                let c = ProducerConfig::new(&ctx.namesrv, "APOGEE_ADMIN_PRODUCER");
+                let mut c = ProducerConfig::new(&ctx.namesrv, "APOGEE_ADMIN_PRODUCER");
+                c.credentials = ctx.credentials.clone();
                 match &ctx.tls {
                     Some(t) => c.with_tls(t.clone()),
                     None => c,

@@ -20,7 +20,7 @@ pub mod trace;
 
 use std::process::ExitCode;
 
-use apogee_client::{Admin, ClientError};
+use apogee_client::{Admin, ClientError, Credentials};
 use clap::{Args, Subcommand};
 use thiserror::Error;
 
@@ -51,6 +51,13 @@ pub struct AdminArgs {
     /// TLS: the client certificate's private key (PEM, unencrypted).
     #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// ACL: sign every request with this access key (else APOGEE_ACCESS_KEY), for brokers with
+    /// aclEnable=true. Needs --secret-key.
+    #[arg(long, global = true, value_name = "AK")]
+    pub access_key: Option<String>,
+    /// ACL: the access key's secret (else APOGEE_SECRET_KEY; the environment keeps it out of `ps`).
+    #[arg(long, global = true, value_name = "SK")]
+    pub secret_key: Option<String>,
     #[command(subcommand)]
     pub verb: Verb,
 }
@@ -112,12 +119,14 @@ impl AdminError {
     }
 }
 
-/// What every verb gets: the admin client, and the name servers it talks to.
+/// What every verb gets: the admin client, the name servers it talks to, and the ACL credentials its
+/// other clients (a producer for sendMessage) sign with.
 pub struct Ctx {
     pub admin: Admin,
     pub namesrv: String,
     /// TLS for every client a verb opens, when `--tls`.
     pub tls: Option<apogee_client::TlsConfig>,
+    pub credentials: Option<Credentials>,
 }
 
 /// The client TLS settings of `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`.
@@ -139,6 +148,28 @@ fn tls_config(args: &AdminArgs) -> Result<Option<apogee_client::TlsConfig>, Stri
     }
 }
 
+/// Environment variable holding the access key when `--access-key` is not given.
+pub const ACCESS_KEY_ENV: &str = "APOGEE_ACCESS_KEY";
+/// Environment variable holding the secret key when `--secret-key` is not given.
+pub const SECRET_KEY_ENV: &str = "APOGEE_SECRET_KEY";
+
+/// The credentials from the flags, else the environment; both halves or neither.
+fn credentials(args: &AdminArgs) -> Result<Option<Credentials>, String> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let ak = args.access_key.clone().or_else(|| from_env(ACCESS_KEY_ENV));
+    let sk = args.secret_key.clone().or_else(|| from_env(SECRET_KEY_ENV));
+    match (ak, sk) {
+        (Some(ak), Some(sk)) => Ok(Some(Credentials::new(ak, sk))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(format!(
+            "an access key was given but no secret key (--secret-key or {SECRET_KEY_ENV})"
+        )),
+        (None, Some(_)) => Err(format!(
+            "a secret key was given but no access key (--access-key or {ACCESS_KEY_ENV})"
+        )),
+    }
+}
+
 /// Runs one verb to completion on a runtime of its own; prints its report or its one-line error.
 pub fn run(args: AdminArgs) -> ExitCode {
     let namesrv = args
@@ -147,6 +178,13 @@ pub fn run(args: AdminArgs) -> ExitCode {
         .or_else(|| std::env::var("NAMESRV_ADDR").ok())
         .unwrap_or_else(|| "127.0.0.1:9876".into());
     let verb_name = args.verb.name();
+    let credentials = match credentials(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("apogee admin {verb_name}: {e}");
+            return ExitCode::from(crate::cli::USAGE_EXIT);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -165,9 +203,10 @@ pub fn run(args: AdminArgs) -> ExitCode {
         }
     };
     let ctx = Ctx {
-        admin: Admin::with_tls_opt(&namesrv, tls.clone()),
+        admin: Admin::with_options(&namesrv, tls.clone(), credentials.clone()),
         namesrv,
         tls,
+        credentials,
     };
     let result = runtime.block_on(async {
         match args.verb {

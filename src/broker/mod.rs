@@ -24,8 +24,12 @@
 //! | [`broker_config`] | GET_BROKER_CONFIG, UPDATE_BROKER_CONFIG |
 //! | [`admin`] (also) | DELETE_TOPIC_IN_BROKER |
 //!
+//! With `aclEnable=true`, [`acl`] checks every request before it reaches this table (RocketMQ's server
+//! RPC hook); a refused request never reaches a handler.
+//!
 //! Everything here is owned by the shard's executor (`Rc`, `RefCell`); no borrow crosses an `.await`.
 
+pub mod acl;
 pub mod admin;
 pub mod broker_config;
 pub mod clients;
@@ -99,6 +103,8 @@ pub struct Broker {
     pub started_ms: u64,
     /// TLS for this shard's own connections (name servers, its master), when `tls.enable=true`.
     pub tls_client: Option<apogee_transport::tls::TlsClient>,
+    /// The ACL check, when `aclEnable=true`.
+    pub acl: Option<acl::BrokerAcl>,
 }
 
 impl Broker {
@@ -248,6 +254,14 @@ impl Service for Broker {
                     ResponseCode::SystemBusy,
                     format!("[TOO_MANY_REQUESTS] broker busy: {SHARD_IN_FLIGHT_MAX} requests in flight on this shard, try again"),
                 ));
+            }
+            if let Some(refused) = self
+                .acl
+                .as_ref()
+                .and_then(|a| a.check(self.shard, &conn, &request))
+            {
+                // A oneway request gets no answer; the transport drops it.
+                return Some(refused);
             }
             // Only these two are needed after dispatch takes the request: no copy of the request.
             let (serialize_type, request_code) = (request.serialize_type, request.code);

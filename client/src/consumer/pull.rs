@@ -36,6 +36,8 @@ pub struct PullConsumerConfig {
     pub buffer_batches_max: usize,
     /// TLS on every connection, when set.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// ACL: every request is signed with these when set ([`PullConsumerConfig::with_credentials`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl PullConsumerConfig {
@@ -47,12 +49,19 @@ impl PullConsumerConfig {
             pull_batch: PULL_BATCH_DEFAULT,
             buffer_batches_max: 64,
             tls: None,
+            credentials: None,
         }
     }
 
     /// Every connection (name servers, brokers) is TLS, verified against `tls`'s CA.
     pub fn with_tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Signs every request with this access key and secret key (brokers with `aclEnable=true`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(crate::Credentials::new(access_key, secret_key));
         self
     }
 }
@@ -94,6 +103,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PullConsumer {
     pub fn new(config: PullConsumerConfig) -> Self {
         let (remoting, _) = Remoting::with_tls(config.tls.clone());
+        let remoting = remoting.with_credentials(config.credentials.clone());
         let routes = Routes::new(remoting, config.namesrv.clone());
         let (tx, rx) = mpsc::channel(config.buffer_batches_max.max(1));
         Self {

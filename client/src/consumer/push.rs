@@ -111,6 +111,8 @@ pub struct PushConsumerConfig {
     pub lock_max_live: Duration,
     /// TLS on every connection, when set.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// ACL: every request is signed with these when set ([`PushConsumerConfig::with_credentials`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl PushConsumerConfig {
@@ -128,12 +130,19 @@ impl PushConsumerConfig {
             lock_renew_interval: orderly::LOCK_RENEW_INTERVAL_DEFAULT,
             lock_max_live: orderly::LOCK_MAX_LIVE_DEFAULT,
             tls: None,
+            credentials: None,
         }
     }
 
     /// Every connection (name servers, brokers) is TLS, verified against `tls`'s CA.
     pub fn with_tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Signs every request with this access key and secret key (brokers with `aclEnable=true`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(crate::Credentials::new(access_key, secret_key));
         self
     }
 }
@@ -178,6 +187,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PushConsumer {
     pub fn new(config: PushConsumerConfig) -> Self {
         let (remoting, incoming) = Remoting::with_tls(config.tls.clone());
+        let remoting = remoting.with_credentials(config.credentials.clone());
         let routes = Routes::new(remoting, config.namesrv.clone());
         let inner = Arc::new(Inner {
             config,
