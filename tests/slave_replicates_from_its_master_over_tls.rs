@@ -12,23 +12,7 @@ use common::tls::{plain_frame, Pki, PlainProbe};
 
 /// GET_MAX_OFFSET of queue 0 of `topic` at `addr`, over TLS.
 async fn max_offset_tls(addr: &str, topic: &str, pki: &Pki) -> Option<i64> {
-    let (remoting, _) = apogee_client::remoting::Remoting::with_tls(Some(pki.client()));
-    let req = apogee_net::RemotingCommand::request(
-        apogee_net::codes::RequestCode::GetMaxOffset as i32,
-        0,
-    )
-    .with_ext_fields(
-        apogee_net::headers::QueueRequest {
-            topic: topic.into(),
-            queue_id: 0,
-        }
-        .to_ext(),
-    );
-    let r = remoting
-        .invoke(addr, req, Duration::from_secs(3))
-        .await
-        .ok()?;
-    r.ext("offset").and_then(|o| o.parse().ok())
+    common::max_offset_over(addr, topic, Some(pki.client())).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

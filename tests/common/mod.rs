@@ -260,7 +260,16 @@ pub fn assert_commit_logs_identical(master: &std::path::Path, slave: &std::path:
 
 /// GET_MAX_OFFSET of queue 0 of `topic` on the broker at `addr` (not through routes: a slave answers too).
 pub async fn max_offset_at(addr: &str, topic: &str) -> Option<i64> {
-    let (remoting, _) = apogee_client::remoting::Remoting::new();
+    max_offset_over(addr, topic, None).await
+}
+
+/// [`max_offset_at`] over TLS when `tls` is given.
+pub async fn max_offset_over(
+    addr: &str,
+    topic: &str,
+    tls: Option<apogee_client::TlsConfig>,
+) -> Option<i64> {
+    let (remoting, _) = apogee_client::remoting::Remoting::with_tls(tls);
     let req = apogee_net::RemotingCommand::request(
         apogee_net::codes::RequestCode::GetMaxOffset as i32,
         0,
