@@ -207,17 +207,7 @@ impl Admin {
                     let c: ConsumerConnection = from_json(&r.body).map_err(protocol(&addr))?;
                     match merged.as_mut() {
                         None => merged = Some(c),
-                        Some(m) => {
-                            for conn in c.connection_set {
-                                if !m
-                                    .connection_set
-                                    .iter()
-                                    .any(|x| x.client_id == conn.client_id)
-                                {
-                                    m.connection_set.push(conn);
-                                }
-                            }
-                        }
+                        Some(m) => add_new_clients(&mut m.connection_set, c.connection_set),
                     }
                 }
                 Err(e) => last_err = Some(e),
@@ -277,15 +267,7 @@ impl Admin {
                 Ok(r) => {
                     let c: ProducerConnection = from_json(&r.body).map_err(protocol(&addr))?;
                     let m = merged.get_or_insert_with(Default::default);
-                    for conn in c.connection_set {
-                        if !m
-                            .connection_set
-                            .iter()
-                            .any(|x| x.client_id == conn.client_id)
-                        {
-                            m.connection_set.push(conn);
-                        }
-                    }
+                    add_new_clients(&mut m.connection_set, c.connection_set);
                 }
                 Err(e) => last_err = Some(e),
             }
@@ -485,5 +467,18 @@ impl Admin {
             self.call_ok(ns, req).await?;
         }
         Ok(())
+    }
+}
+
+/// Adds the connections of `from` whose client is not in `into` yet: each shard of a process is a broker
+/// a client connects to, so the same client shows up in every shard's list.
+fn add_new_clients(
+    into: &mut Vec<apogee_net::body::ops::Connection>,
+    from: Vec<apogee_net::body::ops::Connection>,
+) {
+    for conn in from {
+        if !into.iter().any(|x| x.client_id == conn.client_id) {
+            into.push(conn);
+        }
     }
 }
