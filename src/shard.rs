@@ -8,7 +8,7 @@
 //! broker in the name servers' routes (for `brokerExpiry`, 120 s) with nothing serving it, and its store
 //! unflushed; dying at once with the panic logged and [`PANIC_EXIT_CODE`] lets a supervisor restart the
 //! process, whose recovery handles the store as after a crash. Test-only: the environment variable
-//! [`TEST_PANIC_SHARD_ENV`] names a shard that panics once it serves (tests/a_panicking_shard_stops_the_process.rs).
+//! [`TEST_PANIC_SHARD_ENV`] names a shard that panics once it serves (tests/suite/a_panicking_shard_stops_the_process.rs).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
