@@ -14,10 +14,12 @@ const BLOCK_MS: u64 = 60;
 
 #[test]
 fn a_blocking_request_is_logged_as_a_reactor_stall() {
-    // Inherited by the broker process; this test binary holds only this test.
-    std::env::set_var("APOGEE_TEST_BLOCK_SHARD_MS", BLOCK_MS.to_string());
     let metrics_port = common::free_ports(3);
-    let mut apogee = common::Standalone::start(1, &["-o", &format!("metricsPort={metrics_port}")]);
+    let mut apogee = common::Standalone::start_with_env(
+        1,
+        &["-o", &format!("metricsPort={metrics_port}")],
+        &[("APOGEE_TEST_BLOCK_SHARD_MS", &BLOCK_MS.to_string())],
+    );
     let addr = apogee.shard_addr(0);
     let info = RemotingCommand::request(RequestCode::GetBrokerRuntimeInfo as i32, 0);
     let mut conn = RawConn::connect(&addr).unwrap();

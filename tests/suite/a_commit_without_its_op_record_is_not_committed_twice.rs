@@ -16,9 +16,8 @@ const SKIP_OP: &str = "APOGEE_FAULT_TX_SKIP_OP_RECORD";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_op_record_was_lost_to_sigkill_is_delivered_once() {
-    // Inherited by the broker process started next (this file holds this one test only).
-    std::env::set_var(SKIP_OP, "1");
-    let mut apogee = common::Standalone::start(
+    // The hook is on for this first process only; the restart below runs without it.
+    let mut apogee = common::Standalone::start_with_env(
         1,
         &[
             "-o",
@@ -28,8 +27,8 @@ async fn a_commit_whose_op_record_was_lost_to_sigkill_is_delivered_once() {
             "-o",
             "transactionCheckInterval=200",
         ],
+        &[(SKIP_OP, "1")],
     );
-    std::env::remove_var(SKIP_OP);
     let mq = common::create_topic(&apogee.namesrv, "Once", 1).await;
     let checks = Arc::new(AtomicUsize::new(0));
     let seen = checks.clone();

@@ -53,7 +53,8 @@ async fn producer_killed_before_end_is_answered_by_a_new_producer() {
         .args([
             "--ignored",
             "--exact",
-            "helper_producer_that_hangs_before_end",
+            common::exact_test_name(module_path!(), "helper_producer_that_hangs_before_end")
+                .as_str(),
             "--nocapture",
         ])
         .env(NAMESRV_ENV, &apogee.namesrv)

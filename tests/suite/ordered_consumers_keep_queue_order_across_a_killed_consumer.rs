@@ -155,7 +155,7 @@ async fn ordered_consumers_keep_queue_order_across_a_killed_consumer() {
         .args([
             "--ignored",
             "--exact",
-            "orderly_consumer_child",
+            common::exact_test_name(module_path!(), "orderly_consumer_child").as_str(),
             "--nocapture",
         ])
         .env("APOGEE_ORDERLY_NAMESRV", &apogee.namesrv)

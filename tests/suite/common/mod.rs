@@ -6,31 +6,67 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod tls;
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-static NEXT: AtomicU16 = AtomicU16::new(0);
+/// The lowest port tests take: above the RocketMQ defaults (9876, 10909..10912) a developer may be running.
+const TEST_PORTS_FIRST: u16 = 12_000;
+/// Tests take ports below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), so no
+/// client socket of this machine is handed a port a broker is about to listen on; this is the bound
+/// where that file cannot be read (Linux's default start of the range).
+const EPHEMERAL_FIRST_DEFAULT: u16 = 32_768;
+
+/// Where this process starts taking ports, as an offset from [`TEST_PORTS_FIRST`]: taken from the process
+/// id, so two test processes on one machine (other checkouts' suites) start far apart.
+static PORTS_START: OnceLock<u32> = OnceLock::new();
+/// Ports handed out so far, counted over the whole test process: all tests share one binary, and one
+/// counter gives every test ports of its own, so two tests running at once never pick the same range.
+static PORTS_TAKEN: AtomicU32 = AtomicU32::new(0);
 
 fn port_free(p: u16) -> bool {
     TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("0.0.0.0", p)).is_ok()
 }
 
-/// A base port with `span` free ports from `base - 2`.
+fn ephemeral_first() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .filter(|first| *first > TEST_PORTS_FIRST + 1_000)
+        .unwrap_or(EPHEMERAL_FIRST_DEFAULT)
+}
+
+/// A base port with `span` free ports from `base - 2`, below the ephemeral range and never handed out
+/// before in this process.
 pub fn free_ports(span: u16) -> u16 {
-    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    let first = u32::from(TEST_PORTS_FIRST);
+    let width = u32::from(ephemeral_first()) - first;
+    let start = *PORTS_START.get_or_init(|| std::process::id().wrapping_mul(7919) % width);
     for _ in 0..200 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = 20_000 + (seed.wrapping_add(n.wrapping_mul(97)) % 30_000);
-        if (base - 2..base - 2 + span).all(port_free) {
-            return base;
+        let offset = (start + PORTS_TAKEN.fetch_add(u32::from(span), Ordering::Relaxed)) % width;
+        if offset + u32::from(span) > width {
+            continue; // the range would reach the ephemeral ports: wrap around instead
+        }
+        // Below the ephemeral range's start, so it fits a u16.
+        let low = (first + offset) as u16;
+        if (low..low + span).all(port_free) {
+            return low + 2;
         }
     }
-    panic!("no free port range of {span} found");
+    panic!("no free port range of {span} found below the ephemeral range");
+}
+
+/// The name libtest knows the test function `test` of the module at `module_path` (pass `module_path!()`)
+/// by, for running this test binary again as a child with `--exact`: the module path without the crate.
+pub fn exact_test_name(module_path: &str, test: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{test}"),
+        None => test.to_owned(),
+    }
 }
 
 pub struct Process {
@@ -42,9 +78,17 @@ pub struct Process {
 impl Process {
     /// Starts `apogee` with `args` and waits for a log line containing `ready_marker`.
     pub fn spawn(args: &[String], ready_marker: &str) -> Self {
+        Self::spawn_with_env(args, &[], ready_marker)
+    }
+
+    /// [`Process::spawn`] with environment variables for this child only (test hooks such as
+    /// `APOGEE_TEST_BLOCK_SHARD_MS`): every test shares this process, so `std::env::set_var` would reach
+    /// the brokers other tests start meanwhile.
+    pub fn spawn_with_env(args: &[String], env: &[(&str, &str)], ready_marker: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_apogee"))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -137,9 +181,15 @@ pub struct Standalone {
 
 impl Standalone {
     pub fn start(shards: usize, extra: &[&str]) -> Self {
+        Self::start_with_env(shards, extra, &[])
+    }
+
+    /// [`Standalone::start`] with environment variables for this first process only (test hooks):
+    /// [`Standalone::restart`] starts the next one without them.
+    pub fn start_with_env(shards: usize, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().to_owned();
-        let mut s = Self::start_in(store, shards, extra, None, None);
+        let mut s = Self::start_in_with_env(store, shards, extra, None, None, env);
         s._dir = Some(dir);
         s
     }
@@ -150,6 +200,17 @@ impl Standalone {
         extra: &[&str],
         ns_port: Option<u16>,
         listen_port: Option<u16>,
+    ) -> Self {
+        Self::start_in_with_env(store, shards, extra, ns_port, listen_port, &[])
+    }
+
+    fn start_in_with_env(
+        store: PathBuf,
+        shards: usize,
+        extra: &[&str],
+        ns_port: Option<u16>,
+        listen_port: Option<u16>,
+        env: &[(&str, &str)],
     ) -> Self {
         let ns_port = ns_port.unwrap_or_else(|| free_ports(3) - 1);
         let listen_port = listen_port.unwrap_or_else(|| free_ports(4 * shards as u16));
@@ -166,7 +227,7 @@ impl Standalone {
             shards.to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let process = Process::spawn(&args, "apogee started");
+        let process = Process::spawn_with_env(&args, env, "apogee started");
         Self {
             process,
             namesrv,
