@@ -4,7 +4,9 @@
 //! thread pool instead of binary after binary.
 //!
 //! Adding a test file: put it in this folder and declare it below (`mod <file>;`, in order); it reaches
-//! the helpers as `crate::common`.
+//! the helpers as `crate::common`. `every_test_file_is_a_module_of_the_suite` fails for a file that is
+//! not declared (it would never be compiled, so never run) and for a `.rs` file left in `tests/` (a slow
+//! binary of its own).
 
 mod common;
 
@@ -34,6 +36,7 @@ mod delayed_messages_are_invisible_until_due;
 mod delayed_messages_survive_broker_sigkill;
 mod deleted_topics_leave_routes_and_disk;
 mod every_send_code_is_consumed;
+mod every_test_file_is_a_module_of_the_suite;
 mod extreme_offsets_and_counts_are_answered;
 mod failed_messages_are_retried_then_dead_lettered;
 mod flush_timeout_still_reports_the_stored_message;

@@ -2,7 +2,8 @@
 //! `engine/tests/<name>.rs` file, named after the behaviour it proves (helpers in `common`).
 //!
 //! Adding a test file: put it in this folder and declare it below (`mod <file>;`, in order); it reaches
-//! the helpers as `crate::common`.
+//! the helpers as `crate::common`. The root suite's `every_test_file_is_a_module_of_the_suite` checks this
+//! folder too.
 
 mod common;
 
