@@ -6,6 +6,8 @@
 const README: &str = include_str!("../../README.md");
 const CI: &str = include_str!("../../.ci/run");
 const COMMON: &str = include_str!("common/mod.rs");
+const SUITE_MAIN: &str = include_str!("main.rs");
+const ENGINE_SUITE_MAIN: &str = include_str!("../../engine/tests/suite/main.rs");
 const EXAMPLES_TEST: &str = include_str!("readme_examples_work_first_try.rs");
 const CLI_TEST: &str = include_str!("cli_errors_are_one_line.rs");
 const PERF_TEST: &str = include_str!("../../perf/tests/readme_commands_and_errors.rs");
@@ -54,6 +56,23 @@ fn exercised(command: &str) -> Result<&'static str, String> {
             .any(|l| l.trim() == command)
             .then_some(".ci/run")
             .ok_or_else(|| ".ci/run does not run it".into()),
+        ["cargo", "test", "-p", package, "--test", "suite", filter @ ..] => {
+            let (main, path) = match *package {
+                "apogee" => (SUITE_MAIN, "tests/suite/main.rs"),
+                "apogee-engine" => (ENGINE_SUITE_MAIN, "engine/tests/suite/main.rs"),
+                _ => return Err(format!("{package} has no test binary named suite")),
+            };
+            // A filter is a test name's start here: some module of the suite begins with it.
+            match filter {
+                [] => Ok(path),
+                [prefix] => main
+                    .lines()
+                    .any(|l| l.starts_with(&format!("mod {prefix}")))
+                    .then_some(path)
+                    .ok_or_else(|| format!("no module of {path} starts with `{prefix}`")),
+                _ => Err("one filter at most".into()),
+            }
+        }
         ["cargo", "run", "--release", "--", "standalone", ..] => COMMON
             .contains("\"standalone\".into()")
             .then_some("tests/suite/common (every Standalone runs `apogee standalone`)")
