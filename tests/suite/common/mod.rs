@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod tls;
@@ -461,6 +461,11 @@ pub fn raw_send_v2(topic: &str, body: &[u8]) -> apogee_net::RemotingCommand {
 /// `python3` with `venv`, and PyPI).
 pub fn third_party_python() -> PathBuf {
     const PACKAGE: &str = "rocketmq==0.4.4";
+    // The four third-party tests may start at once in this process: one installs, the others wait for it
+    // rather than run a second venv and pip into the same folder. A poisoned lock (an install that
+    // panicked) leaves no ready mark, so the next test tries again.
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let venv = root.join("target").join("third-party-venv");
     let python = venv.join("bin").join("python");
@@ -635,6 +640,9 @@ pub fn prometheus_tools() -> Option<(PathBuf, PathBuf)> {
         })
     }
     let found = || on_path("promtool").zip(on_path("prometheus"));
+    // Two tests of this process may want the tools at once; two apt-get runs would fight over dpkg's lock.
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(t) = found() {
         return Some(t);
     }
