@@ -137,12 +137,8 @@ impl Node {
         raft_config
             .validate()
             .map_err(|e| DledgerError::Config(format!("raft config: {e}")))?;
-        let raw = RawNode::new(
-            &raft_config,
-            store.clone(),
-            &crate::logger::raft_logger(self_id),
-        )
-        .map_err(|e| DledgerError::Config(format!("raft node: {e}")))?;
+        let raw = RawNode::new(&raft_config, store.clone(), &crate::logger::raft_logger())
+            .map_err(|e| DledgerError::Config(format!("raft node: {e}")))?;
         let listener = transport::bind(addr)?;
         let inbox = Rc::new(Inbox::default());
         let shared = Rc::new(Shared {
@@ -281,6 +277,8 @@ impl Node {
         if let Some(t) = self.shared.transport.borrow_mut().take() {
             t.stop();
         }
+        // Let the executor drop the cancelled tasks (and so close their sockets) before returning.
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
         self.shared.committed_ready.notify();
     }
 

@@ -206,6 +206,9 @@ impl Wal {
         let last = segments.last().map_or(0, Segment::last_index);
         let prev_index = segments[0].prev_index;
         let prev_term = segments[0].prev_term;
+        // Segments are deleted only below what was applied, hence committed: whatever the last commit record
+        // says, everything before the first retained entry was committed (raft-rs needs commit >= that).
+        commit = commit.max(prev_index);
         if commit > last {
             cut.push(format!(
                 "commit index {commit} beyond the last entry {last}: lowered"
