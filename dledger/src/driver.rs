@@ -390,15 +390,18 @@ impl Driver {
     /// Drops what everyone that matters has: in memory below the target, whole WAL segments below it.
     async fn compact(&mut self) -> Result<(), DledgerError> {
         let r = &self.raw.raft;
-        let mut target = self.shared.applied.get().min(r.raft_log.applied);
-        if r.state == StateRole::Leader {
-            for (id, pr) in r.prs().iter() {
-                if *id != r.id && pr.recent_active {
-                    target = target.min(pr.matched);
-                }
-            }
-        }
-        let below = target.saturating_sub(RETAIN_ENTRIES) + 1;
+        let leader_matched = (r.state == StateRole::Leader).then(|| {
+            r.prs()
+                .iter()
+                .filter(|(id, pr)| **id != r.id && pr.recent_active)
+                .map(|(_, pr)| pr.matched)
+                .min()
+        });
+        let below = compact_below(
+            self.shared.applied.get(),
+            r.raft_log.applied,
+            leader_matched.flatten(),
+        );
         if below > self.store.first_index_now() {
             self.store.compact(below);
         }
@@ -429,9 +432,37 @@ impl Driver {
     }
 }
 
+/// The retention decision: entries below the returned index may go (in memory, and whole WAL segments).
+/// `applied_sm` is what the state machine reported, `applied_raft` what the driver delivered, `peers_matched`
+/// (leader only) the lowest index every recently active peer holds. [`RETAIN_ENTRIES`] stay behind the lowest.
+pub fn compact_below(applied_sm: u64, applied_raft: u64, peers_matched: Option<u64>) -> u64 {
+    let target = applied_sm
+        .min(applied_raft)
+        .min(peers_matched.unwrap_or(u64::MAX));
+    target.saturating_sub(RETAIN_ENTRIES) + 1
+}
+
 /// How many committed entries `next_committed` hands out at once.
 pub fn take_committed(shared: &Shared) -> Vec<Committed> {
     let mut q = shared.committed.borrow_mut();
     let n = q.len().min(COMMITTED_BATCH_ENTRIES_MAX);
     q.drain(..n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_waits_for_the_slowest_of_state_machine_delivery_and_live_peers() {
+        let r = RETAIN_ENTRIES;
+        assert_eq!(compact_below(10_000, 20_000, None), 10_000 - r + 1);
+        assert_eq!(compact_below(10_000, 8_000, None), 8_000 - r + 1);
+        assert_eq!(compact_below(10_000, 10_000, Some(5_000)), 5_000 - r + 1);
+        assert_eq!(
+            compact_below(10, 10, Some(3)),
+            1,
+            "nothing goes before RETAIN_ENTRIES are applied"
+        );
+    }
 }

@@ -223,6 +223,9 @@ impl Node {
     }
 
     /// Committed entries in index order, each delivered once per process life. Returns `None` after shutdown.
+    ///
+    /// Entries wait in memory until taken: the queue is bounded only by how far Raft commits ahead of the state
+    /// machine (on the leader, by `PENDING_PROPOSALS_MAX` in-flight proposals), so keep calling this.
     pub async fn next_committed(&self) -> Option<Vec<Committed>> {
         loop {
             let ready = self.shared.committed_ready.notified();

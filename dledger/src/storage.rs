@@ -195,3 +195,55 @@ impl raft::Storage for LogStore {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::Storage;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn append_replaces_a_conflicting_suffix_and_compact_keeps_the_previous_term() {
+        let s = LogStore::new(
+            vec![1],
+            HardState::default(),
+            0,
+            0,
+            (1..=5).map(|i| entry(i, 1)).collect(),
+        );
+        s.append(&[entry(4, 2), entry(5, 2), entry(6, 2)]);
+        assert_eq!((s.first_index_now(), s.last_index_now()), (1, 6));
+        assert_eq!(s.term(3).unwrap(), 1);
+        assert_eq!(s.term(4).unwrap(), 2);
+        s.compact(4);
+        assert_eq!(s.first_index_now(), 4);
+        assert_eq!(
+            s.term(3).unwrap(),
+            1,
+            "the term before the first entry is kept for log matching"
+        );
+        assert!(matches!(
+            s.term(2),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
+        assert!(matches!(
+            s.entries(2, 5, None, GetEntriesContext::empty(false)),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
+        let got = s
+            .entries(4, 7, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
+            vec![(4, 2), (5, 2), (6, 2)]
+        );
+        assert!(s.snapshot(1, 2).is_err(), "no snapshots");
+    }
+}
