@@ -7,8 +7,13 @@
 //!    deliver `committed_entries`, **persist** entries + hard state to the WAL (on the blocking pool; with
 //!    `sync_wal` fdatasync'd), append them to [`LogStore`], then send `persisted_messages` (votes, append
 //!    responses: they promise what was just persisted), `advance`, and do the same for the `LightReady`;
-//! 4. compact: memory and whole WAL segments below what is applied (and on a leader matched by every recently
-//!    active peer), minus [`RETAIN_ENTRIES`].
+//! 4. serve cold reads: entries raft-rs wants for a peer that lags behind the in-memory tier are read from the
+//!    WAL on the blocking pool and handed back (`on_entries_fetched`), see `crate::storage`;
+//! 5. compact, minus [`RETAIN_ENTRIES`] in both cases: memory below what is applied here and (on a leader)
+//!    matched by every recently active peer; whole WAL segments below what is applied and matched by every
+//!    peer, up or down — until the WAL passes [`LAGGING_PEER_SEGMENTS_MAX`] segments, when a peer that is down
+//!    stops holding it (it will then need a rebuilt replica: no snapshots). A follower knows no peer's
+//!    progress and retains by what it applied.
 //!
 //! Proposal resolution (no proposal ever hangs): an entry delivered as committed at the proposal's index
 //! resolves it — `Ok(index)` if the term matches, `Err(Superseded)` if another leader's entry took the index;
@@ -27,12 +32,15 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::select;
 use raft::eraftpb::{Entry, EntryType, Message, MessageType};
-use raft::{LightReady, RawNode, StateRole};
+use raft::{GetEntriesContext, LightReady, RawNode, StateRole};
 use tracing::{debug, error, info, warn};
 
 use crate::config::NodeConfig;
 use crate::error::{DledgerError, ProposeError};
-use crate::limits::{COMMITTED_BATCH_ENTRIES_MAX, RETAIN_ENTRIES, STEP_BATCH_MSGS_MAX};
+use crate::limits::{
+    COMMITTED_BATCH_ENTRIES_MAX, FETCH_BYTES_MAX, FETCH_REQUESTS_MAX, LAGGING_PEER_SEGMENTS_MAX,
+    RETAIN_ENTRIES, STEP_BATCH_MSGS_MAX,
+};
 use crate::node::{Committed, Role, Status};
 use crate::notify::Notify;
 use crate::storage::LogStore;
@@ -40,6 +48,9 @@ use crate::transport::{Inbox, Transport};
 use crate::wal::{PersistBatch, Wal};
 
 pub type Reply = oneshot::Sender<Result<u64, ProposeError>>;
+
+/// A finished cold read: its first index, the entries (or why not), and the raft-rs context that asked.
+pub type Fetched = (u64, Result<Vec<Entry>, DledgerError>, GetEntriesContext);
 
 pub struct Proposal {
     pub data: Bytes,
@@ -66,6 +77,8 @@ pub struct Shared {
     pub stopped: Cell<bool>,
     pub stopped_notify: Notify,
     pub transport: RefCell<Option<Transport>>,
+    /// Cold entries read back from the WAL, with the raft-rs context that asked for them.
+    pub fetched: RefCell<Vec<Fetched>>,
 }
 
 impl Shared {
@@ -87,6 +100,8 @@ pub struct Driver {
     pub deliver_after: u64,
     pub pending: BTreeMap<u64, (u64, Reply)>,
     pub last_role: (StateRole, u64, u64),
+    /// First indexes of the cold reads under way (bounded by FETCH_REQUESTS_MAX).
+    pub fetching: Vec<u64>,
 }
 
 impl Driver {
@@ -117,6 +132,7 @@ impl Driver {
                 }
             }
             self.after_turn();
+            self.fetch_cold();
             if let Err(e) = self.compact().await {
                 break Err(e);
             }
@@ -390,24 +406,36 @@ impl Driver {
     /// Drops what everyone that matters has: in memory below the target, whole WAL segments below it.
     async fn compact(&mut self) -> Result<(), DledgerError> {
         let r = &self.raw.raft;
-        let leader_matched = (r.state == StateRole::Leader).then(|| {
-            r.prs()
-                .iter()
-                .filter(|(id, pr)| **id != r.id && pr.recent_active)
+        let leader = r.state == StateRole::Leader;
+        let peers = || r.prs().iter().filter(|(id, _)| **id != r.id);
+        // Memory waits only for peers that are up; the WAL also for those that are down, up to a bound.
+        let active_matched = leader.then(|| {
+            peers()
+                .filter(|(_, pr)| pr.recent_active)
                 .map(|(_, pr)| pr.matched)
                 .min()
         });
-        let below = compact_below(
-            self.shared.applied.get(),
-            r.raft_log.applied,
-            leader_matched.flatten(),
-        );
-        if below > self.store.first_index_now() {
-            self.store.compact(below);
+        let all_matched = leader.then(|| peers().map(|(_, pr)| pr.matched).min());
+        let (applied_sm, applied_raft) = (self.shared.applied.get(), r.raft_log.applied);
+        let hot_below = compact_below(applied_sm, applied_raft, active_matched.flatten());
+        if hot_below > self.store.hot_first_index() {
+            self.store.compact(hot_below);
         }
         let Some(wal) = self.wal.as_ref() else {
             return Ok(());
         };
+        let mut below = compact_below(applied_sm, applied_raft, all_matched.flatten());
+        if wal.segment_count() > LAGGING_PEER_SEGMENTS_MAX && hot_below > below {
+            if wal.can_compact(hot_below) {
+                warn!(
+                    node = self.shared.config.self_id,
+                    kept_for_lagging_peer = below,
+                    "dledger: WAL retention no longer waits for a peer that is down or behind \
+                     (LAGGING_PEER_SEGMENTS_MAX = {LAGGING_PEER_SEGMENTS_MAX} segments); it will need a rebuilt replica"
+                );
+            }
+            below = hot_below;
+        }
         if !wal.can_compact(below) {
             return Ok(());
         }
@@ -420,15 +448,65 @@ impl Driver {
                 (wal, r)
             })
             .await;
+        let first = wal.first_index();
         self.wal = Some(wal);
         let n = r?;
+        self.store.wal_compacted(first);
         debug!(
             node = self.shared.config.self_id,
             segments = n,
-            below,
+            first,
             "dledger: WAL segments deleted"
         );
         Ok(())
+    }
+
+    /// Starts reads of cold entries raft-rs asked for (on the blocking pool) and hands finished ones back to it.
+    fn fetch_cold(&mut self) {
+        let done = std::mem::take(&mut *self.shared.fetched.borrow_mut());
+        for (low, r, ctx) in done {
+            self.fetching.retain(|l| *l != low);
+            match r {
+                Ok(entries) => {
+                    self.store.add_chunk(entries);
+                    self.raw.on_entries_fetched(ctx);
+                }
+                Err(e) => {
+                    warn!(node = self.shared.config.self_id, error = %e, "dledger: reading cold entries failed")
+                }
+            }
+        }
+        let requests = self.store.take_fetch_requests();
+        let Some(wal) = self.wal.as_ref() else { return };
+        for (low, ctx) in requests {
+            if self.fetching.contains(&low) {
+                continue; // its context is not needed: one on_entries_fetched re-sends to the peer
+            }
+            if self.fetching.len() >= FETCH_REQUESTS_MAX {
+                break; // raft-rs asks again on the peer's next response
+            }
+            let Some(span) = wal.locate(low, FETCH_BYTES_MAX) else {
+                continue;
+            };
+            let max_record = (self.shared.config.max_entry_bytes
+                + crate::wal::record::CHECKED_HEADER_BYTES) as u64;
+            debug!(
+                node = self.shared.config.self_id,
+                low,
+                entries = span.count,
+                "dledger: reading cold entries from the WAL"
+            );
+            self.fetching.push(low);
+            let shared = self.shared.clone();
+            glommio::spawn_local(async move {
+                let r = glommio::executor()
+                    .spawn_blocking(move || crate::wal::read_span(&span, max_record))
+                    .await;
+                shared.fetched.borrow_mut().push((low, r, ctx));
+                shared.inbox.wake.notify();
+            })
+            .detach();
+        }
     }
 }
 

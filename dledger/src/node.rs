@@ -73,18 +73,20 @@ impl Node {
             .map(|p| p.addr)
             .ok_or_else(|| DledgerError::Config("self not in peers".into()))?;
         let dir = config.wal_dir.clone();
+        // Entries the state machine applied long ago stay on disk only (see `storage`).
+        let keep_from = crate::driver::compact_below(applied_index, applied_index, None);
         let (segment_bytes, sync, max_record) = (
             config.wal_segment_bytes,
             config.sync_wal,
             (config.max_entry_bytes + crate::wal::record::CHECKED_HEADER_BYTES) as u64,
         );
         let (wal, rec) = glommio::executor()
-            .spawn_blocking(move || Wal::open(&dir, segment_bytes, sync, max_record))
+            .spawn_blocking(move || Wal::open(&dir, segment_bytes, sync, max_record, keep_from))
             .await?;
         for c in &rec.cut {
             warn!(node = self_id, "dledger WAL recovery: {c}");
         }
-        let last_index = rec.prev_index + rec.entries.len() as u64;
+        let last_index = wal.last_index();
         let first_index = rec.prev_index + 1;
         if applied_index + 1 < first_index {
             return Err(DledgerError::Config(format!(
@@ -119,9 +121,13 @@ impl Node {
         let store = LogStore::new(
             config.peers.iter().map(|p| p.id).collect(),
             hs,
-            rec.prev_index,
-            rec.prev_term,
-            rec.entries,
+            crate::storage::Recovered {
+                wal_prev_index: rec.prev_index,
+                wal_prev_term: rec.prev_term,
+                cold_terms: rec.cold_terms,
+                entries: rec.entries,
+                last_index,
+            },
         );
         let raft_config = raft::Config {
             id: self_id,
@@ -162,6 +168,7 @@ impl Node {
             stopped: Cell::new(false),
             stopped_notify: Default::default(),
             transport: RefCell::new(None),
+            fetched: RefCell::new(Vec::new()),
             config,
         });
         let t = Transport::start(self_id, &shared.config.peers, listener, inbox);
@@ -176,6 +183,7 @@ impl Node {
             deliver_after: applied_index,
             pending: BTreeMap::new(),
             last_role: (StateRole::Follower, rec.term, 0),
+            fetching: Vec::new(),
         };
         let task = glommio::spawn_local(d.run());
         Ok(Rc::new(Node {
