@@ -1,5 +1,7 @@
 use std::time::Instant;
 
+use apogee_dledger::ProposeError;
+
 use crate::harness::{data_of, payloads, Group};
 
 #[test]
@@ -35,6 +37,26 @@ fn thousand_proposals_apply_in_the_same_order_on_every_node() {
             "node {i} applied the same entries in the same order"
         );
     }
+    // A follower refuses proposals and names the leader; an oversized entry is refused before Raft sees it.
+    let follower = (leader + 1) % 3;
+    let refused = g.node(follower).propose(payloads("f", 1, 0), 1);
+    assert_eq!(
+        refused,
+        vec![Err(ProposeError::NotLeader {
+            leader_id: Some(leader as u64 + 1)
+        })]
+    );
+    let max = apogee_dledger::NodeConfig::new(1, Vec::new(), "x".into()).max_entry_bytes;
+    let big = g
+        .node(leader)
+        .propose(vec![bytes::Bytes::from(vec![0u8; max + 1])], 1);
+    assert_eq!(
+        big,
+        vec![Err(ProposeError::TooLarge {
+            bytes: max + 1,
+            max
+        })]
+    );
 }
 
 #[test]

@@ -181,6 +181,10 @@ fn a_restarted_single_node_recovers_its_log_and_hard_state() {
                 let st = node.status();
                 node.shutdown().await;
                 assert!(node.next_committed().await.is_none());
+                assert_eq!(
+                    node.propose(Bytes::from_static(b"late")).await,
+                    Err(apogee_dledger::ProposeError::Stopped)
+                );
                 (got.into_iter().map(|c| c.data).collect::<Vec<_>>(), st.term)
             })
             .unwrap()
