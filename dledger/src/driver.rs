@@ -167,6 +167,12 @@ impl Driver {
             let _ = p.reply.send(Err(ProposeError::Stopped));
         }
         sh.in_flight.set(0);
+        {
+            // A stopped node leads nothing: the broker must not keep taking sends on a stale Leader status.
+            let mut st = sh.status.borrow_mut();
+            st.role = Role::Follower;
+            st.leader_id = None;
+        }
         sh.stopped.set(true);
         sh.stopped_notify.notify();
         sh.committed_ready.notify();
