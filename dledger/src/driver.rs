@@ -9,11 +9,12 @@
 //!    responses: they promise what was just persisted), `advance`, and do the same for the `LightReady`;
 //! 4. serve cold reads: entries raft-rs wants for a peer that lags behind the in-memory tier are read from the
 //!    WAL on the blocking pool and handed back (`on_entries_fetched`), see `crate::storage`;
-//! 5. compact, minus [`RETAIN_ENTRIES`] in both cases: memory below what is applied here and (on a leader)
-//!    matched by every recently active peer; whole WAL segments below what is applied and matched by every
-//!    peer, up or down — until the WAL passes [`LAGGING_PEER_SEGMENTS_MAX`] segments, when a peer that is down
-//!    stops holding it (it will then need a rebuilt replica: no snapshots). A follower knows no peer's
-//!    progress and retains by what it applied.
+//! 5. compact, minus [`RETAIN_ENTRIES`] in every case: memory below what is applied here and (on a leader)
+//!    matched by every recently active peer; whole WAL segments (a) on the leader below what every peer, up or
+//!    down, matched, and (b) on any node, oldest first below what is applied here, but only while the WAL is
+//!    larger than `wal_lagging_retain_bytes`. A follower knows no peer's progress, so it keeps its applied log up
+//!    to that budget: if it becomes leader, a peer that was down can still catch up from it. A peer behind what
+//!    (b) deleted needs a rebuilt replica (no snapshots; the leader logs it).
 //!
 //! Proposal resolution (no proposal ever hangs): an entry delivered as committed at the proposal's index
 //! resolves it — `Ok(index)` if the term matches, `Err(Superseded)` if another leader's entry took the index;
@@ -38,8 +39,8 @@ use tracing::{debug, error, info, warn};
 use crate::config::NodeConfig;
 use crate::error::{DledgerError, ProposeError};
 use crate::limits::{
-    COMMITTED_BATCH_ENTRIES_MAX, FETCH_BYTES_MAX, FETCH_REQUESTS_MAX, LAGGING_PEER_SEGMENTS_MAX,
-    RETAIN_ENTRIES, STEP_BATCH_MSGS_MAX,
+    COMMITTED_BATCH_ENTRIES_MAX, FETCH_BYTES_MAX, FETCH_REQUESTS_MAX, RETAIN_ENTRIES,
+    STEP_BATCH_MSGS_MAX,
 };
 use crate::node::{Committed, Role, Status};
 use crate::notify::Notify;
@@ -430,27 +431,35 @@ impl Driver {
         let Some(wal) = self.wal.as_ref() else {
             return Ok(());
         };
-        let mut below = compact_below(applied_sm, applied_raft, all_matched.flatten());
-        if wal.segment_count() > LAGGING_PEER_SEGMENTS_MAX && hot_below > below {
-            if wal.can_compact(hot_below) {
-                warn!(
-                    node = self.shared.config.self_id,
-                    kept_for_lagging_peer = below,
-                    "dledger: WAL retention no longer waits for a peer that is down or behind \
-                     (LAGGING_PEER_SEGMENTS_MAX = {LAGGING_PEER_SEGMENTS_MAX} segments); it will need a rebuilt replica"
-                );
-            }
-            below = hot_below;
-        }
-        if !wal.can_compact(below) {
+        // Two rules (see the module docs): below what every peer matched (leader only), and, past the lagging
+        // budget, below what is applied here whoever still lacks it.
+        let cap = self.shared.config.wal_lagging_retain_bytes;
+        let all_below = all_matched
+            .flatten()
+            .map(|m| compact_below(applied_sm, applied_raft, Some(m)));
+        let eager = all_below.filter(|b| wal.can_compact(*b, 0));
+        let capped = wal.can_compact(hot_below, cap);
+        if eager.is_none() && !capped {
             return Ok(());
+        }
+        if capped && leader && all_below.is_some_and(|b| b < hot_below) {
+            warn!(
+                node = self.shared.config.self_id,
+                kept_for_lagging_peer_from = all_below,
+                "dledger: the WAL passed wal_lagging_retain_bytes ({cap} bytes): deleting entries a peer that is \
+                 down or behind still lacks; it will need a rebuilt replica (no snapshots)"
+            );
         }
         let Some(mut wal) = self.wal.take() else {
             return Ok(());
         };
         let (wal, r) = glommio::executor()
             .spawn_blocking(move || {
-                let r = wal.compact(below);
+                let r = match eager {
+                    Some(b) => wal.compact(b, 0),
+                    None => Ok(0),
+                };
+                let r = r.and_then(|n| Ok(n + wal.compact(hot_below, cap)?));
                 (wal, r)
             })
             .await;

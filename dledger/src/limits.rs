@@ -45,9 +45,6 @@ pub const FETCH_BYTES_MAX: u64 = 4 * 1024 * 1024;
 pub const FETCHED_CHUNKS_MAX: usize = 2 * PEERS_MAX;
 /// Outstanding fetch requests (further ones are dropped; raft-rs asks again on the peer's next response).
 pub const FETCH_REQUESTS_MAX: usize = PEERS_MAX;
-/// WAL segments kept for a peer that is down or behind (on the leader): past this many, retention stops
-/// waiting for it and it will need a replica rebuilt from a snapshot-less copy (a logged warning says which).
-pub const LAGGING_PEER_SEGMENTS_MAX: usize = 64;
 /// Entries kept behind the compaction point (what is applied locally and, on a leader, matched by every live
 /// peer): slack for a peer that lags a little and for a state machine whose durable checkpoint trails.
 pub const RETAIN_ENTRIES: u64 = 256;

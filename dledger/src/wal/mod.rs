@@ -412,10 +412,14 @@ impl Wal {
         Ok(())
     }
 
-    /// Deletes sealed segments all of whose entries are below `below` (blocking). Returns how many went.
-    pub fn compact(&mut self, below: u64) -> Result<usize, DledgerError> {
+    /// Deletes the oldest sealed segments all of whose entries are below `below`, while the log is larger than
+    /// `keep_bytes` (blocking). Returns how many went.
+    pub fn compact(&mut self, below: u64, keep_bytes: u64) -> Result<usize, DledgerError> {
         let mut n = 0;
-        while self.segments.len() > 1 && self.segments[0].last_index() < below {
+        while self.segments.len() > 1
+            && self.segments[0].last_index() < below
+            && self.total_bytes() > keep_bytes
+        {
             let seg = self.segments.remove(0);
             std::fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
             n += 1;
@@ -476,9 +480,16 @@ fn to_entry(rec: record::Record) -> Entry {
 }
 
 impl Wal {
-    /// Whether [`Wal::compact`] with `below` would delete anything (an in-memory check, no I/O).
-    pub fn can_compact(&self, below: u64) -> bool {
-        self.segments.len() > 1 && self.segments[0].last_index() < below
+    /// Whether [`Wal::compact`] would delete anything (an in-memory check, no I/O).
+    pub fn can_compact(&self, below: u64, keep_bytes: u64) -> bool {
+        self.segments.len() > 1
+            && self.segments[0].last_index() < below
+            && self.total_bytes() > keep_bytes
+    }
+
+    /// Bytes of all segments.
+    pub fn total_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
     }
 }
 

@@ -162,3 +162,50 @@ fn a_follower_down_while_many_entries_commit_catches_up_from_the_leaders_wal() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_peer_down_across_a_leader_change_catches_up_from_the_new_leaders_wal() {
+    // A follower cannot know who lags, so it keeps its applied log (up to wal_lagging_retain_bytes): when the
+    // old leader is cut off and the remaining follower leads, the returning peer still finds its entries.
+    let mut g = Group::start(3, |c| c.wal_segment_bytes = 4096);
+    let old = g.wait_leader();
+    assert!(g
+        .node(old)
+        .propose(payloads("a", 20, 8), 8)
+        .iter()
+        .all(|r| r.is_ok()));
+    g.wait_applied(20);
+    let (down, other) = ((old + 1) % 3, (old + 2) % 3);
+    let sm = g.stop(down);
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert!(g
+        .node(old)
+        .propose(payloads("b", 800, 200), 32)
+        .iter()
+        .all(|r| r.is_ok()));
+    g.wait_applied(820);
+    g.node(old).isolate(true);
+    g.restart(down, sm);
+    let deadline = Instant::now() + WAIT;
+    while g
+        .node(other)
+        .status()
+        .is_none_or(|s| s.role != Role::Leader)
+    {
+        assert!(Instant::now() < deadline, "n{other} did not take over");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let deadline = Instant::now() + WAIT;
+    while g.node(down).applied_len() < 820 {
+        assert!(
+            Instant::now() < deadline,
+            "the returning peer did not catch up: {}",
+            g.node(down).applied_len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    g.node(old).isolate(false);
+    g.wait_applied(820);
+    assert_eq!(data_of(g.node(down)), data_of(g.node(other)));
+    assert_eq!(data_of(g.node(old)), data_of(g.node(other)));
+}

@@ -62,7 +62,12 @@ fn thousand_proposals_apply_in_the_same_order_on_every_node() {
 #[test]
 fn wal_retention_deletes_old_segments() {
     // 4 KiB segments hold three 1 KiB entries: 600 entries make ~200 segments without retention.
-    let g = Group::start(3, |c| c.wal_segment_bytes = 4096);
+    // Followers keep their applied log up to wal_lagging_retain_bytes (for a peer that may lag behind them
+    // once they lead): 64 KiB here.
+    let g = Group::start(3, |c| {
+        c.wal_segment_bytes = 4096;
+        c.wal_lagging_retain_bytes = 64 * 1024;
+    });
     let leader = g.wait_leader();
     let results = g.node(leader).propose(payloads("r", 600, 1000), 32);
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
