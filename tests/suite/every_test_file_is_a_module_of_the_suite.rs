@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// The test folders that hold one suite each, relative to the workspace root.
-const SUITES: [&str; 2] = ["tests", "engine/tests"];
+const SUITES: [&str; 3] = ["tests", "engine/tests", "dledger/tests"];
 
 /// Every `.rs` file under `dir`, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
