@@ -26,3 +26,17 @@ pub const PENDING_PROPOSALS_MAX: usize = 65_536;
 const _: () = assert!(ENTRY_BYTES_MAX + MSG_BYTES_SOFT_MAX < FRAME_BYTES_MAX);
 const _: () = assert!(FRAME_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(RECONNECT_BACKOFF_MIN_MS <= RECONNECT_BACKOFF_MAX_MS);
+
+/// Dial timeout for a peer link.
+pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// An inbound link that carries no frame for this long is closed (heartbeats arrive every tick).
+pub const PEER_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Inbound peer connections held at once (a healthy group needs one per other peer; restarts briefly add more).
+pub const INBOUND_CONNS_MAX: usize = 4 * PEERS_MAX;
+/// Messages waiting in the driver's inbox; beyond this, inbound messages are dropped.
+pub const INBOX_MSGS_MAX: usize = 16_384;
+/// Bytes of frames written to a link per write call.
+pub const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Entries kept behind the compaction point (what is applied locally and, on a leader, matched by every live
+/// peer): slack for a peer that lags a little and for a state machine whose durable checkpoint trails.
+pub const RETAIN_ENTRIES: u64 = 256;
