@@ -9,7 +9,8 @@
 //! - `Dledger::applied` moves only after an entry is wholly in the engine, together with the commit
 //!   log's end, so the checkpoint task always reads a pair that matches the log.
 //! - The Raft node is told an index as applied (and may then forget the entries up to it) only once the
-//!   checkpoint file holds it: a restart replays from the checkpoint, so those entries must still be there.
+//!   checkpoint file holds it, and [`crate::limits::DLEDGER_LOG_RETAIN_ENTRIES`] below it: a restart
+//!   replays from the checkpoint, and a peer that was down catches up from the entries kept.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -112,6 +113,10 @@ pub async fn checkpoint_now(broker: &Broker, d: &Dledger) -> Result<(), String> 
         .await
         .map_err(|e| e.to_string())?;
     d.checkpointed.set(a);
-    d.node.applied(a.index);
+    // Slack below the checkpoint for peers that were down (see the limit's docs).
+    d.node.applied(
+        a.index
+            .saturating_sub(crate::limits::DLEDGER_LOG_RETAIN_ENTRIES),
+    );
     Ok(())
 }

@@ -46,7 +46,7 @@ pub async fn run(broker: Rc<Broker>, d: Rc<Dledger>, stop: StopSignal) {
         let s = d.node.status();
         if s.role == Role::Leader && d.writable_term.get() != s.term && d.failed.borrow().is_none()
         {
-            match barrier(&broker, &d).await {
+            match barrier(&broker, &d, &stop).await {
                 Ok(index) => {
                     let now = d.node.status();
                     if now.role == Role::Leader && now.term == s.term {
@@ -95,14 +95,18 @@ pub async fn run(broker: Rc<Broker>, d: Rc<Dledger>, stop: StopSignal) {
         let news = d.role_news.notified();
         let tick = glommio::timer::sleep(Duration::from_millis(POLL_MS));
         let woke = select(Box::pin(changed), select(Box::pin(news), Box::pin(tick)));
-        if let Either::Right(_) = select(woke, stop.clone()).await {
+        // `stop` first: after the node shuts down, `changed` is ready at once and would win every time.
+        if let Either::Left(_) = select(stop.clone(), woke).await {
+            return;
+        }
+        if broker.stopping.get() {
             return;
         }
     }
 }
 
 /// Proposes a barrier and waits until this node applied it; returns its index.
-async fn barrier(broker: &Broker, d: &Dledger) -> Result<u64, String> {
+async fn barrier(broker: &Broker, d: &Dledger, stop: &StopSignal) -> Result<u64, String> {
     let id = d.next_proposal_id();
     let (tx, rx) = oneshot::channel();
     d.waiters.borrow_mut().insert(id, tx);
@@ -115,10 +119,15 @@ async fn barrier(broker: &Broker, d: &Dledger) -> Result<u64, String> {
         }
     };
     let timeout = glommio::timer::sleep(Duration::from_millis(APPLY_WAIT_MAX_MS));
-    match select(rx, Box::pin(timeout)).await {
+    let stopping = stop.clone();
+    match select(rx, select(Box::pin(timeout), stopping)).await {
         Either::Left((Ok(_), _)) => Ok(index),
         Either::Left((Err(_), _)) => Err("the apply task stopped".into()),
-        Either::Right(_) => {
+        Either::Right((Either::Right(_), _)) => {
+            d.waiters.borrow_mut().remove(&id);
+            Err("the shard is stopping".into())
+        }
+        Either::Right((Either::Left(_), _)) => {
             d.waiters.borrow_mut().remove(&id);
             Err(format!(
                 "barrier {index} committed but not applied within {APPLY_WAIT_MAX_MS} ms"
