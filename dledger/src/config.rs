@@ -42,6 +42,10 @@ pub struct NodeConfig {
     pub max_inflight_msgs: usize,
     /// Refuse proposals bigger than this (4 MiB + headroom).
     pub max_entry_bytes: usize,
+    /// WAL bytes kept for a peer that is down or behind, so that it catches up from the log (there are no
+    /// snapshots): the leader keeps what any peer lacks, a follower everything it applied (it may lead later),
+    /// until the WAL passes this size. 1 GiB.
+    pub wal_lagging_retain_bytes: u64,
 }
 
 impl NodeConfig {
@@ -58,6 +62,7 @@ impl NodeConfig {
             wal_segment_bytes: 64 * 1024 * 1024,
             max_inflight_msgs: 256,
             max_entry_bytes: 4 * 1024 * 1024 + 64 * 1024,
+            wal_lagging_retain_bytes: 1024 * 1024 * 1024,
         }
     }
 

@@ -7,8 +7,14 @@
 //!    deliver `committed_entries`, **persist** entries + hard state to the WAL (on the blocking pool; with
 //!    `sync_wal` fdatasync'd), append them to [`LogStore`], then send `persisted_messages` (votes, append
 //!    responses: they promise what was just persisted), `advance`, and do the same for the `LightReady`;
-//! 4. compact: memory and whole WAL segments below what is applied (and on a leader matched by every recently
-//!    active peer), minus [`RETAIN_ENTRIES`].
+//! 4. serve cold reads: entries raft-rs wants for a peer that lags behind the in-memory tier are read from the
+//!    WAL on the blocking pool and handed back (`on_entries_fetched`), see `crate::storage`;
+//! 5. compact, minus [`RETAIN_ENTRIES`] in every case: memory below what is applied here and (on a leader)
+//!    matched by every recently active peer; whole WAL segments (a) on the leader below what every peer, up or
+//!    down, matched, and (b) on any node, oldest first below what is applied here, but only while the WAL is
+//!    larger than `wal_lagging_retain_bytes`. A follower knows no peer's progress, so it keeps its applied log up
+//!    to that budget: if it becomes leader, a peer that was down can still catch up from it. A peer behind what
+//!    (b) deleted needs a rebuilt replica (no snapshots; the leader logs it).
 //!
 //! Proposal resolution (no proposal ever hangs): an entry delivered as committed at the proposal's index
 //! resolves it — `Ok(index)` if the term matches, `Err(Superseded)` if another leader's entry took the index;
@@ -27,12 +33,15 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::select;
 use raft::eraftpb::{Entry, EntryType, Message, MessageType};
-use raft::{LightReady, RawNode, StateRole};
+use raft::{GetEntriesContext, LightReady, RawNode, StateRole};
 use tracing::{debug, error, info, warn};
 
 use crate::config::NodeConfig;
 use crate::error::{DledgerError, ProposeError};
-use crate::limits::{COMMITTED_BATCH_ENTRIES_MAX, RETAIN_ENTRIES, STEP_BATCH_MSGS_MAX};
+use crate::limits::{
+    COMMITTED_BATCH_ENTRIES_MAX, FETCH_BYTES_MAX, FETCH_REQUESTS_MAX, RETAIN_ENTRIES,
+    STEP_BATCH_MSGS_MAX,
+};
 use crate::node::{Committed, Role, Status};
 use crate::notify::Notify;
 use crate::storage::LogStore;
@@ -40,6 +49,9 @@ use crate::transport::{Inbox, Transport};
 use crate::wal::{PersistBatch, Wal};
 
 pub type Reply = oneshot::Sender<Result<u64, ProposeError>>;
+
+/// A finished cold read: its first index, the entries (or why not), and the raft-rs context that asked.
+pub type Fetched = (u64, Result<Vec<Entry>, DledgerError>, GetEntriesContext);
 
 pub struct Proposal {
     pub data: Bytes,
@@ -66,6 +78,8 @@ pub struct Shared {
     pub stopped: Cell<bool>,
     pub stopped_notify: Notify,
     pub transport: RefCell<Option<Transport>>,
+    /// Cold entries read back from the WAL, with the raft-rs context that asked for them.
+    pub fetched: RefCell<Vec<Fetched>>,
 }
 
 impl Shared {
@@ -87,6 +101,8 @@ pub struct Driver {
     pub deliver_after: u64,
     pub pending: BTreeMap<u64, (u64, Reply)>,
     pub last_role: (StateRole, u64, u64),
+    /// First indexes of the cold reads under way (bounded by FETCH_REQUESTS_MAX).
+    pub fetching: Vec<u64>,
 }
 
 impl Driver {
@@ -117,6 +133,7 @@ impl Driver {
                 }
             }
             self.after_turn();
+            self.fetch_cold();
             if let Err(e) = self.compact().await {
                 break Err(e);
             }
@@ -151,6 +168,12 @@ impl Driver {
             let _ = p.reply.send(Err(ProposeError::Stopped));
         }
         sh.in_flight.set(0);
+        {
+            // A stopped node leads nothing: the broker must not keep taking sends on a stale Leader status.
+            let mut st = sh.status.borrow_mut();
+            st.role = Role::Follower;
+            st.leader_id = None;
+        }
         sh.stopped.set(true);
         sh.stopped_notify.notify();
         sh.committed_ready.notify();
@@ -390,43 +413,126 @@ impl Driver {
     /// Drops what everyone that matters has: in memory below the target, whole WAL segments below it.
     async fn compact(&mut self) -> Result<(), DledgerError> {
         let r = &self.raw.raft;
-        let mut target = self.shared.applied.get().min(r.raft_log.applied);
-        if r.state == StateRole::Leader {
-            for (id, pr) in r.prs().iter() {
-                if *id != r.id && pr.recent_active {
-                    target = target.min(pr.matched);
-                }
-            }
-        }
-        let below = target.saturating_sub(RETAIN_ENTRIES) + 1;
-        if below > self.store.first_index_now() {
-            self.store.compact(below);
+        let leader = r.state == StateRole::Leader;
+        let peers = || r.prs().iter().filter(|(id, _)| **id != r.id);
+        // Memory waits only for peers that are up; the WAL also for those that are down, up to a bound.
+        let active_matched = leader.then(|| {
+            peers()
+                .filter(|(_, pr)| pr.recent_active)
+                .map(|(_, pr)| pr.matched)
+                .min()
+        });
+        let all_matched = leader.then(|| peers().map(|(_, pr)| pr.matched).min());
+        let (applied_sm, applied_raft) = (self.shared.applied.get(), r.raft_log.applied);
+        let hot_below = compact_below(applied_sm, applied_raft, active_matched.flatten());
+        if hot_below > self.store.hot_first_index() {
+            self.store.compact(hot_below);
         }
         let Some(wal) = self.wal.as_ref() else {
             return Ok(());
         };
-        if !wal.can_compact(below) {
+        // Two rules (see the module docs): below what every peer matched (leader only), and, past the lagging
+        // budget, below what is applied here whoever still lacks it.
+        let cap = self.shared.config.wal_lagging_retain_bytes;
+        let all_below = all_matched
+            .flatten()
+            .map(|m| compact_below(applied_sm, applied_raft, Some(m)));
+        let eager = all_below.filter(|b| wal.can_compact(*b, 0));
+        let capped = wal.can_compact(hot_below, cap);
+        if eager.is_none() && !capped {
             return Ok(());
+        }
+        if capped && leader && all_below.is_some_and(|b| b < hot_below) {
+            warn!(
+                node = self.shared.config.self_id,
+                kept_for_lagging_peer_from = all_below,
+                "dledger: the WAL passed wal_lagging_retain_bytes ({cap} bytes): deleting entries a peer that is \
+                 down or behind still lacks; it will need a rebuilt replica (no snapshots)"
+            );
         }
         let Some(mut wal) = self.wal.take() else {
             return Ok(());
         };
         let (wal, r) = glommio::executor()
             .spawn_blocking(move || {
-                let r = wal.compact(below);
+                let r = match eager {
+                    Some(b) => wal.compact(b, 0),
+                    None => Ok(0),
+                };
+                let r = r.and_then(|n| Ok(n + wal.compact(hot_below, cap)?));
                 (wal, r)
             })
             .await;
+        let first = wal.first_index();
         self.wal = Some(wal);
         let n = r?;
+        self.store.wal_compacted(first);
         debug!(
             node = self.shared.config.self_id,
             segments = n,
-            below,
+            first,
             "dledger: WAL segments deleted"
         );
         Ok(())
     }
+
+    /// Starts reads of cold entries raft-rs asked for (on the blocking pool) and hands finished ones back to it.
+    fn fetch_cold(&mut self) {
+        let done = std::mem::take(&mut *self.shared.fetched.borrow_mut());
+        for (low, r, ctx) in done {
+            self.fetching.retain(|l| *l != low);
+            match r {
+                Ok(entries) => {
+                    self.store.add_chunk(entries);
+                    self.raw.on_entries_fetched(ctx);
+                }
+                Err(e) => {
+                    warn!(node = self.shared.config.self_id, error = %e, "dledger: reading cold entries failed")
+                }
+            }
+        }
+        let requests = self.store.take_fetch_requests();
+        let Some(wal) = self.wal.as_ref() else { return };
+        for (low, ctx) in requests {
+            if self.fetching.contains(&low) {
+                continue; // its context is not needed: one on_entries_fetched re-sends to the peer
+            }
+            if self.fetching.len() >= FETCH_REQUESTS_MAX {
+                break; // raft-rs asks again on the peer's next response
+            }
+            let Some(span) = wal.locate(low, FETCH_BYTES_MAX) else {
+                continue;
+            };
+            let max_record = (self.shared.config.max_entry_bytes
+                + crate::wal::record::CHECKED_HEADER_BYTES) as u64;
+            debug!(
+                node = self.shared.config.self_id,
+                low,
+                entries = span.count,
+                "dledger: reading cold entries from the WAL"
+            );
+            self.fetching.push(low);
+            let shared = self.shared.clone();
+            glommio::spawn_local(async move {
+                let r = glommio::executor()
+                    .spawn_blocking(move || crate::wal::read_span(&span, max_record))
+                    .await;
+                shared.fetched.borrow_mut().push((low, r, ctx));
+                shared.inbox.wake.notify();
+            })
+            .detach();
+        }
+    }
+}
+
+/// The retention decision: entries below the returned index may go (in memory, and whole WAL segments).
+/// `applied_sm` is what the state machine reported, `applied_raft` what the driver delivered, `peers_matched`
+/// (leader only) the lowest index every recently active peer holds. [`RETAIN_ENTRIES`] stay behind the lowest.
+pub fn compact_below(applied_sm: u64, applied_raft: u64, peers_matched: Option<u64>) -> u64 {
+    let target = applied_sm
+        .min(applied_raft)
+        .min(peers_matched.unwrap_or(u64::MAX));
+    target.saturating_sub(RETAIN_ENTRIES) + 1
 }
 
 /// How many committed entries `next_committed` hands out at once.
@@ -434,4 +540,22 @@ pub fn take_committed(shared: &Shared) -> Vec<Committed> {
     let mut q = shared.committed.borrow_mut();
     let n = q.len().min(COMMITTED_BATCH_ENTRIES_MAX);
     q.drain(..n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_waits_for_the_slowest_of_state_machine_delivery_and_live_peers() {
+        let r = RETAIN_ENTRIES;
+        assert_eq!(compact_below(10_000, 20_000, None), 10_000 - r + 1);
+        assert_eq!(compact_below(10_000, 8_000, None), 8_000 - r + 1);
+        assert_eq!(compact_below(10_000, 10_000, Some(5_000)), 5_000 - r + 1);
+        assert_eq!(
+            compact_below(10, 10, Some(3)),
+            1,
+            "nothing goes before RETAIN_ENTRIES are applied"
+        );
+    }
 }

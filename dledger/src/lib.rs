@@ -30,7 +30,8 @@
 //! - [`config`](NodeConfig), [`limits`], `error`: configuration, every limit, error types.
 //! - `wal/`: the segment files, record layout (`wal/record.rs`), recovery (`wal/recovery.rs`), (term, vote)
 //!   file (`wal/hardstate.rs`).
-//! - `storage.rs`: `raft::Storage` over the in-memory copy of the retained log.
+//! - `storage.rs`: `raft::Storage` over the retained log: recent entries in memory, older ones read back from the
+//!   WAL asynchronously for a peer that catches up.
 //! - `transport/`: peer links and the frame codec (`transport/frame.rs`).
 //! - `driver.rs`: the task that owns the `RawNode` (tick, step, Ready, proposal resolution, retention).
 //! - `node.rs`: the public handle.

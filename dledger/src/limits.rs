@@ -31,12 +31,22 @@ const _: () = assert!(RECONNECT_BACKOFF_MIN_MS <= RECONNECT_BACKOFF_MAX_MS);
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// An inbound link that carries no frame for this long is closed (heartbeats arrive every tick).
 pub const PEER_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// An idle outbound link sends a keepalive frame this often (well below PEER_IDLE_TIMEOUT_MS).
+pub const KEEPALIVE_MS: u64 = 5_000;
 /// Inbound peer connections held at once (a healthy group needs one per other peer; restarts briefly add more).
 pub const INBOUND_CONNS_MAX: usize = 4 * PEERS_MAX;
 /// Messages waiting in the driver's inbox; beyond this, inbound messages are dropped.
 pub const INBOX_MSGS_MAX: usize = 16_384;
 /// Bytes of frames written to a link per write call.
 pub const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Cold entries (below the in-memory tier) read back from the WAL per fetch, for a peer that catches up.
+pub const FETCH_BYTES_MAX: u64 = 4 * 1024 * 1024;
+/// Fetched chunks kept for raft-rs to read (one per catching-up peer is what is needed).
+pub const FETCHED_CHUNKS_MAX: usize = 2 * PEERS_MAX;
+/// Outstanding fetch requests (further ones are dropped; raft-rs asks again on the peer's next response).
+pub const FETCH_REQUESTS_MAX: usize = PEERS_MAX;
 /// Entries kept behind the compaction point (what is applied locally and, on a leader, matched by every live
 /// peer): slack for a peer that lags a little and for a state machine whose durable checkpoint trails.
 pub const RETAIN_ENTRIES: u64 = 256;
+
+const _: () = assert!(KEEPALIVE_MS * 3 <= PEER_IDLE_TIMEOUT_MS);

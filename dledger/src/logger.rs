@@ -37,7 +37,7 @@ impl Drain for TracingDrain {
     }
 }
 
-/// The logger handed to `RawNode::new`, tagged with this node's raft id.
-pub fn raft_logger(id: u64) -> slog::Logger {
-    slog::Logger::root(TracingDrain, slog::o!("raft_id" => id))
+/// The logger handed to `RawNode::new` (raft-rs tags every record with `raft_id` itself).
+pub fn raft_logger() -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!())
 }

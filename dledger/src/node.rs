@@ -73,18 +73,20 @@ impl Node {
             .map(|p| p.addr)
             .ok_or_else(|| DledgerError::Config("self not in peers".into()))?;
         let dir = config.wal_dir.clone();
+        // Entries the state machine applied long ago stay on disk only (see `storage`).
+        let keep_from = crate::driver::compact_below(applied_index, applied_index, None);
         let (segment_bytes, sync, max_record) = (
             config.wal_segment_bytes,
             config.sync_wal,
             (config.max_entry_bytes + crate::wal::record::CHECKED_HEADER_BYTES) as u64,
         );
         let (wal, rec) = glommio::executor()
-            .spawn_blocking(move || Wal::open(&dir, segment_bytes, sync, max_record))
+            .spawn_blocking(move || Wal::open(&dir, segment_bytes, sync, max_record, keep_from))
             .await?;
         for c in &rec.cut {
             warn!(node = self_id, "dledger WAL recovery: {c}");
         }
-        let last_index = rec.prev_index + rec.entries.len() as u64;
+        let last_index = wal.last_index();
         let first_index = rec.prev_index + 1;
         if applied_index + 1 < first_index {
             return Err(DledgerError::Config(format!(
@@ -119,9 +121,13 @@ impl Node {
         let store = LogStore::new(
             config.peers.iter().map(|p| p.id).collect(),
             hs,
-            rec.prev_index,
-            rec.prev_term,
-            rec.entries,
+            crate::storage::Recovered {
+                wal_prev_index: rec.prev_index,
+                wal_prev_term: rec.prev_term,
+                cold_terms: rec.cold_terms,
+                entries: rec.entries,
+                last_index,
+            },
         );
         let raft_config = raft::Config {
             id: self_id,
@@ -137,12 +143,8 @@ impl Node {
         raft_config
             .validate()
             .map_err(|e| DledgerError::Config(format!("raft config: {e}")))?;
-        let raw = RawNode::new(
-            &raft_config,
-            store.clone(),
-            &crate::logger::raft_logger(self_id),
-        )
-        .map_err(|e| DledgerError::Config(format!("raft node: {e}")))?;
+        let raw = RawNode::new(&raft_config, store.clone(), &crate::logger::raft_logger())
+            .map_err(|e| DledgerError::Config(format!("raft node: {e}")))?;
         let listener = transport::bind(addr)?;
         let inbox = Rc::new(Inbox::default());
         let shared = Rc::new(Shared {
@@ -166,6 +168,7 @@ impl Node {
             stopped: Cell::new(false),
             stopped_notify: Default::default(),
             transport: RefCell::new(None),
+            fetched: RefCell::new(Vec::new()),
             config,
         });
         let t = Transport::start(self_id, &shared.config.peers, listener, inbox);
@@ -180,6 +183,7 @@ impl Node {
             deliver_after: applied_index,
             pending: BTreeMap::new(),
             last_role: (StateRole::Follower, rec.term, 0),
+            fetching: Vec::new(),
         };
         let task = glommio::spawn_local(d.run());
         Ok(Rc::new(Node {
@@ -227,6 +231,9 @@ impl Node {
     }
 
     /// Committed entries in index order, each delivered once per process life. Returns `None` after shutdown.
+    ///
+    /// Entries wait in memory until taken: the queue is bounded only by how far Raft commits ahead of the state
+    /// machine (on the leader, by `PENDING_PROPOSALS_MAX` in-flight proposals), so keep calling this.
     pub async fn next_committed(&self) -> Option<Vec<Committed>> {
         loop {
             let ready = self.shared.committed_ready.notified();
@@ -281,6 +288,8 @@ impl Node {
         if let Some(t) = self.shared.transport.borrow_mut().take() {
             t.stop();
         }
+        // Let the executor drop the cancelled tasks (and so close their sockets) before returning.
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
         self.shared.committed_ready.notify();
     }
 

@@ -18,6 +18,22 @@ use crate::limits::FRAME_BYTES_MAX;
 
 pub const HEADER_BYTES: usize = 8;
 
+/// The keepalive a dialler sends on an idle link: a `MsgHup` (a message raft-rs only ever creates locally, so no
+/// peer sends it for real) from the sender to the receiver. Readers drop it instead of stepping it.
+pub fn keepalive(from: u64, to: u64) -> Message {
+    let mut m = Message {
+        from,
+        to,
+        ..Message::default()
+    };
+    m.set_msg_type(raft::eraftpb::MessageType::MsgHup);
+    m
+}
+
+pub fn is_keepalive(m: &Message) -> bool {
+    m.get_msg_type() == raft::eraftpb::MessageType::MsgHup
+}
+
 /// Why a frame is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {

@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Peer;
 use crate::limits::{
-    CONNECT_TIMEOUT_MS, INBOUND_CONNS_MAX, INBOX_MSGS_MAX, PEER_IDLE_TIMEOUT_MS,
+    CONNECT_TIMEOUT_MS, INBOUND_CONNS_MAX, INBOX_MSGS_MAX, KEEPALIVE_MS, PEER_IDLE_TIMEOUT_MS,
     PEER_QUEUE_MSGS_MAX, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS, WRITE_BATCH_BYTES_MAX,
 };
 use crate::notify::Notify;
@@ -215,11 +215,30 @@ async fn dial_loop(state: Rc<State>, ob: Rc<Outbox>) {
             }
             let ready = ob.ready.notified();
             let gen_changed = state.generation_changed.notified();
-            if ob.queue.borrow().is_empty() {
-                let _ = select(ready, gen_changed).await;
-                continue;
-            }
             batch.clear();
+            if ob.queue.borrow().is_empty() {
+                // Wait for work; meanwhile a read on this write-only link notices the peer closing it (a
+                // restart) before a message is lost on a dead socket.
+                let mut probe = [0u8; 1];
+                let waited = {
+                    let read = std::pin::pin!(stream.read(&mut probe));
+                    match within(KEEPALIVE_MS, select(read, select(ready, gen_changed))).await {
+                        Some(Either::Left((r, _))) => Some(Some(r)),
+                        Some(Either::Right(_)) => Some(None),
+                        None => None,
+                    }
+                };
+                match waited {
+                    Some(Some(Ok(0))) => break "closed by the peer".to_string(),
+                    Some(Some(Ok(_))) => break "the peer wrote on a write-only link".to_string(),
+                    Some(Some(Err(e))) => break format!("read failed: {e}"),
+                    Some(None) => continue,
+                    // Idle: a keepalive keeps the peer's reader from timing the link out.
+                    None => {
+                        frame::encode(&frame::keepalive(state.self_id, ob.peer.id), &mut batch);
+                    }
+                }
+            }
             {
                 let mut q = ob.queue.borrow_mut();
                 while let Some(m) = q.pop_front() {
@@ -363,6 +382,9 @@ async fn read_loop(state: &State, mut stream: TcpStream) -> Closed {
                 msg.from, msg.to, state.self_id, state.peer_ids
             ));
         }
+        if frame::is_keepalive(&msg) {
+            continue;
+        }
         let mut q = state.inbox.messages.borrow_mut();
         if q.len() < INBOX_MSGS_MAX {
             q.push_back(msg);
@@ -372,7 +394,9 @@ async fn read_loop(state: &State, mut stream: TcpStream) -> Closed {
     }
 }
 
-/// Binds the peer port (SO_REUSEADDR is set by glommio, so a restarted node rebinds at once).
+/// Binds the peer port. glommio binds with SO_REUSEPORT: a restarted node rebinds at once even while its old
+/// accepted connections linger, but a second glommio listener on the same port (a configuration mistake) is
+/// not refused by the kernel either. (A plain probe bind would catch that mistake but also refuse the restart.)
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, crate::DledgerError> {
     TcpListener::bind(addr).map_err(|e| crate::DledgerError::Bind {
         addr,

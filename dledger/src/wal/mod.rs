@@ -38,7 +38,11 @@ pub struct Recovered {
     /// The entry before the first retained one (0/0 for a log that never lost a segment).
     pub prev_index: u64,
     pub prev_term: u64,
+    /// Entries from `keep_from` (see [`Wal::open`]) on; their payloads own their bytes (no segment buffer is
+    /// kept alive by them).
     pub entries: Vec<Entry>,
+    /// Terms of the retained entries below `keep_from`, run-length: (first index of the run, term).
+    pub cold_terms: Vec<(u64, u64)>,
     pub term: u64,
     pub vote: u64,
     pub commit: u64,
@@ -124,12 +128,14 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, DledgerError> {
 }
 
 impl Wal {
-    /// Opens (recovering) or creates the log in `dir`. Blocking.
+    /// Opens (recovering) or creates the log in `dir`. Blocking. Every record is read and checked; only entries
+    /// from `keep_from` on are returned whole (the driver keeps those in memory), older ones as terms.
     pub fn open(
         dir: &Path,
         segment_bytes: u64,
         sync: bool,
         max_record_bytes: u64,
+        keep_from: u64,
     ) -> Result<(Wal, Recovered), DledgerError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let (term, vote) = hardstate::load(dir)?;
@@ -138,6 +144,7 @@ impl Wal {
         let mut entries = Vec::new();
         let mut commit = 0;
         let mut cut = Vec::new();
+        let mut cold_terms = Vec::new();
         let n = files.len();
         for (k, (first, path)) in files.into_iter().enumerate() {
             let is_last = k + 1 == n;
@@ -195,7 +202,13 @@ impl Wal {
             for (rec, offset) in scanned.entries {
                 seg.offsets.push(offset);
                 seg.terms.push(rec.term);
-                entries.push(to_entry(rec));
+                if rec.index >= keep_from {
+                    let mut rec = rec;
+                    rec.data = Bytes::copy_from_slice(&rec.data);
+                    entries.push(to_entry(rec));
+                } else if cold_terms.last().is_none_or(|(_, t)| *t != rec.term) {
+                    cold_terms.push((rec.index, rec.term));
+                }
             }
             segments.push(seg);
         }
@@ -206,6 +219,9 @@ impl Wal {
         let last = segments.last().map_or(0, Segment::last_index);
         let prev_index = segments[0].prev_index;
         let prev_term = segments[0].prev_term;
+        // Segments are deleted only below what was applied, hence committed: whatever the last commit record
+        // says, everything before the first retained entry was committed (raft-rs needs commit >= that).
+        commit = commit.max(prev_index);
         if commit > last {
             cut.push(format!(
                 "commit index {commit} beyond the last entry {last}: lowered"
@@ -232,6 +248,7 @@ impl Wal {
                 prev_index,
                 prev_term,
                 entries,
+                cold_terms,
                 term,
                 vote,
                 commit,
@@ -395,10 +412,14 @@ impl Wal {
         Ok(())
     }
 
-    /// Deletes sealed segments all of whose entries are below `below` (blocking). Returns how many went.
-    pub fn compact(&mut self, below: u64) -> Result<usize, DledgerError> {
+    /// Deletes the oldest sealed segments all of whose entries are below `below`, while the log is larger than
+    /// `keep_bytes` (blocking). Returns how many went.
+    pub fn compact(&mut self, below: u64, keep_bytes: u64) -> Result<usize, DledgerError> {
         let mut n = 0;
-        while self.segments.len() > 1 && self.segments[0].last_index() < below {
+        while self.segments.len() > 1
+            && self.segments[0].last_index() < below
+            && self.total_bytes() > keep_bytes
+        {
             let seg = self.segments.remove(0);
             std::fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
             n += 1;
@@ -459,8 +480,87 @@ fn to_entry(rec: record::Record) -> Entry {
 }
 
 impl Wal {
-    /// Whether [`Wal::compact`] with `below` would delete anything (an in-memory check, no I/O).
-    pub fn can_compact(&self, below: u64) -> bool {
-        self.segments.len() > 1 && self.segments[0].last_index() < below
+    /// Whether [`Wal::compact`] would delete anything (an in-memory check, no I/O).
+    pub fn can_compact(&self, below: u64, keep_bytes: u64) -> bool {
+        self.segments.len() > 1
+            && self.segments[0].last_index() < below
+            && self.total_bytes() > keep_bytes
     }
+
+    /// Bytes of all segments.
+    pub fn total_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+}
+
+/// Where to read entries from `first_index` on: one byte range of one segment file (it may also hold commit
+/// records, which the reader skips).
+#[derive(Debug, Clone)]
+pub struct ReadSpan {
+    pub path: PathBuf,
+    pub first_index: u64,
+    pub count: usize,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Wal {
+    /// The span holding entries from `low` on, within one segment and about `max_bytes` (at least one entry);
+    /// `None` if `low` is not retained. An in-memory lookup, no I/O.
+    pub fn locate(&self, low: u64, max_bytes: u64) -> Option<ReadSpan> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.prev_index < low && low <= s.last_index())?;
+        let k = (low - seg.prev_index - 1) as usize;
+        let start = seg.offsets[k];
+        let mut n = 1;
+        while k + n < seg.offsets.len() && seg.offsets[k + n] - start < max_bytes {
+            n += 1;
+        }
+        let end = seg.offsets.get(k + n).copied().unwrap_or(seg.bytes);
+        Some(ReadSpan {
+            path: seg.path.clone(),
+            first_index: low,
+            count: n,
+            start,
+            end,
+        })
+    }
+}
+
+/// Reads the entries of `span` (blocking). Any record that does not decode, or an entry other than the one
+/// expected next, is corruption: sealed data below the commit index never changes.
+pub fn read_span(span: &ReadSpan, max_record_bytes: u64) -> Result<Vec<Entry>, DledgerError> {
+    let f = File::open(&span.path).map_err(io_err(&span.path))?;
+    let mut buf = vec![0u8; (span.end - span.start) as usize];
+    f.read_exact_at(&mut buf, span.start)
+        .map_err(io_err(&span.path))?;
+    let buf = Bytes::from(buf);
+    let mut out = Vec::with_capacity(span.count);
+    let mut at = 0usize;
+    while out.len() < span.count && at < buf.len() {
+        let offset = span.start + at as u64;
+        let (rec, len) = record::decode(&buf.slice(at..), max_record_bytes).map_err(|e| {
+            DledgerError::Corrupt {
+                path: span.path.clone(),
+                offset,
+                reason: e.to_string(),
+            }
+        })?;
+        at += len;
+        if !rec.kind.is_entry() {
+            continue;
+        }
+        let expected = span.first_index + out.len() as u64;
+        if rec.index != expected {
+            return Err(DledgerError::Corrupt {
+                path: span.path.clone(),
+                offset,
+                reason: format!("entry {} where {expected} was expected", rec.index),
+            });
+        }
+        out.push(to_entry(rec));
+    }
+    Ok(out)
 }

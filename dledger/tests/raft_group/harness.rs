@@ -19,6 +19,14 @@ use glommio::{LocalExecutorBuilder, Placement};
 pub const TICK_MS: u64 = 50;
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Logs to the test's output when RUST_LOG is set.
+pub fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// A free port below the ephemeral range: 20000 + a pid-based block of 30, probed with a plain bind.
@@ -73,6 +81,7 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node; `applied` carries the state machine across restarts (its last index is the checkpoint).
     pub fn start(config: NodeConfig, applied: Arc<Mutex<Vec<Committed>>>) -> TestNode {
+        init_log();
         let id = config.self_id;
         let (tx, mut rx) = amps::unbounded::<Cmd>();
         let (started_tx, started_rx) = mpsc::channel();

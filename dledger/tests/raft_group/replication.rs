@@ -1,5 +1,7 @@
 use std::time::Instant;
 
+use apogee_dledger::ProposeError;
+
 use crate::harness::{data_of, payloads, Group};
 
 #[test]
@@ -35,12 +37,37 @@ fn thousand_proposals_apply_in_the_same_order_on_every_node() {
             "node {i} applied the same entries in the same order"
         );
     }
+    // A follower refuses proposals and names the leader; an oversized entry is refused before Raft sees it.
+    let follower = (leader + 1) % 3;
+    let refused = g.node(follower).propose(payloads("f", 1, 0), 1);
+    assert_eq!(
+        refused,
+        vec![Err(ProposeError::NotLeader {
+            leader_id: Some(leader as u64 + 1)
+        })]
+    );
+    let max = apogee_dledger::NodeConfig::new(1, Vec::new(), "x".into()).max_entry_bytes;
+    let big = g
+        .node(leader)
+        .propose(vec![bytes::Bytes::from(vec![0u8; max + 1])], 1);
+    assert_eq!(
+        big,
+        vec![Err(ProposeError::TooLarge {
+            bytes: max + 1,
+            max
+        })]
+    );
 }
 
 #[test]
 fn wal_retention_deletes_old_segments() {
     // 4 KiB segments hold three 1 KiB entries: 600 entries make ~200 segments without retention.
-    let g = Group::start(3, |c| c.wal_segment_bytes = 4096);
+    // Followers keep their applied log up to wal_lagging_retain_bytes (for a peer that may lag behind them
+    // once they lead): 64 KiB here.
+    let g = Group::start(3, |c| {
+        c.wal_segment_bytes = 4096;
+        c.wal_lagging_retain_bytes = 64 * 1024;
+    });
     let leader = g.wait_leader();
     let results = g.node(leader).propose(payloads("r", 600, 1000), 32);
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");

@@ -20,7 +20,7 @@ fn entries(from: u64, to: u64, term: u64, size: usize) -> Vec<Entry> {
 }
 
 fn write(dir: &Path, segment_bytes: u64, batch: Vec<Entry>) {
-    let (mut wal, _) = Wal::open(dir, segment_bytes, true, MAX_RECORD).unwrap();
+    let (mut wal, _) = Wal::open(dir, segment_bytes, true, MAX_RECORD, 0).unwrap();
     wal.persist(&PersistBatch {
         entries: batch,
         ..PersistBatch::default()
@@ -51,7 +51,7 @@ fn torn_tail_is_cut_on_recovery() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend_from_slice(&torn[..60]);
     std::fs::write(&path, &bytes).unwrap();
-    let (wal, rec) = Wal::open(dir.path(), 1 << 20, true, MAX_RECORD).unwrap();
+    let (wal, rec) = Wal::open(dir.path(), 1 << 20, true, MAX_RECORD, 0).unwrap();
     assert_eq!(rec.entries.len(), 10);
     assert_eq!(wal.last_index(), 10);
     assert_eq!(rec.cut.len(), 1, "{:?}", rec.cut);
@@ -71,7 +71,7 @@ fn bad_crc_mid_log_is_reported_with_file_and_offset() {
     let at = entry_offset(4, 100);
     bytes[at as usize + HEADER_BYTES + 50] ^= 0x01; // a bit of entry 4's payload
     std::fs::write(&path, &bytes).unwrap();
-    match Wal::open(dir.path(), 1 << 20, true, MAX_RECORD) {
+    match Wal::open(dir.path(), 1 << 20, true, MAX_RECORD, 0) {
         Err(DledgerError::Corrupt {
             path: p,
             offset,
@@ -113,7 +113,7 @@ fn conflicting_tail_across_segments_is_truncated() {
     let before = list_segments(dir.path()).unwrap();
     assert!(before.len() >= 5, "{before:?}");
     {
-        let (mut wal, _) = Wal::open(dir.path(), 4096, true, MAX_RECORD).unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 4096, true, MAX_RECORD, 0).unwrap();
         // A new leader's entries from index 10 on replace 10..=40, which span the later segments.
         wal.persist(&PersistBatch {
             entries: entries(10, 12, 2, 500),
@@ -128,7 +128,7 @@ fn conflicting_tail_across_segments_is_truncated() {
         after.iter().all(|(first, _)| *first <= 12),
         "segments past the cut are gone: {after:?}"
     );
-    let (wal, rec) = Wal::open(dir.path(), 4096, true, MAX_RECORD).unwrap();
+    let (wal, rec) = Wal::open(dir.path(), 4096, true, MAX_RECORD, 0).unwrap();
     let got: Vec<(u64, u64)> = rec.entries.iter().map(|e| (e.index, e.term)).collect();
     let want: Vec<(u64, u64)> = (1..=12).map(|i| (i, if i < 10 { 1 } else { 2 })).collect();
     assert_eq!(got, want);
@@ -181,6 +181,10 @@ fn a_restarted_single_node_recovers_its_log_and_hard_state() {
                 let st = node.status();
                 node.shutdown().await;
                 assert!(node.next_committed().await.is_none());
+                assert_eq!(
+                    node.propose(Bytes::from_static(b"late")).await,
+                    Err(apogee_dledger::ProposeError::Stopped)
+                );
                 (got.into_iter().map(|c| c.data).collect::<Vec<_>>(), st.term)
             })
             .unwrap()
@@ -200,4 +204,43 @@ fn a_restarted_single_node_recovers_its_log_and_hard_state() {
         term2 > term1,
         "the term survived the restart and a new election raised it"
     );
+}
+
+#[test]
+fn entries_kept_on_disk_only_are_read_back_by_span() {
+    let dir = tempfile::TempDir::new().unwrap();
+    write(dir.path(), 4096, entries(1, 30, 1, 500));
+    write(dir.path(), 4096, entries(31, 40, 2, 500));
+    let (wal, rec) = Wal::open(dir.path(), 4096, true, MAX_RECORD, 25).unwrap();
+    assert_eq!(
+        rec.entries.first().map(|e| e.index),
+        Some(25),
+        "only entries from keep_from are loaded"
+    );
+    assert_eq!(rec.cold_terms, vec![(1, 1)]);
+    assert_eq!(wal.last_index(), 40);
+    // A span stays within one segment: reading on from its end crosses into the next.
+    let mut next = 3;
+    let mut got = Vec::new();
+    while next <= 40 {
+        let span = wal.locate(next, 2000).expect("retained");
+        let read = apogee_dledger::wal::read_span(&span, MAX_RECORD).unwrap();
+        assert!(
+            !read.is_empty() && read.len() <= 4,
+            "{} entries for ~2000 bytes",
+            read.len()
+        );
+        next += read.len() as u64;
+        got.extend(read);
+    }
+    assert_eq!(
+        got.iter().map(|e| e.index).collect::<Vec<_>>(),
+        (3..=40).collect::<Vec<_>>()
+    );
+    assert!(
+        got.iter()
+            .all(|e| e.term == if e.index <= 30 { 1 } else { 2 }
+                && e.data[0] == (e.index % 251) as u8)
+    );
+    assert!(wal.locate(41, 2000).is_none());
 }
