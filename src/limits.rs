@@ -22,11 +22,3 @@ pub const GROUPS_MAX: usize = 100_000;
 
 const _: () = assert!(TOPICS_AUTO_CREATE_MAX_DEFAULT <= TOPICS_MAX);
 const _: () = assert!(2 * GROUPS_MAX + TOPICS_AUTO_CREATE_MAX_DEFAULT <= TOPICS_MAX);
-
-/// Dledger mode: Raft entries each node keeps below its applied checkpoint (in the Raft node's memory and
-/// WAL), so that a peer that was down can catch up from them. The Raft node forgets everything below
-/// min(what live peers matched, what this node reports applied) minus 256; a dead peer counts as neither,
-/// so without this slack a peer down for more than 256 sends could never rejoin (there are no snapshots).
-/// A peer down for longer than this many entries cannot rejoin without its store being copied. At 1 KiB a
-/// send that is ~20 MiB per shard.
-pub const DLEDGER_LOG_RETAIN_ENTRIES: u64 = 20_000;

@@ -594,9 +594,11 @@ async fn run_shard(
     if let Some(checker) = tx_checker {
         checker.await;
     }
-    // Dledger: the node stops delivering (the apply task ends), then the applied checkpoint is written
-    // after a last flush, so a clean restart replays nothing.
+    // Dledger: unregister under the id the role gave (a stopped node reports no role), then the node
+    // stops delivering (the apply task ends) and the applied checkpoint is written after a last flush,
+    // so a clean restart replays nothing.
     if let Some(d) = &dledger {
+        registration::unregister_all(&broker).await;
         d.node.shutdown().await;
     }
     for t in ha_tasks {
@@ -607,7 +609,9 @@ async fn run_shard(
             warn!(shard, error = %e, "Dledger checkpoint not written at stop; the next start replays more");
         }
     }
-    registration::unregister_all(&broker).await;
+    if dledger.is_none() {
+        registration::unregister_all(&broker).await;
+    }
     for (writer, table, task) in table_writers {
         writer.close();
         task.await;

@@ -9,8 +9,9 @@
 //! - `Dledger::applied` moves only after an entry is wholly in the engine, together with the commit
 //!   log's end, so the checkpoint task always reads a pair that matches the log.
 //! - The Raft node is told an index as applied (and may then forget the entries up to it) only once the
-//!   checkpoint file holds it, and [`crate::limits::DLEDGER_LOG_RETAIN_ENTRIES`] below it: a restart
-//!   replays from the checkpoint, and a peer that was down catches up from the entries kept.
+//!   checkpoint file holds it: a restart replays from the checkpoint, so those entries must still be
+//!   there. (Entries a peer that is down still lacks the node keeps in its WAL on its own, up to
+//!   `wal_lagging_retain_bytes`.)
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -113,10 +114,6 @@ pub async fn checkpoint_now(broker: &Broker, d: &Dledger) -> Result<(), String> 
         .await
         .map_err(|e| e.to_string())?;
     d.checkpointed.set(a);
-    // Slack below the checkpoint for peers that were down (see the limit's docs).
-    d.node.applied(
-        a.index
-            .saturating_sub(crate::limits::DLEDGER_LOG_RETAIN_ENTRIES),
-    );
+    d.node.applied(a.index);
     Ok(())
 }
