@@ -56,6 +56,13 @@ pub async fn run(broker: Rc<Broker>, d: Rc<Dledger>) {
                     {
                         Ok(stored) => break stored,
                         Err(apogee_engine::EngineError::ShuttingDown) => return,
+                        Err(err @ apogee_engine::EngineError::RecordLargerThanSegment { .. }) => {
+                            let reason = format!("entry {} can never be stored: {err}", c.index);
+                            error!(shard = broker.shard, group = %d.group, %reason, "Dledger: applying stopped; this replica takes no sends (raise mappedFileSizeCommitLog)");
+                            *d.failed.borrow_mut() = Some(reason);
+                            d.role_news.notify();
+                            return;
+                        }
                         Err(err) => {
                             if attempt.is_multiple_of(50) {
                                 warn!(shard = broker.shard, group = %d.group, index = c.index, error = %err, "Dledger: committed entry not applied yet; retrying");
@@ -78,6 +85,8 @@ pub async fn run(broker: Rc<Broker>, d: Rc<Dledger>) {
             if let Some(tx) = waiter {
                 let _ = tx.send(stored);
             }
+            // A batch holds up to 1024 entries: let requests run between them.
+            glommio::yield_if_needed().await;
         }
     }
     info!(shard = broker.shard, group = %d.group, "Dledger apply task stopped");

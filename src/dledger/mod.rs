@@ -60,6 +60,9 @@ use crate::config::BrokerConfig;
 
 /// A send waits this long at most for its committed entry to be applied on the leader.
 pub const APPLY_WAIT_MAX_MS: u64 = 10_000;
+/// A stored record's bytes besides its body, topic and properties, at most (IPv6 hosts), plus the blank
+/// that must fit after it in a segment.
+const RECORD_FIXED_MAX_BYTES: usize = 115 + apogee_net::record::BLANK_MIN_BYTES;
 /// Sends of one shard waiting for their entries at most (each is also a request in flight).
 pub const PROPOSALS_WAITING_MAX: usize = 65_536;
 
@@ -245,6 +248,20 @@ pub async fn store(
             ResponseCode::SystemBusy,
             format!(
                 "[TOO_MANY_REQUESTS] {PROPOSALS_WAITING_MAX} sends wait for Raft on this shard"
+            ),
+        ));
+    }
+    // A record that could never be stored must not reach the Raft log: every replica would refuse it.
+    let segment = broker.engine.config().commitlog_segment_size_bytes;
+    if let Some(m) = messages.iter().find(|m| {
+        (RECORD_FIXED_MAX_BYTES + m.body.len() + m.topic.len() + m.properties.len()) as u64
+            > segment
+    }) {
+        return Err((
+            ResponseCode::MessageIllegal,
+            format!(
+                "a message of {} bytes does not fit a commit log segment of {segment} bytes",
+                m.body.len()
             ),
         ));
     }

@@ -9,9 +9,10 @@
 //!
 //! # Contract
 //! - Deterministic: no limit that a replica's own settings could decide differently is checked here (the
-//!   leader checked them before proposing). Refusals are only for this replica's state (closing, failed,
-//!   out of space), before anything is stored; the caller applies the same entry again later, never skips
-//!   it.
+//!   leader checked them before proposing). Refusals are for this replica's state (closing, failed, out of
+//!   space), before anything is stored: the caller applies the same entry again later, never skips it.
+//!   The exception is a record larger than a commit log segment, which can never be stored
+//!   ([`EngineError::RecordLargerThanSegment`], also before anything is stored).
 //! - Never waits for a flush: the entry is already durable in a majority's Raft log; a replica that
 //!   crashes re-applies it from its own (`truncate_replicated` cuts the commit log back to the applied
 //!   checkpoint first).
@@ -36,6 +37,15 @@ impl Engine {
         }
         if let Some(f) = self.failed.borrow().as_ref() {
             return Err(EngineError::Failed(f.clone()));
+        }
+        // The one refusal that does not depend on this replica's state: checked for every record before
+        // any is encoded, so an entry is never half stored.
+        let segment = self.commitlog.log.segment_size();
+        for m in messages {
+            let size = m.record(store_timestamp, store_host).encoded_len();
+            if (size + apogee_net::record::BLANK_MIN_BYTES) as u64 > segment {
+                return Err(EngineError::RecordLargerThanSegment { size, segment });
+            }
         }
         self.make_room(messages, store_host).await?;
         let (out, dispatches) = self.encode(messages, store_timestamp, store_host)?;
