@@ -463,7 +463,22 @@ pub fn read_queue(addr: &str, from: i64) -> Vec<(i64, String)> {
 /// hold yet is a loss); no body twice, here or at another offset than seen before (`seen`, carried over
 /// steps). Returns the last offset served + 1.
 pub fn check(addr: &str, from: i64, ledger: &Ledger, seen: &mut HashMap<String, i64>) -> i64 {
-    let served = read_queue(addr, from);
+    // SEND_OK comes once the leader applied the entry; with SYNC_FLUSH its consume queue entry follows
+    // the commit log flush a moment later. Read again (bounded) until the last ack is in reach.
+    let last_acked = ledger
+        .acked()
+        .values()
+        .map(|(o, _, _)| *o)
+        .max()
+        .unwrap_or(-1);
+    let mut served = read_queue(addr, from);
+    for _ in 0..50 {
+        if from + served.len() as i64 > last_acked {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        served = read_queue(addr, from);
+    }
     for (i, (offset, _)) in served.iter().enumerate() {
         assert_eq!(
             *offset,
