@@ -9,6 +9,7 @@ mod common;
 
 mod acked_appends_survive_sigkill;
 mod append_and_read;
+mod applied_entries_make_identical_logs;
 mod disk_footprint_follows_the_data;
 mod key_index_answers_queries;
 mod no_space_never_loses_acked_appends;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod dledger;
 pub mod tls;
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
