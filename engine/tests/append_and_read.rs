@@ -367,7 +367,10 @@ fn windowed_disk_reads_answer_the_same_bytes_as_record_by_record_reads() {
                     }
                     assert_eq!(offset, r.next_offset);
                 }
-                assert_eq!(offset, 140, "every record of the queue, on disk and in memory");
+                assert_eq!(
+                    offset, 140,
+                    "every record of the queue, on disk and in memory"
+                );
             }
         }
         engine.shutdown().await.unwrap();
