@@ -540,14 +540,14 @@ impl Producer {
                 source: e,
             })?;
         if let Some((d, mut p, began)) = traced {
-            let trace_on = r.ext_fields.get(TRACE_ON).map(String::as_str) != Some("false");
+            let trace_on = r.ext_fields.get(TRACE_ON) != Some("false");
             if trace_on {
                 p.timestamp_ms = began;
                 p.region_id = r
                     .ext_fields
                     .get(MSG_REGION)
-                    .cloned()
-                    .unwrap_or_else(|| MSG_REGION_DEFAULT.into());
+                    .unwrap_or(MSG_REGION_DEFAULT)
+                    .to_owned();
                 p.msg_id = uniq.clone();
                 p.store_host = addr.clone();
                 p.cost_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;

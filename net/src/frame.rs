@@ -10,9 +10,9 @@
 //! The buffer grows as the frame's bytes arrive, at most [`FRAME_GROWTH_STEP_BYTES`] ahead of them: a peer
 //! that claims 16 MiB and sends 4 bytes costs what it sent, not what it claimed.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 
-use crate::command::RemotingCommand;
+use crate::command::{ExtFields, RemotingCommand};
 use crate::error::{ProtocolError, Result};
 use crate::header::{binary, json, SerializeType};
 use crate::limits::{FRAME_GROWTH_STEP_BYTES, FRAME_SIZE_MAX_BYTES, HEADER_SIZE_MAX_BYTES};
@@ -60,14 +60,22 @@ pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
         });
     }
     let serialize_type = SerializeType::from_u8(kind).ok_or(ProtocolError::SerializeType(kind))?;
+    // The header is parsed in place: a malformed one leaves `src` as it was.
     let header = &src[PREFIX_BYTES..PREFIX_BYTES + header_len];
-    let mut command = match serialize_type {
-        SerializeType::Json => json::decode(header)?,
-        SerializeType::Rocketmq => binary::decode(header)?,
+    let (mut command, ext) = match serialize_type {
+        SerializeType::Json => (json::decode(header)?, None),
+        SerializeType::Rocketmq => {
+            let h = binary::decode(header)?;
+            (h.command, Some((h.ext_at, h.ext)))
+        }
     };
-    src.advance(PREFIX_BYTES + header_len);
-    let body_len = length - 4 - header_len;
-    command.body = src.split_to(body_len).freeze();
+    // The frame's bytes are shared from here on: the body and the binary extFields are slices of them.
+    let frame = src.split_to(4 + length).freeze();
+    if let Some((at, parsed)) = ext {
+        let wire = frame.slice(PREFIX_BYTES + at.start..PREFIX_BYTES + at.end);
+        command.ext_fields = ExtFields::from_parsed(wire, parsed);
+    }
+    command.body = frame.slice(PREFIX_BYTES + header_len..);
     Ok(Some(command))
 }
 
