@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
-    SendMessageRequest, SendMessageResponse, MSG_REGION, MSG_REGION_DEFAULT, TRACE_ON,
+    SendMessageRequestRef, SendMessageResponse, MSG_REGION, MSG_REGION_DEFAULT, TRACE_ON,
 };
 use apogee_net::{batch, RemotingCommand};
 
@@ -456,21 +456,22 @@ impl Producer {
                 )
             }
         };
-        let header = SendMessageRequest {
-            producer_group: self.inner.config.group.clone(),
-            topic: q.topic.clone(),
-            default_topic: apogee_net::topic::DEFAULT_TOPIC.into(),
+        // Borrowed: the group, topic and broker name are not copied per message.
+        let header = SendMessageRequestRef {
+            producer_group: &self.inner.config.group,
+            topic: &q.topic,
+            default_topic: apogee_net::topic::DEFAULT_TOPIC,
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
             queue_id: q.queue_id,
             sys_flag,
             born_timestamp: now_ms(),
             flag,
-            properties: props,
+            properties: &props,
             reconsume_times: 0,
             unit_mode: false,
             max_reconsume_times: None,
             batch: code == RequestCode::SendBatchMessage,
-            broker_name: Some(q.broker_name.clone()),
+            broker_name: Some(&q.broker_name),
         };
         let mut req = RemotingCommand::request(code as i32, 0).with_body(body);
         req.ext_fields = header.to_ext_v2();

@@ -79,26 +79,56 @@ pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
     Ok(Some(command))
 }
 
-/// Appends `command` as one frame to `dst`, in its own serialize type.
+/// Appends `command` as one frame to `dst`, in its own serialize type; on an error `dst` is left as it
+/// was.
+///
+/// A binary header is measured first and written straight into `dst`, reserved once for the whole frame
+/// (no intermediate header buffer); a JSON header (Java clients' requests, so their answers) goes through
+/// one.
 pub fn encode(command: &RemotingCommand, dst: &mut BytesMut) -> Result<()> {
-    let mut header = Vec::with_capacity(128);
     match command.serialize_type {
-        SerializeType::Json => json::encode(command, &mut header),
-        SerializeType::Rocketmq => binary::encode(command, &mut header),
+        SerializeType::Rocketmq => {
+            let header_len = binary::encoded_len(command);
+            let length = checked_length(header_len, command.body.len())?;
+            dst.reserve(4 + length);
+            let start = dst.len();
+            put_prefix(dst, length, SerializeType::Rocketmq, header_len);
+            binary::encode(command, dst);
+            dst.put_slice(&command.body);
+            debug_assert_eq!(
+                dst.len() - start,
+                4 + length,
+                "binary::encoded_len is exact"
+            );
+        }
+        SerializeType::Json => {
+            let mut header = Vec::with_capacity(256);
+            json::encode(command, &mut header);
+            let length = checked_length(header.len(), command.body.len())?;
+            dst.reserve(4 + length);
+            put_prefix(dst, length, SerializeType::Json, header.len());
+            dst.put_slice(&header);
+            dst.put_slice(&command.body);
+        }
     }
-    let length = 4 + header.len() + command.body.len();
-    if length > FRAME_SIZE_MAX_BYTES || header.len() > HEADER_SIZE_MAX_BYTES {
+    Ok(())
+}
+
+/// The frame length for a header and body of these sizes, if within the limits.
+fn checked_length(header_len: usize, body_len: usize) -> Result<usize> {
+    let length = 4 + header_len + body_len;
+    if length > FRAME_SIZE_MAX_BYTES || header_len > HEADER_SIZE_MAX_BYTES {
         return Err(ProtocolError::FrameTooLarge {
             size: length,
             max: FRAME_SIZE_MAX_BYTES,
         });
     }
-    dst.reserve(4 + length);
+    Ok(length)
+}
+
+fn put_prefix(dst: &mut BytesMut, length: usize, kind: SerializeType, header_len: usize) {
     dst.put_i32(length as i32);
-    dst.put_u32(((command.serialize_type as u32) << 24) | header.len() as u32);
-    dst.put_slice(&header);
-    dst.put_slice(&command.body);
-    Ok(())
+    dst.put_u32(((kind as u32) << 24) | header_len as u32);
 }
 
 #[cfg(test)]
@@ -225,6 +255,22 @@ mod tests {
             assert!(buf.capacity() <= 2 * full.len() + FRAME_GROWTH_STEP_BYTES);
         }
         assert_eq!(got.unwrap(), cmd);
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_and_leaves_the_buffer_as_it_was() {
+        for kind in [SerializeType::Rocketmq, SerializeType::Json] {
+            let big = RemotingCommand::request(10, 3)
+                .with_ext("k", "v")
+                .with_body(vec![0u8; FRAME_SIZE_MAX_BYTES])
+                .with_serialize_type(kind);
+            let mut dst = BytesMut::from(&b"earlier"[..]);
+            assert!(matches!(
+                encode(&big, &mut dst),
+                Err(ProtocolError::FrameTooLarge { .. })
+            ));
+            assert_eq!(&dst[..], b"earlier");
+        }
     }
 
     #[test]

@@ -133,29 +133,76 @@ impl SendMessageRequest {
 
     /// Writes the header with V2 short keys, into one buffer sized for it.
     pub fn to_ext_v2(&self) -> ExtFields {
+        self.borrowed().to_ext_v2()
+    }
+
+    /// The same header, borrowing its text.
+    pub fn borrowed(&self) -> SendMessageRequestRef<'_> {
+        SendMessageRequestRef {
+            producer_group: &self.producer_group,
+            topic: &self.topic,
+            default_topic: &self.default_topic,
+            default_topic_queue_nums: self.default_topic_queue_nums,
+            queue_id: self.queue_id,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            flag: self.flag,
+            properties: &self.properties,
+            reconsume_times: self.reconsume_times,
+            unit_mode: self.unit_mode,
+            max_reconsume_times: self.max_reconsume_times,
+            batch: self.batch,
+            broker_name: self.broker_name.as_deref(),
+        }
+    }
+}
+
+/// [`SendMessageRequest`] borrowing its text: a producer writes one per message from its own group, topic
+/// and properties without copying them into an owned header first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendMessageRequestRef<'a> {
+    pub producer_group: &'a str,
+    pub topic: &'a str,
+    pub default_topic: &'a str,
+    pub default_topic_queue_nums: i32,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub flag: i32,
+    pub properties: &'a str,
+    pub reconsume_times: i32,
+    pub unit_mode: bool,
+    pub max_reconsume_times: Option<i32>,
+    pub batch: bool,
+    pub broker_name: Option<&'a str>,
+}
+
+impl SendMessageRequestRef<'_> {
+    /// Writes the header with V2 short keys, into one buffer sized for it.
+    pub fn to_ext_v2(&self) -> ExtFields {
         let text = self.producer_group.len()
             + self.topic.len()
             + self.default_topic.len()
             + self.properties.len()
-            + self.broker_name.as_ref().map_or(0, String::len);
+            + self.broker_name.map_or(0, str::len);
         // 14 one-letter keys, and at most 20 digits for each of the 8 numbers and flags.
         let mut e = ExtFields::with_capacity(SEND_KEYS.len(), text + SEND_KEYS.len() + 8 * 20);
-        e.put("a", &self.producer_group);
-        e.put("b", &self.topic);
-        e.put("c", &self.default_topic);
+        e.put("a", self.producer_group);
+        e.put("b", self.topic);
+        e.put("c", self.default_topic);
         e.put_display("d", self.default_topic_queue_nums);
         e.put_display("e", self.queue_id);
         e.put_display("f", self.sys_flag);
         e.put_display("g", self.born_timestamp);
         e.put_display("h", self.flag);
-        e.put("i", &self.properties);
+        e.put("i", self.properties);
         e.put_display("j", self.reconsume_times);
         e.put_display("k", self.unit_mode);
         if let Some(m) = self.max_reconsume_times {
             e.put_display("l", m);
         }
         e.put_display("m", self.batch);
-        if let Some(b) = &self.broker_name {
+        if let Some(b) = self.broker_name {
             e.put("n", b);
         }
         e
