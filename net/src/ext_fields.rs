@@ -257,13 +257,11 @@ impl ExtFields {
     }
 
     /// Every field, in the order it arrived or was added.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.entries.iter().map(move |e| {
-            (
-                self.text(e.key_at, e.key_len),
-                self.text(e.value_at, e.value_len),
-            )
-        })
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            fields: self,
+            entries: self.entries.iter(),
+        }
     }
 
     /// The buffer, made writable (a frame's bytes are copied once, on the first change).
@@ -409,11 +407,32 @@ impl<K: AsRef<str>, V: AsRef<str>> Extend<(K, V)> for ExtFields {
     }
 }
 
+/// Borrowed `(key, value)` pairs of an [`ExtFields`], in order (no allocation: the ACL check walks them
+/// for every signed request).
+pub struct Iter<'a> {
+    fields: &'a ExtFields,
+    entries: std::slice::Iter<'a, Entry>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+    fn next(&mut self) -> Option<Self::Item> {
+        let e = self.entries.next()?;
+        Some((
+            self.fields.text(e.key_at, e.key_len),
+            self.fields.text(e.value_at, e.value_len),
+        ))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
 impl<'a> IntoIterator for &'a ExtFields {
     type Item = (&'a str, &'a str);
-    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
     }
 }
 
