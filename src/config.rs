@@ -291,7 +291,9 @@ impl Default for BrokerConfig {
 
 /// An idle shard spins this long before sleeping in the kernel. It must outlast an fdatasync (~200 µs on
 /// the disks measured): waking from the kernel sleep cost ~4 ms per flush there, which every SYNC_FLUSH
-/// append paid (engine bench, 16 appenders: 4.7k msgs/s without, 41.9k msgs/s with 300 µs).
+/// append paid (engine bench, 16 appenders: 4.7k msgs/s without, 41.9k msgs/s with 300 µs). Re-measured
+/// with `apogee-perf produce --embedded` (README, "Idle spin"): with SYNC_FLUSH 0 was as fast and ~40 %
+/// cheaper per message, with ASYNC_FLUSH 300 was ~18 % faster (median of 6 noisy pairs), so it stays.
 pub const SPIN_BEFORE_PARK_US_DEFAULT: u64 = 300;
 
 /// Dledger mode's group size: static membership of exactly three peers.

@@ -91,15 +91,44 @@ impl Message {
 
     /// The properties string, with a fresh UNIQ_KEY if none is set.
     pub(crate) fn encode_properties(&self) -> Result<(String, String), crate::ClientError> {
-        let mut props = self.properties.clone();
-        let uniq = props
-            .entry(names::UNIQ_KEY.into())
-            .or_insert_with(unique_id)
-            .clone();
-        props
-            .entry(names::WAIT.into())
-            .or_insert_with(|| "true".into());
-        let text = properties::encode(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        // Written straight into one string sized up front, with UNIQ_KEY and WAIT merged in at their
+        // sorted places when the message lacks them (the map is not copied per message).
+        let uniq = match self.properties.get(names::UNIQ_KEY) {
+            Some(u) => u.clone(),
+            None => unique_id(),
+        };
+        let mut extra: [Option<(&str, &str)>; 2] = [
+            (!self.properties.contains_key(names::UNIQ_KEY)).then_some((names::UNIQ_KEY, &*uniq)),
+            (!self.properties.contains_key(names::WAIT)).then_some((names::WAIT, "true")),
+        ];
+        debug_assert!(names::UNIQ_KEY < names::WAIT, "extras are in key order");
+        let size: usize = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra.iter().flatten().copied())
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum();
+        let mut text = String::with_capacity(size);
+        let mut put = |k: &str, v: &str| {
+            text.push_str(k);
+            text.push(properties::NAME_VALUE_SEPARATOR);
+            text.push_str(v);
+            text.push(properties::PROPERTY_SEPARATOR);
+        };
+        for (k, v) in &self.properties {
+            for slot in extra.iter_mut() {
+                if let Some((ek, ev)) = slot.filter(|(ek, _)| *ek < k.as_str()) {
+                    put(ek, ev);
+                    *slot = None;
+                }
+            }
+            put(k, v);
+        }
+        for (ek, ev) in extra.iter().flatten() {
+            put(ek, ev);
+        }
+        properties::check_size(text.len())
             .map_err(|e| crate::ClientError::BadMessage(e.to_string()))?;
         Ok((text, uniq))
     }
@@ -175,5 +204,48 @@ impl MessageExt {
             .get(names::KEYS)
             .map(|k| k.split(' ').filter(|s| !s.is_empty()).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the properties were before they were written in one pass: the map copied, the two added,
+    /// encoded in key order.
+    fn via_map(m: &Message, uniq: &str) -> String {
+        let mut props = m.properties.clone();
+        props
+            .entry(names::UNIQ_KEY.into())
+            .or_insert_with(|| uniq.into());
+        props
+            .entry(names::WAIT.into())
+            .or_insert_with(|| "true".into());
+        properties::encode(props.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap()
+    }
+
+    #[test]
+    fn properties_are_written_in_key_order_with_uniq_key_and_wait_added_when_missing() {
+        let cases = [
+            Message::new("T", "b"),
+            Message::new("T", "b")
+                .with_tags("t")
+                .with_keys(["k1", "k2"]),
+            Message::new("T", "b")
+                .with_property("a", "1")
+                .with_property("V", "2")
+                .with_property("zz", "3"),
+            Message::new("T", "b")
+                .with_property(names::WAIT, "false")
+                .with_property(names::UNIQ_KEY, "MINE"),
+            Message::new("T", "b").with_property(names::WAIT, "false"),
+        ];
+        for m in cases {
+            let (text, uniq) = m.encode_properties().unwrap();
+            assert_eq!(text, via_map(&m, &uniq), "{m:?}");
+            assert_eq!(properties::get(&text, names::UNIQ_KEY), Some(uniq.as_str()));
+        }
+        let big = Message::new("T", "b").with_property("k", "x".repeat(40_000));
+        assert!(big.encode_properties().is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apogee_net::codes::{RequestCode, ResponseCode};
 use apogee_net::headers::{
-    SendMessageRequest, SendMessageResponse, MSG_REGION, MSG_REGION_DEFAULT, TRACE_ON,
+    SendMessageRequestRef, SendMessageResponse, MSG_REGION, MSG_REGION_DEFAULT, TRACE_ON,
 };
 use apogee_net::{batch, RemotingCommand};
 
@@ -456,21 +456,22 @@ impl Producer {
                 )
             }
         };
-        let header = SendMessageRequest {
-            producer_group: self.inner.config.group.clone(),
-            topic: q.topic.clone(),
-            default_topic: apogee_net::topic::DEFAULT_TOPIC.into(),
+        // Borrowed: the group, topic and broker name are not copied per message.
+        let header = SendMessageRequestRef {
+            producer_group: &self.inner.config.group,
+            topic: &q.topic,
+            default_topic: apogee_net::topic::DEFAULT_TOPIC,
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
             queue_id: q.queue_id,
             sys_flag,
             born_timestamp: now_ms(),
             flag,
-            properties: props,
+            properties: &props,
             reconsume_times: 0,
             unit_mode: false,
             max_reconsume_times: None,
             batch: code == RequestCode::SendBatchMessage,
-            broker_name: Some(q.broker_name.clone()),
+            broker_name: Some(&q.broker_name),
         };
         let mut req = RemotingCommand::request(code as i32, 0).with_body(body);
         req.ext_fields = header.to_ext_v2();
@@ -540,14 +541,14 @@ impl Producer {
                 source: e,
             })?;
         if let Some((d, mut p, began)) = traced {
-            let trace_on = r.ext_fields.get(TRACE_ON).map(String::as_str) != Some("false");
+            let trace_on = r.ext_fields.get(TRACE_ON) != Some("false");
             if trace_on {
                 p.timestamp_ms = began;
                 p.region_id = r
                     .ext_fields
                     .get(MSG_REGION)
-                    .cloned()
-                    .unwrap_or_else(|| MSG_REGION_DEFAULT.into());
+                    .unwrap_or(MSG_REGION_DEFAULT)
+                    .to_owned();
                 p.msg_id = uniq.clone();
                 p.store_host = addr.clone();
                 p.cost_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;

@@ -1,6 +1,6 @@
 //! [`RemotingCommand`]: one decoded frame, request or response.
 
-use std::collections::HashMap;
+use std::fmt;
 
 use bytes::Bytes;
 
@@ -12,8 +12,7 @@ pub const FLAG_RESPONSE: i32 = 1;
 /// `flag` bit 1: this request expects no response.
 pub const FLAG_ONEWAY: i32 = 1 << 1;
 
-/// The flattened typed header.
-pub type ExtFields = HashMap<String, String>;
+pub use crate::ext_fields::ExtFields;
 
 /// One frame: its header fields and its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +68,8 @@ impl RemotingCommand {
         self.response_to(code, Some(remark.into()))
     }
 
-    pub fn with_ext(mut self, key: &str, value: impl ToString) -> Self {
-        self.ext_fields.insert(key.to_owned(), value.to_string());
+    pub fn with_ext(mut self, key: &str, value: impl fmt::Display) -> Self {
+        self.ext_fields.put_display(key, value);
         self
     }
 
@@ -104,7 +103,7 @@ impl RemotingCommand {
     }
 
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.get(key).map(String::as_str)
+        self.ext_fields.get(key)
     }
 
     /// The response code, if this is a response with a known one.

@@ -10,9 +10,9 @@
 //! The buffer grows as the frame's bytes arrive, at most [`FRAME_GROWTH_STEP_BYTES`] ahead of them: a peer
 //! that claims 16 MiB and sends 4 bytes costs what it sent, not what it claimed.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 
-use crate::command::RemotingCommand;
+use crate::command::{ExtFields, RemotingCommand};
 use crate::error::{ProtocolError, Result};
 use crate::header::{binary, json, SerializeType};
 use crate::limits::{FRAME_GROWTH_STEP_BYTES, FRAME_SIZE_MAX_BYTES, HEADER_SIZE_MAX_BYTES};
@@ -60,37 +60,75 @@ pub fn decode(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
         });
     }
     let serialize_type = SerializeType::from_u8(kind).ok_or(ProtocolError::SerializeType(kind))?;
+    // The header is parsed in place: a malformed one leaves `src` as it was.
     let header = &src[PREFIX_BYTES..PREFIX_BYTES + header_len];
-    let mut command = match serialize_type {
-        SerializeType::Json => json::decode(header)?,
-        SerializeType::Rocketmq => binary::decode(header)?,
+    let (mut command, ext) = match serialize_type {
+        SerializeType::Json => (json::decode(header)?, None),
+        SerializeType::Rocketmq => {
+            let h = binary::decode(header)?;
+            (h.command, Some((h.ext_at, h.ext)))
+        }
     };
-    src.advance(PREFIX_BYTES + header_len);
-    let body_len = length - 4 - header_len;
-    command.body = src.split_to(body_len).freeze();
+    // The frame's bytes are shared from here on: the body and the binary extFields are slices of them.
+    let frame = src.split_to(4 + length).freeze();
+    if let Some((at, parsed)) = ext {
+        let wire = frame.slice(PREFIX_BYTES + at.start..PREFIX_BYTES + at.end);
+        command.ext_fields = ExtFields::from_parsed(wire, parsed);
+    }
+    command.body = frame.slice(PREFIX_BYTES + header_len..);
     Ok(Some(command))
 }
 
-/// Appends `command` as one frame to `dst`, in its own serialize type.
+/// Appends `command` as one frame to `dst`, in its own serialize type; on an error `dst` is left as it
+/// was.
+///
+/// A binary header is measured first and written straight into `dst`, reserved once for the whole frame
+/// (no intermediate header buffer); a JSON header (Java clients' requests, so their answers) goes through
+/// one.
 pub fn encode(command: &RemotingCommand, dst: &mut BytesMut) -> Result<()> {
-    let mut header = Vec::with_capacity(128);
     match command.serialize_type {
-        SerializeType::Json => json::encode(command, &mut header),
-        SerializeType::Rocketmq => binary::encode(command, &mut header),
+        SerializeType::Rocketmq => {
+            let header_len = binary::encoded_len(command);
+            let length = checked_length(header_len, command.body.len())?;
+            dst.reserve(4 + length);
+            let start = dst.len();
+            put_prefix(dst, length, SerializeType::Rocketmq, header_len);
+            binary::encode(command, dst);
+            dst.put_slice(&command.body);
+            debug_assert_eq!(
+                dst.len() - start,
+                4 + length,
+                "binary::encoded_len is exact"
+            );
+        }
+        SerializeType::Json => {
+            let mut header = Vec::with_capacity(256);
+            json::encode(command, &mut header);
+            let length = checked_length(header.len(), command.body.len())?;
+            dst.reserve(4 + length);
+            put_prefix(dst, length, SerializeType::Json, header.len());
+            dst.put_slice(&header);
+            dst.put_slice(&command.body);
+        }
     }
-    let length = 4 + header.len() + command.body.len();
-    if length > FRAME_SIZE_MAX_BYTES || header.len() > HEADER_SIZE_MAX_BYTES {
+    Ok(())
+}
+
+/// The frame length for a header and body of these sizes, if within the limits.
+fn checked_length(header_len: usize, body_len: usize) -> Result<usize> {
+    let length = 4 + header_len + body_len;
+    if length > FRAME_SIZE_MAX_BYTES || header_len > HEADER_SIZE_MAX_BYTES {
         return Err(ProtocolError::FrameTooLarge {
             size: length,
             max: FRAME_SIZE_MAX_BYTES,
         });
     }
-    dst.reserve(4 + length);
+    Ok(length)
+}
+
+fn put_prefix(dst: &mut BytesMut, length: usize, kind: SerializeType, header_len: usize) {
     dst.put_i32(length as i32);
-    dst.put_u32(((command.serialize_type as u32) << 24) | header.len() as u32);
-    dst.put_slice(&header);
-    dst.put_slice(&command.body);
-    Ok(())
+    dst.put_u32(((kind as u32) << 24) | header_len as u32);
 }
 
 #[cfg(test)]
@@ -217,6 +255,22 @@ mod tests {
             assert!(buf.capacity() <= 2 * full.len() + FRAME_GROWTH_STEP_BYTES);
         }
         assert_eq!(got.unwrap(), cmd);
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_and_leaves_the_buffer_as_it_was() {
+        for kind in [SerializeType::Rocketmq, SerializeType::Json] {
+            let big = RemotingCommand::request(10, 3)
+                .with_ext("k", "v")
+                .with_body(vec![0u8; FRAME_SIZE_MAX_BYTES])
+                .with_serialize_type(kind);
+            let mut dst = BytesMut::from(&b"earlier"[..]);
+            assert!(matches!(
+                encode(&big, &mut dst),
+                Err(ProtocolError::FrameTooLarge { .. })
+            ));
+            assert_eq!(&dst[..], b"earlier");
+        }
     }
 
     #[test]

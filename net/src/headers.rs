@@ -1,4 +1,5 @@
-//! Typed request and response headers, read from and written to the flattened `extFields` map.
+//! Typed request and response headers, read from and written to a frame's `extFields`
+//! ([`ExtFields`](crate::ext_fields::ExtFields)).
 //!
 //! Field names are RocketMQ's (`consumerGroup`, `queueOffset`, …). SEND_MESSAGE_V2 uses one-letter keys
 //! (`a`…`n`); [`SendMessageRequest::from_ext`] reads both forms.
@@ -8,33 +9,48 @@ use crate::error::{ProtocolError, Result};
 
 /// A required text field.
 pub fn required<'a>(ext: &'a ExtFields, key: &'static str) -> Result<&'a str> {
-    ext.get(key)
-        .map(String::as_str)
-        .ok_or(ProtocolError::MissingField(key))
+    present(ext.get(key), key)
 }
 
 /// A required number field.
 pub fn required_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<T> {
-    let text = required(ext, key)?;
+    number(ext.get(key), key)
+}
+
+/// An optional number field; absent or empty is `None`, present and unparsable is an error.
+pub fn optional_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<Option<T>> {
+    optional_number(ext.get(key), key)
+}
+
+fn optional_bool(ext: &ExtFields, key: &'static str) -> bool {
+    ext.get(key) == Some("true")
+}
+
+// The same rules on a value already looked up (the send header reads all its fields in one pass).
+
+fn present<'a>(value: Option<&'a str>, key: &'static str) -> Result<&'a str> {
+    value.ok_or(ProtocolError::MissingField(key))
+}
+
+fn number<T: std::str::FromStr>(value: Option<&str>, key: &'static str) -> Result<T> {
+    let text = present(value, key)?;
     text.trim().parse().map_err(|_| ProtocolError::BadField {
         field: key,
         value: text.to_owned(),
     })
 }
 
-/// An optional number field; absent or empty is `None`, present and unparsable is an error.
-pub fn optional_num<T: std::str::FromStr>(ext: &ExtFields, key: &'static str) -> Result<Option<T>> {
-    match ext.get(key).map(|s| s.trim()) {
+fn optional_number<T: std::str::FromStr>(
+    value: Option<&str>,
+    key: &'static str,
+) -> Result<Option<T>> {
+    match value.map(str::trim) {
         None | Some("") | Some("null") => Ok(None),
         Some(text) => text.parse().map(Some).map_err(|_| ProtocolError::BadField {
             field: key,
             value: text.to_owned(),
         }),
     }
-}
-
-fn optional_bool(ext: &ExtFields, key: &'static str) -> bool {
-    ext.get(key).is_some_and(|v| v == "true")
 }
 
 /// SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320) request header.
@@ -56,7 +72,8 @@ pub struct SendMessageRequest {
     pub broker_name: Option<String>,
 }
 
-/// (long name, V2 short key) of each send header field.
+/// (long name, V2 short key) of each send header field; the short keys are `a`… in order, which the
+/// decoder relies on.
 const SEND_KEYS: [(&str, &str); 14] = [
     ("producerGroup", "a"),
     ("topic", "b"),
@@ -75,64 +92,118 @@ const SEND_KEYS: [(&str, &str); 14] = [
 ];
 
 impl SendMessageRequest {
-    /// Reads the header in either form: V2 short keys when `v2`, long names otherwise.
+    /// Reads the header in either form: V2 short keys when `v2`, long names otherwise, in one pass over
+    /// the fields (this runs for every message sent). Errors name the long field names.
     pub fn from_ext(ext: &ExtFields, v2: bool) -> Result<Self> {
-        // Normalise to long names so one reader serves both.
-        let long: ExtFields = if v2 {
-            SEND_KEYS
-                .iter()
-                .filter_map(|(long, short)| {
-                    ext.get(*short).map(|v| ((*long).to_owned(), v.clone()))
-                })
-                .collect()
-        } else {
-            ext.clone()
-        };
-        let e = &long;
+        let mut slots: [Option<&str>; SEND_KEYS.len()] = [None; SEND_KEYS.len()];
+        for (key, value) in ext.iter() {
+            let slot = if v2 {
+                match key.as_bytes() {
+                    [c @ b'a'..=b'n'] => Some((c - b'a') as usize),
+                    _ => None,
+                }
+            } else {
+                SEND_KEYS.iter().position(|(long, _)| *long == key)
+            };
+            if let Some(i) = slot {
+                slots[i] = Some(value);
+            }
+        }
+        let [producer_group, topic, default_topic, default_topic_queue_nums, queue_id, sys_flag, born_timestamp, flag, properties, reconsume_times, unit_mode, max_reconsume_times, batch, broker_name] =
+            slots;
+        let name = |i: usize| SEND_KEYS[i].0;
         Ok(Self {
-            producer_group: required(e, "producerGroup")?.to_owned(),
-            topic: required(e, "topic")?.to_owned(),
-            default_topic: e
-                .get("defaultTopic")
-                .cloned()
-                .unwrap_or_else(|| "TBW102".into()),
-            default_topic_queue_nums: optional_num(e, "defaultTopicQueueNums")?.unwrap_or(4),
-            queue_id: required_num(e, "queueId")?,
-            sys_flag: optional_num(e, "sysFlag")?.unwrap_or(0),
-            born_timestamp: optional_num(e, "bornTimestamp")?.unwrap_or(0),
-            flag: optional_num(e, "flag")?.unwrap_or(0),
-            properties: e.get("properties").cloned().unwrap_or_default(),
-            reconsume_times: optional_num(e, "reconsumeTimes")?.unwrap_or(0),
-            unit_mode: optional_bool(e, "unitMode"),
-            max_reconsume_times: optional_num(e, "maxReconsumeTimes")?,
-            batch: optional_bool(e, "batch"),
-            broker_name: e.get("brokerName").cloned(),
+            producer_group: present(producer_group, name(0))?.to_owned(),
+            topic: present(topic, name(1))?.to_owned(),
+            default_topic: default_topic.unwrap_or("TBW102").to_owned(),
+            default_topic_queue_nums: optional_number(default_topic_queue_nums, name(3))?
+                .unwrap_or(4),
+            queue_id: number(queue_id, name(4))?,
+            sys_flag: optional_number(sys_flag, name(5))?.unwrap_or(0),
+            born_timestamp: optional_number(born_timestamp, name(6))?.unwrap_or(0),
+            flag: optional_number(flag, name(7))?.unwrap_or(0),
+            properties: properties.unwrap_or_default().to_owned(),
+            reconsume_times: optional_number(reconsume_times, name(9))?.unwrap_or(0),
+            unit_mode: unit_mode == Some("true"),
+            max_reconsume_times: optional_number(max_reconsume_times, name(11))?,
+            batch: batch == Some("true"),
+            broker_name: broker_name.map(str::to_owned),
         })
     }
 
-    /// Writes the header with V2 short keys.
+    /// Writes the header with V2 short keys, into one buffer sized for it.
     pub fn to_ext_v2(&self) -> ExtFields {
-        let mut e = ExtFields::new();
-        let mut put = |k: &str, v: String| {
-            e.insert(k.to_owned(), v);
-        };
-        put("a", self.producer_group.clone());
-        put("b", self.topic.clone());
-        put("c", self.default_topic.clone());
-        put("d", self.default_topic_queue_nums.to_string());
-        put("e", self.queue_id.to_string());
-        put("f", self.sys_flag.to_string());
-        put("g", self.born_timestamp.to_string());
-        put("h", self.flag.to_string());
-        put("i", self.properties.clone());
-        put("j", self.reconsume_times.to_string());
-        put("k", self.unit_mode.to_string());
-        if let Some(m) = self.max_reconsume_times {
-            put("l", m.to_string());
+        self.borrowed().to_ext_v2()
+    }
+
+    /// The same header, borrowing its text.
+    pub fn borrowed(&self) -> SendMessageRequestRef<'_> {
+        SendMessageRequestRef {
+            producer_group: &self.producer_group,
+            topic: &self.topic,
+            default_topic: &self.default_topic,
+            default_topic_queue_nums: self.default_topic_queue_nums,
+            queue_id: self.queue_id,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            flag: self.flag,
+            properties: &self.properties,
+            reconsume_times: self.reconsume_times,
+            unit_mode: self.unit_mode,
+            max_reconsume_times: self.max_reconsume_times,
+            batch: self.batch,
+            broker_name: self.broker_name.as_deref(),
         }
-        put("m", self.batch.to_string());
-        if let Some(b) = &self.broker_name {
-            put("n", b.clone());
+    }
+}
+
+/// [`SendMessageRequest`] borrowing its text: a producer writes one per message from its own group, topic
+/// and properties without copying them into an owned header first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendMessageRequestRef<'a> {
+    pub producer_group: &'a str,
+    pub topic: &'a str,
+    pub default_topic: &'a str,
+    pub default_topic_queue_nums: i32,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub flag: i32,
+    pub properties: &'a str,
+    pub reconsume_times: i32,
+    pub unit_mode: bool,
+    pub max_reconsume_times: Option<i32>,
+    pub batch: bool,
+    pub broker_name: Option<&'a str>,
+}
+
+impl SendMessageRequestRef<'_> {
+    /// Writes the header with V2 short keys, into one buffer sized for it.
+    pub fn to_ext_v2(&self) -> ExtFields {
+        let text = self.producer_group.len()
+            + self.topic.len()
+            + self.default_topic.len()
+            + self.properties.len()
+            + self.broker_name.map_or(0, str::len);
+        // 14 one-letter keys, and at most 20 digits for each of the 8 numbers and flags.
+        let mut e = ExtFields::with_capacity(SEND_KEYS.len(), text + SEND_KEYS.len() + 8 * 20);
+        e.put("a", self.producer_group);
+        e.put("b", self.topic);
+        e.put("c", self.default_topic);
+        e.put_display("d", self.default_topic_queue_nums);
+        e.put_display("e", self.queue_id);
+        e.put_display("f", self.sys_flag);
+        e.put_display("g", self.born_timestamp);
+        e.put_display("h", self.flag);
+        e.put("i", self.properties);
+        e.put_display("j", self.reconsume_times);
+        e.put_display("k", self.unit_mode);
+        if let Some(m) = self.max_reconsume_times {
+            e.put_display("l", m);
+        }
+        e.put_display("m", self.batch);
+        if let Some(b) = self.broker_name {
+            e.put("n", b);
         }
         e
     }
@@ -160,16 +231,16 @@ pub struct SendMessageResponse {
 impl SendMessageResponse {
     pub fn to_ext(&self) -> ExtFields {
         let mut e = ExtFields::new();
-        e.insert("msgId".into(), self.msg_id.clone());
-        e.insert("queueId".into(), self.queue_id.to_string());
-        e.insert("queueOffset".into(), self.queue_offset.to_string());
+        e.put("msgId", &self.msg_id);
+        e.put_display("queueId", self.queue_id);
+        e.put_display("queueOffset", self.queue_offset);
         if let Some(t) = &self.transaction_id {
-            e.insert("transactionId".into(), t.clone());
+            e.put("transactionId", t);
         }
         // RocketMQ's SendMessageProcessor adds these two to every send answer (its clients' trace hooks read
         // them); Apogee has no region or trace switch of its own, so RocketMQ's defaults.
-        e.insert(MSG_REGION.into(), MSG_REGION_DEFAULT.into());
-        e.insert(TRACE_ON.into(), TRACE_ON_DEFAULT.into());
+        e.put(MSG_REGION, MSG_REGION_DEFAULT);
+        e.put(TRACE_ON, TRACE_ON_DEFAULT);
         e
     }
     pub fn from_ext(ext: &ExtFields) -> Result<Self> {
@@ -177,7 +248,7 @@ impl SendMessageResponse {
             msg_id: required(ext, "msgId")?.to_owned(),
             queue_id: required_num(ext, "queueId")?,
             queue_offset: required_num(ext, "queueOffset")?,
-            transaction_id: ext.get("transactionId").cloned(),
+            transaction_id: ext.get("transactionId").map(str::to_owned),
         })
     }
 }
@@ -219,35 +290,32 @@ impl PullMessageRequest {
             sys_flag: required_num(e, "sysFlag")?,
             commit_offset: optional_num(e, "commitOffset")?.unwrap_or(0),
             suspend_timeout_millis: optional_num(e, "suspendTimeoutMillis")?.unwrap_or(0),
-            subscription: e.get("subscription").cloned(),
+            subscription: e.get("subscription").map(str::to_owned),
             sub_version: optional_num(e, "subVersion")?.unwrap_or(0),
-            expression_type: e.get("expressionType").cloned(),
+            expression_type: e.get("expressionType").map(str::to_owned),
             max_msg_bytes: optional_num(e, "maxMsgBytes")?,
         })
     }
 
     pub fn to_ext(&self) -> ExtFields {
         let mut e = ExtFields::new();
-        e.insert("consumerGroup".into(), self.consumer_group.clone());
-        e.insert("topic".into(), self.topic.clone());
-        e.insert("queueId".into(), self.queue_id.to_string());
-        e.insert("queueOffset".into(), self.queue_offset.to_string());
-        e.insert("maxMsgNums".into(), self.max_msg_nums.to_string());
-        e.insert("sysFlag".into(), self.sys_flag.to_string());
-        e.insert("commitOffset".into(), self.commit_offset.to_string());
-        e.insert(
-            "suspendTimeoutMillis".into(),
-            self.suspend_timeout_millis.to_string(),
-        );
+        e.put("consumerGroup", &self.consumer_group);
+        e.put("topic", &self.topic);
+        e.put_display("queueId", self.queue_id);
+        e.put_display("queueOffset", self.queue_offset);
+        e.put_display("maxMsgNums", self.max_msg_nums);
+        e.put_display("sysFlag", self.sys_flag);
+        e.put_display("commitOffset", self.commit_offset);
+        e.put_display("suspendTimeoutMillis", self.suspend_timeout_millis);
         if let Some(s) = &self.subscription {
-            e.insert("subscription".into(), s.clone());
+            e.put("subscription", s);
         }
-        e.insert("subVersion".into(), self.sub_version.to_string());
+        e.put_display("subVersion", self.sub_version);
         if let Some(t) = &self.expression_type {
-            e.insert("expressionType".into(), t.clone());
+            e.put("expressionType", t);
         }
         if let Some(m) = self.max_msg_bytes {
-            e.insert("maxMsgBytes".into(), m.to_string());
+            e.put_display("maxMsgBytes", m);
         }
         e
     }
@@ -268,15 +336,12 @@ pub struct PullMessageResponse {
 impl PullMessageResponse {
     pub fn to_ext(&self) -> ExtFields {
         let mut e = ExtFields::new();
-        e.insert(
-            "suggestWhichBrokerId".into(),
-            self.suggest_which_broker_id.to_string(),
-        );
-        e.insert("nextBeginOffset".into(), self.next_begin_offset.to_string());
-        e.insert("minOffset".into(), self.min_offset.to_string());
-        e.insert("maxOffset".into(), self.max_offset.to_string());
-        e.insert("topicSysFlag".into(), self.topic_sys_flag.to_string());
-        e.insert("groupSysFlag".into(), self.group_sys_flag.to_string());
+        e.put_display("suggestWhichBrokerId", self.suggest_which_broker_id);
+        e.put_display("nextBeginOffset", self.next_begin_offset);
+        e.put_display("minOffset", self.min_offset);
+        e.put_display("maxOffset", self.max_offset);
+        e.put_display("topicSysFlag", self.topic_sys_flag);
+        e.put_display("groupSysFlag", self.group_sys_flag);
         e
     }
     pub fn from_ext(e: &ExtFields) -> Result<Self> {
@@ -309,22 +374,22 @@ impl RegisterBrokerRequest {
             broker_name: required(e, "brokerName")?.to_owned(),
             broker_addr: required(e, "brokerAddr")?.to_owned(),
             cluster_name: required(e, "clusterName")?.to_owned(),
-            ha_server_addr: e.get("haServerAddr").cloned().unwrap_or_default(),
+            ha_server_addr: e.get("haServerAddr").map(str::to_owned).unwrap_or_default(),
             broker_id: required_num(e, "brokerId")?,
-            zone_name: e.get("zoneName").cloned(),
+            zone_name: e.get("zoneName").map(str::to_owned),
         })
     }
     pub fn to_ext(&self) -> ExtFields {
         let mut e = ExtFields::new();
-        e.insert("brokerName".into(), self.broker_name.clone());
-        e.insert("brokerAddr".into(), self.broker_addr.clone());
-        e.insert("clusterName".into(), self.cluster_name.clone());
-        e.insert("haServerAddr".into(), self.ha_server_addr.clone());
-        e.insert("brokerId".into(), self.broker_id.to_string());
-        e.insert("compressed".into(), "false".into());
-        e.insert("bodyCrc32".into(), "0".into());
+        e.put("brokerName", &self.broker_name);
+        e.put("brokerAddr", &self.broker_addr);
+        e.put("clusterName", &self.cluster_name);
+        e.put("haServerAddr", &self.ha_server_addr);
+        e.put_display("brokerId", self.broker_id);
+        e.put("compressed", "false");
+        e.put("bodyCrc32", "0");
         if let Some(z) = &self.zone_name {
-            e.insert("zoneName".into(), z.clone());
+            e.put("zoneName", z);
         }
         e
     }
@@ -348,11 +413,11 @@ mod tests {
             ..Default::default()
         };
         let v2 = req.to_ext_v2();
-        assert_eq!(v2.get("b").map(String::as_str), Some("T"));
+        assert_eq!(v2.get("b"), Some("T"));
         assert_eq!(SendMessageRequest::from_ext(&v2, true).unwrap(), req);
         let long: ExtFields = SEND_KEYS
             .iter()
-            .filter_map(|(l, s)| v2.get(*s).map(|v| ((*l).to_owned(), v.clone())))
+            .filter_map(|(l, s)| v2.get(s).map(|v| (*l, v)))
             .collect();
         assert_eq!(SendMessageRequest::from_ext(&long, false).unwrap(), req);
     }
@@ -360,13 +425,13 @@ mod tests {
     #[test]
     fn missing_and_bad_fields_are_named() {
         let mut e = ExtFields::new();
-        e.insert("consumerGroup".into(), "g".into());
+        e.put("consumerGroup", "g");
         assert_eq!(
             PullMessageRequest::from_ext(&e),
             Err(ProtocolError::MissingField("topic"))
         );
-        e.insert("topic".into(), "t".into());
-        e.insert("queueId".into(), "x".into());
+        e.put("topic", "t");
+        e.put("queueId", "x");
         assert!(matches!(
             PullMessageRequest::from_ext(&e),
             Err(ProtocolError::BadField {
@@ -391,7 +456,7 @@ macro_rules! required_field {
                 required_num(ext, key)
             }
             fn write(&self, ext: &mut ExtFields, key: &str) {
-                ext.insert(key.to_owned(), self.to_string());
+                ext.put_display(key, self);
             }
         }
         impl Field for Option<$t> {
@@ -400,7 +465,7 @@ macro_rules! required_field {
             }
             fn write(&self, ext: &mut ExtFields, key: &str) {
                 if let Some(v) = self {
-                    ext.insert(key.to_owned(), v.to_string());
+                    ext.put_display(key, v);
                 }
             }
         }
@@ -413,17 +478,17 @@ impl Field for String {
         required(ext, key).map(str::to_owned)
     }
     fn write(&self, ext: &mut ExtFields, key: &str) {
-        ext.insert(key.to_owned(), self.clone());
+        ext.put(key, self);
     }
 }
 
 impl Field for Option<String> {
     fn read(ext: &ExtFields, key: &'static str) -> Result<Self> {
-        Ok(ext.get(key).cloned())
+        Ok(ext.get(key).map(str::to_owned))
     }
     fn write(&self, ext: &mut ExtFields, key: &str) {
         if let Some(v) = self {
-            ext.insert(key.to_owned(), v.clone());
+            ext.put(key, v);
         }
     }
 }
@@ -433,7 +498,7 @@ impl Field for bool {
         Ok(optional_bool(ext, key))
     }
     fn write(&self, ext: &mut ExtFields, key: &str) {
-        ext.insert(key.to_owned(), self.to_string());
+        ext.put_display(key, self);
     }
 }
 
@@ -659,11 +724,11 @@ mod typed_header_tests {
             end_timestamp: None,
         };
         let ext = q.to_ext();
-        assert_eq!(ext.get("maxNum").map(String::as_str), Some("3"));
+        assert_eq!(ext.get("maxNum"), Some("3"));
         assert!(!ext.contains_key("endTimestamp"));
         assert_eq!(QueryMessageRequest::from_ext(&ext).unwrap(), q);
         let mut partial = ExtFields::new();
-        partial.insert("topic".into(), "T".into());
+        partial.put("topic", "T");
         assert_eq!(
             QueueRequest::from_ext(&partial),
             Err(ProtocolError::MissingField("queueId"))

@@ -13,7 +13,8 @@
 //!   [`limits::FRAME_SIZE_MAX_BYTES`] before anything is allocated.
 //! - [`header`] holds the two header encodings (JSON and the ROCKETMQ binary one); a response is written in the
 //!   encoding of its request.
-//! - [`command`] is the decoded frame: [`command::RemotingCommand`].
+//! - [`command`] is the decoded frame: [`command::RemotingCommand`]; its header fields are an
+//!   [`ext_fields::ExtFields`], kept in the binary wire layout (a slice of the frame when it came in binary).
 //! - [`headers`] turns the flattened `extFields` map into typed request and response headers.
 //! - [`body`] holds the JSON bodies (routes, heartbeats, topic tables, cluster info).
 //! - [`signature`] is the ACL 1.0 request signature (what RocketMQ's `AclClientRPCHook` signs).
@@ -41,6 +42,7 @@ pub mod body;
 pub mod codes;
 pub mod command;
 pub mod error;
+pub mod ext_fields;
 pub mod filter;
 pub mod frame;
 pub mod ha;

@@ -24,6 +24,10 @@ pub const TOPIC_NAME_MAX_CHARS: usize = 127;
 /// Entries allowed in one `extFields` map; a frame claiming more is malformed.
 pub const EXT_FIELDS_MAX: usize = 4096;
 
+/// Longest `extFields` key: the binary header stores a key's length as an i16. A JSON header with a longer
+/// key is malformed (it could not be answered in the binary encoding, nor is it any RocketMQ field).
+pub const EXT_KEY_SIZE_MAX_BYTES: usize = i16::MAX as usize;
+
 const _: () = assert!(MESSAGE_SIZE_MAX_BYTES_DEFAULT < FRAME_SIZE_MAX_BYTES);
 const _: () = assert!(HEADER_SIZE_MAX_BYTES < FRAME_SIZE_MAX_BYTES);
 

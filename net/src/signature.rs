@@ -79,7 +79,7 @@ pub fn feed(mac: &mut HmacSha1, cmd: &RemotingCommand) -> Result<(), SignatureEr
         if k == SIGNATURE || (skip_unique && k == UNIQUE_KEY_QUERY) {
             continue;
         }
-        fields[n] = (k.as_str(), v.as_str());
+        fields[n] = (k, v);
         n += 1;
     }
     let fields = &mut fields[..n];
@@ -108,14 +108,12 @@ pub fn sign(
     security_token: Option<&str>,
 ) -> Result<(), SignatureError> {
     cmd.ext_fields.remove(SIGNATURE);
-    cmd.ext_fields
-        .insert(ACCESS_KEY.to_owned(), access_key.to_owned());
+    cmd.ext_fields.put(ACCESS_KEY, access_key);
     if let Some(t) = security_token {
-        cmd.ext_fields
-            .insert(SECURITY_TOKEN.to_owned(), t.to_owned());
+        cmd.ext_fields.put(SECURITY_TOKEN, t);
     }
     let s = signature(secret_key, cmd)?;
-    cmd.ext_fields.insert(SIGNATURE.to_owned(), s);
+    cmd.ext_fields.put(SIGNATURE, &s);
     Ok(())
 }
 

@@ -16,7 +16,7 @@ fn any_command() -> impl Strategy<Value = RemotingCommand> {
     )
         .prop_map(|(code, opaque, json, ext, body, remark)| {
             let mut c = RemotingCommand::request(code as i32, opaque).with_body(body);
-            c.ext_fields = ext;
+            c.ext_fields = ext.into_iter().collect();
             // The binary header writes "no remark" as length 0, so an empty remark reads back as none.
             c.remark = remark.filter(|r| !r.is_empty());
             if json {

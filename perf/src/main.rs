@@ -47,6 +47,7 @@ use apogee_client::{
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 
+mod disk_baseline;
 mod filter_cost;
 mod report;
 mod transaction;
@@ -147,6 +148,10 @@ struct Cli {
     /// `produce`: run without trace, then with trace, and report the send throughput of both.
     #[arg(long)]
     trace_compare: bool,
+    /// First write 512 MiB with O_DIRECT next to the store (the embedded one, else the current
+    /// directory) and report the run's MB/s as a share of that raw bandwidth.
+    #[arg(long)]
+    disk_baseline: bool,
     /// `transaction`: half messages left unknown for the broker to check back.
     #[arg(long, default_value_t = 2_000)]
     check_backs: u64,
@@ -763,6 +768,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let baseline = if cli.disk_baseline {
+        let dir = _store
+            .as_ref()
+            .map_or_else(|| std::path::PathBuf::from("."), |d| d.path().to_owned());
+        match disk_baseline::measure(&dir, disk_baseline::BASELINE_BYTES) {
+            Ok(mb) => {
+                eprintln!(
+                    "disk baseline: {mb:.1} MB/s ({} MiB written with O_DIRECT in {} KiB blocks, then fdatasync) in {}",
+                    disk_baseline::BASELINE_BYTES >> 20,
+                    disk_baseline::BLOCK_BYTES >> 10,
+                    dir.display()
+                );
+                Some(mb)
+            }
+            Err(e) => {
+                if let Some(r) = embedded {
+                    r.stop();
+                }
+                eprintln!("apogee-perf: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let outcome = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -773,6 +803,15 @@ fn main() -> ExitCode {
     if let Some(r) = embedded {
         r.stop();
     }
+    let outcome = outcome.map(|mut summary| {
+        if let (Some(raw), Some(run)) = (baseline, summary["send_mb_per_s"].as_f64()) {
+            let share = run / raw * 100.0;
+            eprintln!("disk share: this run's {run:.1} MB/s is {share:.1} % of the disk's raw {raw:.1} MB/s");
+            summary["disk_baseline_mb_per_s"] = raw.into();
+            summary["disk_share_percent"] = share.into();
+        }
+        summary
+    });
     match outcome {
         Ok(summary) => {
             if cli.json {

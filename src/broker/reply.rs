@@ -151,10 +151,11 @@ pub async fn handle(
     // the reply was pushed or stored (null header fields are not written).
     response.ext_fields = if send.msg_id.is_empty() {
         [
-            (MSG_REGION.to_owned(), MSG_REGION_DEFAULT.to_owned()),
-            (TRACE_ON.to_owned(), TRACE_ON_DEFAULT.to_owned()),
+            (MSG_REGION, MSG_REGION_DEFAULT),
+            (TRACE_ON, TRACE_ON_DEFAULT),
         ]
-        .into()
+        .into_iter()
+        .collect()
     } else {
         send.to_ext()
     };

@@ -190,7 +190,7 @@ pub async fn handle(
             let (code, remark) = wait_for_slave(broker, &stored).await;
             let mut response = send_response(req, code, remark, header.queue_id, &stored);
             if let Some(id) = transaction_id {
-                response.ext_fields.insert("transactionId".into(), id);
+                response.ext_fields.put("transactionId", &id);
             }
             response
         }

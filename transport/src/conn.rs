@@ -14,6 +14,10 @@
 //!   a request's task waits for a free frame slot; a connection whose queued bytes would pass the byte bound
 //!   (a peer that does not read its responses) is closed, with the reason logged.
 //!
+//! Every frame already buffered is decoded per wakeup of the read loop (a 64 KiB read holds many small
+//! requests), and the writer gathers the answers queued together into one write of at most
+//! [`WRITE_BATCH_MAX_BYTES`](crate::limits::WRITE_BATCH_MAX_BYTES).
+//!
 //! A malformed frame closes only its connection, with the reason logged. TLS (sniffing, handshake) happens
 //! in [`crate::tls::accept`] before a connection is served; the loop itself reads and writes any byte stream.
 
@@ -37,7 +41,7 @@ use tracing::{debug, warn};
 use crate::limits::{
     BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT, CONNECTIONS_PER_SHARD_MAX_DEFAULT,
     FRAME_HEADER_ESTIMATE_BYTES, IN_FLIGHT_REQUESTS_MAX_DEFAULT, REFUSAL_LOG_INTERVAL_MS,
-    WRITE_QUEUE_FRAMES_MAX_DEFAULT, WRITE_QUEUE_MAX_BYTES_DEFAULT,
+    WRITE_BATCH_MAX_BYTES, WRITE_QUEUE_FRAMES_MAX_DEFAULT, WRITE_QUEUE_MAX_BYTES_DEFAULT,
 };
 use crate::running::{labelled, Label};
 use crate::tls::{self, TlsServer};
@@ -383,13 +387,24 @@ async fn serve_conn<S: Service, T: AsyncRead + AsyncWrite + Unpin + 'static>(
                 Either::Left((Some(cmd), _)) => cmd,
                 Either::Left((None, _)) | Either::Right(_) => break,
             };
-            let cost = queued_cost(&cmd);
+            // Every answer already queued goes into the same write, up to WRITE_BATCH_MAX_BYTES: with
+            // many requests in flight on a connection, one send system call instead of one per answer.
             out.clear();
-            let encoded = frame::encode(&cmd, &mut out);
-            drop(cmd);
-            if let Err(e) = encoded {
+            let mut cost = 0;
+            let mut next = Some(cmd);
+            while let Some(cmd) = next.take() {
+                cost += queued_cost(&cmd);
+                if let Err(e) = frame::encode(&cmd, &mut out) {
+                    warn!(%peer, error = %e, "response could not be encoded; dropped");
+                }
+                drop(cmd);
+                if out.len() < WRITE_BATCH_MAX_BYTES {
+                    // Taken only if already queued: `now_or_never` polls once and drops the wait.
+                    next = rx.recv().now_or_never().flatten();
+                }
+            }
+            if out.is_empty() {
                 queued_bytes.set(queued_bytes.get().saturating_sub(cost));
-                warn!(%peer, error = %e, "response could not be encoded; dropped");
                 continue;
             }
             let written = match select(

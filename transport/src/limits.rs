@@ -33,6 +33,12 @@ pub const BYTES_IN_FLIGHT_MIN_BYTES: usize = 64 * 1024;
 /// bounded by the engine's read limits), so this stands above the in-flight budget rather than at it.
 pub const WRITE_QUEUE_MAX_BYTES_DEFAULT: usize = 2 * BYTES_IN_FLIGHT_MAX_BYTES_DEFAULT;
 
+/// Bytes of queued responses a connection's writer gathers into one write (one `send` system call, one
+/// TLS record run) before it writes: answers that are ready together go out together. A frame bigger than
+/// this still goes out whole, alone. 64 KiB: a socket buffer's worth, so a write does not stall on a
+/// full send buffer any longer than a single large answer would.
+pub const WRITE_BATCH_MAX_BYTES: usize = 64 * 1024;
+
 /// What a queued frame is counted as besides its body and extension fields: the fixed header, generously.
 pub const FRAME_HEADER_ESTIMATE_BYTES: usize = 128;
 

@@ -4,18 +4,20 @@
 //! code i16 | language u8 | version i16 | opaque i32 | flag i32 | remark: len i32 + utf8 |
 //! extFields: total len i32, then repeated (key len i16 + key, value len i32 + value)
 //! ```
-//! Every length is checked against the bytes that remain before anything is read or allocated.
+//! Every length is checked against the bytes that remain before anything is read or allocated. The
+//! extFields part is already [`ExtFields`]' own layout: decoding keeps it as a slice of the frame, encoding
+//! copies it.
 
-use bytes::BufMut;
+use bytes::{BufMut, Bytes};
 
 use crate::codes::Language;
 use crate::command::{ExtFields, RemotingCommand};
 use crate::error::{ProtocolError, Result};
+use crate::ext_fields::Parsed;
 use crate::header::SerializeType;
-use crate::limits::EXT_FIELDS_MAX;
 
 /// Writes the header fields of `command` in the binary encoding.
-pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
+pub fn encode(command: &RemotingCommand, out: &mut impl BufMut) {
     out.put_i16(command.code as i16);
     out.put_u8(command.language as u8);
     out.put_i16(command.version as i16);
@@ -28,18 +30,19 @@ pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
         }
         None => out.put_i32(0),
     }
-    let ext_len: usize = command
-        .ext_fields
-        .iter()
-        .map(|(k, v)| 2 + k.len() + 4 + v.len())
-        .sum();
-    out.put_i32(ext_len as i32);
-    for (k, v) in &command.ext_fields {
-        out.put_i16(k.len() as i16);
-        out.put_slice(k.as_bytes());
-        out.put_i32(v.len() as i32);
-        out.put_slice(v.as_bytes());
-    }
+    command.ext_fields.encode_binary(out);
+}
+
+/// Bytes [`encode`] writes for `command`.
+pub fn encoded_len(command: &RemotingCommand) -> usize {
+    2 + 1
+        + 2
+        + 4
+        + 4
+        + 4
+        + command.remark.as_ref().map_or(0, String::len)
+        + 4
+        + command.ext_fields.wire_len()
 }
 
 struct Reader<'a> {
@@ -75,9 +78,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads header fields from binary bytes; the body is attached by the frame decoder.
-pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
-    let mut r = Reader { bytes };
+/// Reads header fields from binary bytes; the frame decoder attaches the body, and the extFields, checked
+/// here, as a slice of the frame ([`Header::ext_at`]).
+pub(crate) fn decode(header: &[u8]) -> Result<Header> {
+    let mut r = Reader { bytes: header };
     let code = r.i16("code")? as i32;
     let language = r.take(1, "language")?[0];
     let version = r.i16("version")? as i32;
@@ -92,31 +96,29 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
     };
     let raw = r.i32("extFields length")? as i64;
     let ext_len = r.len(raw, "extFields length exceeds the header")?;
-    let mut ext = Reader {
-        bytes: r.take(ext_len, "extFields")?,
-    };
-    let mut ext_fields = ExtFields::new();
-    while !ext.bytes.is_empty() {
-        if ext_fields.len() >= EXT_FIELDS_MAX {
-            return Err(ProtocolError::BinaryHeader("too many extFields"));
-        }
-        let raw = ext.i16("extFields key length")? as i64;
-        let klen = ext.len(raw, "extFields key length exceeds the header")?;
-        let key = ext.string(klen, "extFields key")?;
-        let raw = ext.i32("extFields value length")? as i64;
-        let vlen = ext.len(raw, "extFields value length exceeds the header")?;
-        let value = ext.string(vlen, "extFields value")?;
-        ext_fields.insert(key, value);
-    }
-    Ok(RemotingCommand {
-        code,
-        language: Language::from_i32(language as i32).unwrap_or(Language::Other),
-        version,
-        opaque,
-        flag,
-        remark,
-        ext_fields,
-        body: bytes::Bytes::new(),
-        serialize_type: SerializeType::Rocketmq,
+    let ext_at = header.len() - r.bytes.len();
+    let ext = ExtFields::parse_binary(r.take(ext_len, "extFields")?)?;
+    Ok(Header {
+        command: RemotingCommand {
+            code,
+            language: Language::from_i32(language as i32).unwrap_or(Language::Other),
+            version,
+            opaque,
+            flag,
+            remark,
+            ext_fields: ExtFields::new(),
+            body: Bytes::new(),
+            serialize_type: SerializeType::Rocketmq,
+        },
+        ext_at: ext_at..ext_at + ext_len,
+        ext,
     })
+}
+
+/// A decoded binary header whose extFields still wait for their bytes.
+pub(crate) struct Header {
+    pub command: RemotingCommand,
+    /// Where the extFields lie in the header.
+    pub ext_at: std::ops::Range<usize>,
+    pub ext: Parsed,
 }

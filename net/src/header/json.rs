@@ -11,13 +11,13 @@ use crate::codes::Language;
 use crate::command::{ExtFields, RemotingCommand};
 use crate::error::{ProtocolError, Result};
 use crate::header::SerializeType;
-use crate::limits::EXT_FIELDS_MAX;
+use crate::limits::{EXT_FIELDS_MAX, EXT_KEY_SIZE_MAX_BYTES};
 
 /// Writes the header fields of `command` as JSON.
 pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
     let mut ext = Map::with_capacity(command.ext_fields.len());
     for (k, v) in &command.ext_fields {
-        ext.insert(k.clone(), Value::String(v.clone()));
+        ext.insert(k.to_owned(), Value::String(v.to_owned()));
     }
     let mut header = Map::with_capacity(8);
     header.insert("code".into(), command.code.into());
@@ -74,7 +74,7 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
             .unwrap_or(Language::Other),
         _ => Language::Other,
     };
-    let mut ext_fields = ExtFields::new();
+    let mut ext_fields = ExtFields::default();
     match obj.get("extFields") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
@@ -84,13 +84,23 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand> {
                     map.len()
                 )));
             }
+            let bytes: usize = map
+                .iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(16, str::len))
+                .sum();
+            ext_fields = ExtFields::with_capacity(map.len(), bytes);
             for (k, v) in map {
-                let text = match v {
-                    Value::String(s) => s.clone(),
+                if k.len() > EXT_KEY_SIZE_MAX_BYTES {
+                    return Err(ProtocolError::JsonHeader(format!(
+                        "an extFields key of {} bytes, the limit is {EXT_KEY_SIZE_MAX_BYTES}",
+                        k.len()
+                    )));
+                }
+                match v {
+                    Value::String(s) => ext_fields.put(k, s),
                     Value::Null => continue,
-                    other => other.to_string(),
-                };
-                ext_fields.insert(k.clone(), text);
+                    other => ext_fields.put_display(k, other),
+                }
             }
         }
         Some(_) => {
