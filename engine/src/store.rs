@@ -151,7 +151,7 @@ struct Dispatch {
     end: u64,
     store_timestamp: i64,
     /// Key index hashes of the message's keys (KEYS tokens and UNIQ_KEY).
-    key_hashes: Vec<u32>,
+    key_hashes: crate::index::KeyHashes,
 }
 
 type Listener = Rc<dyn Fn(&str, i32, u64)>;

@@ -74,6 +74,9 @@ impl Engine {
             let (physical_offset, size) =
                 self.commitlog
                     .append(&rec, queue_offset as i64, record::body_crc(&m.body))?;
+            // One pass over the properties finds what the consume queue (TAGS) and the key index
+            // (KEYS, UNIQ_KEY) need.
+            let found = index::IndexedProperties::scan(&m.properties);
             dispatches.push(Dispatch {
                 topic: key_topic,
                 queue_id: m.queue_id,
@@ -81,23 +84,18 @@ impl Engine {
                 entry: CqEntry {
                     commit_log_offset: physical_offset,
                     size: size as u32,
-                    tag_hash: crate::delay::cq_tag_code(
+                    tag_hash: crate::delay::cq_tag_code_with_tags(
                         &self.config.delay_levels_ms,
                         &m.topic,
                         &m.properties,
+                        found.tags,
                         store_timestamp,
                     ),
                 },
                 end: physical_offset + size as u64,
-                store_timestamp: 0,
-                key_hashes: Vec::new(),
+                store_timestamp,
+                key_hashes: index::KeyHashes::of(&m.topic, found),
             });
-            let key_hashes = index::keys_of(&m.properties)
-                .map(|k| index::key_hash(&m.topic, k))
-                .collect();
-            let dispatch = dispatches.last_mut().expect("pushed above");
-            dispatch.store_timestamp = store_timestamp;
-            dispatch.key_hashes = key_hashes;
             out.push(Appended {
                 physical_offset,
                 size,
@@ -268,7 +266,7 @@ impl Engine {
         let q = self.queue_or_create(&d.topic, d.queue_id)?;
         q.append(d.queue_offset, d.entry);
         self.index.borrow_mut().add_hashes(
-            &d.key_hashes,
+            d.key_hashes.iter(),
             d.entry.commit_log_offset,
             d.entry.size,
             d.store_timestamp,
