@@ -160,6 +160,61 @@ pub struct BrokerConfig {
     pub acl_enable: bool,
     /// The accounts file (`aclFile`); without it, `$ROCKETMQ_HOME/conf/plain_acl.yml` as in RocketMQ.
     pub acl_file: Option<PathBuf>,
+    /// Dledger mode (`enableDLegerCommitLog`): the commit log of each shard is replicated by Raft among
+    /// the three peers of `dLegerPeers`, which elect their master (see `crate::dledger`).
+    pub enable_dledger_commit_log: bool,
+    /// The Raft group's name (`dLegerGroup`; RocketMQ's default: the broker name).
+    pub dledger_group: String,
+    /// The group's peers (`dLegerPeers`, `n0-127.0.0.1:40911;n1-…;n2-…`), in order: peer k has Raft id k+1.
+    pub dledger_peers: Vec<DledgerPeer>,
+    /// This process's peer name (`dLegerSelfId`, `n0`).
+    pub dledger_self_id: String,
+    /// Keys this config was given (file or flags), so that Dledger mode can refuse the ones it decides itself.
+    pub keys_set: std::collections::BTreeSet<String>,
+}
+
+/// One peer of `dLegerPeers`: its name and the Raft peer address of its shard 0 (shard i adds 4 i).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DledgerPeer {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// Classic master/slave keys that mean nothing in Dledger mode (Raft replicates, the election decides the
+/// role): given together with `enableDLegerCommitLog=true`, the start is refused.
+pub const CLASSIC_HA_KEYS: [&str; 8] = [
+    "brokerRole",
+    "brokerId",
+    "haListenPort",
+    "haMasterAddress",
+    "haSendHeartbeatInterval",
+    "haHousekeepingInterval",
+    "haTransferBatchSize",
+    "haMaxGapNotInSync",
+];
+
+/// Parses `dLegerPeers`: `name-host:port` items separated by `;`, the host an IP address.
+pub fn parse_dledger_peers(v: &str) -> Result<Vec<DledgerPeer>, String> {
+    let mut peers: Vec<DledgerPeer> = Vec::new();
+    for item in v.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, addr) = item
+            .split_once('-')
+            .ok_or_else(|| format!("`{item}` is not name-ip:port"))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| format!("`{item}`: `{addr}` is not ip:port ({e})"))?;
+        if name.is_empty() {
+            return Err(format!("`{item}` has no peer name"));
+        }
+        if peers.iter().any(|p| p.name == name || p.addr == addr) {
+            return Err(format!("`{item}` repeats a peer name or address"));
+        }
+        peers.push(DledgerPeer {
+            name: name.to_owned(),
+            addr,
+        });
+    }
+    Ok(peers)
 }
 
 impl Default for BrokerConfig {
@@ -225,6 +280,11 @@ impl Default for BrokerConfig {
             tls: Default::default(),
             acl_enable: false,
             acl_file: None,
+            enable_dledger_commit_log: false,
+            dledger_group: String::new(),
+            dledger_peers: Vec::new(),
+            dledger_self_id: String::new(),
+            keys_set: Default::default(),
         }
     }
 }
@@ -233,6 +293,9 @@ impl Default for BrokerConfig {
 /// the disks measured): waking from the kernel sleep cost ~4 ms per flush there, which every SYNC_FLUSH
 /// append paid (engine bench, 16 appenders: 4.7k msgs/s without, 41.9k msgs/s with 300 µs).
 pub const SPIN_BEFORE_PARK_US_DEFAULT: u64 = 300;
+
+/// Dledger mode's group size: static membership of exactly three peers.
+pub const DLEDGER_PEERS: usize = 3;
 
 /// Ports a shard uses are `[port - 2, port + 1]` (VIP channel, main, HA), so shards are 4 apart.
 pub const SHARD_PORT_STRIDE: u16 = 4;
@@ -465,8 +528,20 @@ impl BrokerConfig {
             k if k.starts_with("tls.") => return Ok(self.tls.set(k, v)?),
             "aclEnable" => self.acl_enable = parse(key, v)?,
             "aclFile" => self.acl_file = (!v.is_empty()).then(|| PathBuf::from(v)),
+            "enableDLegerCommitLog" => self.enable_dledger_commit_log = parse(key, v)?,
+            "dLegerGroup" => self.dledger_group = v.into(),
+            "dLegerSelfId" => self.dledger_self_id = v.into(),
+            "dLegerPeers" => {
+                self.dledger_peers =
+                    parse_dledger_peers(v).map_err(|reason| ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason,
+                    })?
+            }
             _ => return Ok(false),
         }
+        self.keys_set.insert(key.to_owned());
         Ok(true)
     }
 
@@ -554,6 +629,9 @@ impl BrokerConfig {
 
     /// Checks settings that relate; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.enable_dledger_commit_log {
+            self.validate_dledger()?;
+        }
         let last =
             self.listen_port as u32 + SHARD_PORT_STRIDE as u32 * (self.shards as u32 - 1) + 1;
         if self.listen_port < 3 || last > u16::MAX as u32 {
@@ -636,6 +714,113 @@ impl BrokerConfig {
                 value: String::new(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Dledger mode's refusals: exactly three peers, this process among them, peer ports that fit and
+    /// collide with no shard port, and none of the keys the election decides.
+    fn validate_dledger(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, reason: String| ConfigError::BadValue {
+            key: key.into(),
+            value,
+            reason,
+        };
+        if let Some(k) = CLASSIC_HA_KEYS.iter().find(|k| self.keys_set.contains(**k)) {
+            return Err(bad(
+                k,
+                String::new(),
+                "not allowed with enableDLegerCommitLog=true: the Raft election decides the master and \
+                 Raft replicates the log; remove it"
+                    .into(),
+            ));
+        }
+        let peers = self
+            .dledger_peers
+            .iter()
+            .map(|p| format!("{}-{}", p.name, p.addr))
+            .collect::<Vec<_>>()
+            .join(";");
+        if self.dledger_peers.len() != DLEDGER_PEERS {
+            return Err(bad(
+                "dLegerPeers",
+                peers,
+                format!(
+                    "Dledger mode needs exactly {DLEDGER_PEERS} peers (name-ip:port;…), {} given",
+                    self.dledger_peers.len()
+                ),
+            ));
+        }
+        let Some(me) = self
+            .dledger_peers
+            .iter()
+            .find(|p| p.name == self.dledger_self_id)
+        else {
+            return Err(bad(
+                "dLegerSelfId",
+                self.dledger_self_id.clone(),
+                format!("not one of the peers of dLegerPeers ({peers})"),
+            ));
+        };
+        for p in &self.dledger_peers {
+            let last = p.addr.port() as u32 + SHARD_PORT_STRIDE as u32 * (self.shards as u32 - 1);
+            if last > u16::MAX as u32 {
+                return Err(bad(
+                    "dLegerPeers",
+                    peers,
+                    format!(
+                        "peer {} needs ports up to {last} for {} shards (shard i uses port + 4 i)",
+                        p.name, self.shards
+                    ),
+                ));
+            }
+        }
+        let mine: Vec<u32> = (0..self.shards)
+            .flat_map(|s| {
+                let p = self.shard_port(s) as u32;
+                [p - 2, p, p + 1]
+            })
+            .collect();
+        if (0..self.shards)
+            .any(|s| mine.contains(&(me.addr.port() as u32 + SHARD_PORT_STRIDE as u32 * s as u32)))
+        {
+            return Err(bad(
+                "dLegerPeers",
+                peers,
+                format!(
+                    "peer {}'s ports collide with this broker's shard ports (listenPort={})",
+                    me.name, self.listen_port
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Dledger mode: this process's Raft id (1-based position in `dLegerPeers`) and every peer of shard
+    /// `shard`'s group (ports + 4 `shard`), as (raft id, name, address).
+    pub fn dledger_shard_peers(&self, shard: usize) -> (u64, Vec<(u64, String, SocketAddr)>) {
+        let mut me = 0;
+        let peers = self
+            .dledger_peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p.name == self.dledger_self_id {
+                    me = i as u64 + 1;
+                }
+                let mut addr = p.addr;
+                addr.set_port(p.addr.port() + SHARD_PORT_STRIDE * shard as u16);
+                (i as u64 + 1, p.name.clone(), addr)
+            })
+            .collect();
+        (me, peers)
+    }
+
+    /// The Raft group's name: `dLegerGroup`, else the broker name (RocketMQ's default).
+    pub fn dledger_group_name(&self) -> &str {
+        if self.dledger_group.is_empty() {
+            &self.broker_name
+        } else {
+            &self.dledger_group
+        }
     }
 
     /// The engine settings of shard `i`.
@@ -730,6 +915,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("msgTraceTopicName"), "{e}");
+    }
+
+    fn dledger(extra: &str) -> Result<BrokerConfig, String> {
+        let mut c = BrokerConfig {
+            shards: 2,
+            ..Default::default()
+        };
+        c.apply_text(&format!(
+            "enableDLegerCommitLog=true\ndLegerGroup=g\ndLegerSelfId=n1\n\
+             dLegerPeers=n0-127.0.0.1:40911;n1-127.0.0.1:40912;n2-127.0.0.1:40913\n{extra}"
+        ))
+        .map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn dledger_keys_map_shards_to_peer_ports_four_apart() {
+        let c = dledger("").unwrap();
+        let (me, peers) = c.dledger_shard_peers(1);
+        assert_eq!(me, 2, "n1 is Raft id 2");
+        assert_eq!(
+            peers
+                .iter()
+                .map(|(id, n, a)| (*id, n.as_str(), a.port()))
+                .collect::<Vec<_>>(),
+            vec![(1, "n0", 40915), (2, "n1", 40916), (3, "n2", 40917)]
+        );
+        assert_eq!(c.dledger_group_name(), "g");
+    }
+
+    #[test]
+    fn dledger_refuses_what_the_election_decides_and_bad_peer_sets_in_one_line() {
+        for (extra, key) in [
+            ("brokerRole=SYNC_MASTER\n", "brokerRole"),
+            ("brokerId=0\n", "brokerId"),
+            ("haMasterAddress=127.0.0.1:1\n", "haMasterAddress"),
+            ("haListenPort=30000\n", "haListenPort"),
+            ("dLegerSelfId=n7\n", "dLegerSelfId"),
+            ("dLegerPeers=n0-127.0.0.1:1;n1-127.0.0.1:2\n", "dLegerPeers"),
+            (
+                "dLegerPeers=n0-127.0.0.1:1;n1-127.0.0.1:2;n2-127.0.0.1:3;n3-127.0.0.1:4\n",
+                "dLegerPeers",
+            ),
+            ("dLegerPeers=n0-localhost:1\n", "dLegerPeers"),
+            ("listenPort=40912\n", "dLegerPeers"),
+        ] {
+            let e = dledger(extra).unwrap_err();
+            assert!(e.contains(key) && !e.contains('\n'), "{extra:?}: {e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`shard`]: one glommio executor per shard, start and clean stop.
 //! - [`broker`]: one shard's broker and its request handlers.
 //! - [`ha`]: master/slave replication of each shard's commit log.
+//! - [`dledger`]: Dledger mode, each shard's commit log replicated by Raft among three peers that elect their master.
 //! - [`resolve`]: `host:port` to a socket address without blocking a shard.
 //! - [`limits`]: the broker's bounds on what clients can make it hold (topics, groups).
 //! - [`metrics`]: the Prometheus endpoint (`metricsPort`), fed by the shards' snapshots.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod dledger;
 pub mod ha;
 pub mod limits;
 pub mod metrics;

@@ -14,7 +14,7 @@
 //!   exposed is a handful of counters, gauges and one fixed-bucket histogram copied from plain structs,
 //!   the format's rules for that subset are short (HELP/TYPE lines, escaped label values, cumulative
 //!   `_bucket{le=..}` with `+Inf`, `_sum`, `_count`) and pinned by the unit test below and by a real
-//!   Prometheus scraping it (`tests/prometheus_alerts_fire_on_consumer_lag.rs`); the crate would bring
+//!   Prometheus scraping it (`tests/suite/prometheus_alerts_fire_on_consumer_lag.rs`); the crate would bring
 //!   its registry and encoder types for no gain here.
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@
 //! broker in the name servers' routes (for `brokerExpiry`, 120 s) with nothing serving it, and its store
 //! unflushed; dying at once with the panic logged and [`PANIC_EXIT_CODE`] lets a supervisor restart the
 //! process, whose recovery handles the store as after a crash. Test-only: the environment variable
-//! [`TEST_PANIC_SHARD_ENV`] names a shard that panics once it serves (tests/a_panicking_shard_stops_the_process.rs).
+//! [`TEST_PANIC_SHARD_ENV`] names a shard that panics once it serves (tests/suite/a_panicking_shard_stops_the_process.rs).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -287,6 +287,19 @@ async fn run_shard(
             return;
         }
     };
+    // Dledger mode: the commit log is cut back to the applied checkpoint and the Raft node started (it
+    // binds the peer port and delivers what follows) before anything reads the store.
+    let dledger = if config.enable_dledger_commit_log {
+        match crate::dledger::Dledger::start(&config, shard, &engine).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let _ = ready.send(Err(format!("shard {shard}: {e}")));
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let cfg_dir = config.engine_config(shard).store_dir.join("config");
     let tables = TopicTable::load(
         cfg_dir.join("topics"),
@@ -391,6 +404,7 @@ async fn run_shard(
         started_ms: crate::broker::now_ms(),
         tls_client,
         acl: acl.map(|a| crate::broker::acl::BrokerAcl::new(apogee_acl::ShardAcl::new(a))),
+        dledger: dledger.clone(),
     });
     let weak = Rc::downgrade(&broker);
     engine.set_dispatch_listener(Rc::new(move |topic, queue, max| {
@@ -427,7 +441,25 @@ async fn run_shard(
     });
     // Replication: a master serves its HA port, a slave follows its master and copies its metadata.
     let mut ha_tasks = Vec::new();
-    if broker.is_slave() {
+    if let Some(d) = &dledger {
+        // Dledger mode: Raft replicates; the apply task feeds the commit log, the role watcher decides
+        // when this node takes sends, and while it does not it copies metadata like a slave.
+        ha_tasks.push(glommio::spawn_local(crate::dledger::apply::run(
+            broker.clone(),
+            d.clone(),
+        )));
+        let (b, s) = (broker.clone(), stop.clone());
+        ha_tasks.push(glommio::spawn_local(
+            crate::dledger::apply::run_checkpoints(b, d.clone(), s),
+        ));
+        let (b, s) = (broker.clone(), stop.clone());
+        ha_tasks.push(glommio::spawn_local(crate::stall::task(
+            "dledger role",
+            crate::dledger::role::run(b, d.clone(), s),
+        )));
+        let (b, s) = (broker.clone(), stop.clone());
+        ha_tasks.push(glommio::spawn_local(crate::ha::sync::run(b, s)));
+    } else if broker.is_slave() {
         let (b, s) = (broker.clone(), stop.clone());
         ha_tasks.push(glommio::spawn_local(crate::ha::slave::run(b, s)));
         let (b, s) = (broker.clone(), stop.clone());
@@ -456,21 +488,21 @@ async fn run_shard(
     ));
     // Only a master delivers delayed messages: a slave's log only grows from its master (it gets the re-put
     // messages from there), as RocketMQ stops its ScheduleMessageService on slaves.
-    let scheduler = (!broker.is_slave()).then(|| {
+    let scheduler = (!broker.is_slave() || dledger.is_some()).then(|| {
         glommio::spawn_local(crate::stall::task(
             "schedule",
             schedule::run(broker.clone(), stop.clone()),
         ))
     });
-    // Timer messages likewise (RocketMQ dequeues timers on masters only).
-    let timer_task = (!broker.is_slave()).then(|| {
+    // Timer messages likewise (RocketMQ dequeues timers on masters only); Dledger mode refuses them.
+    let timer_task = (!broker.is_slave() && dledger.is_none()).then(|| {
         glommio::spawn_local(crate::stall::task(
             "timer",
             timer::run(broker.clone(), stop.clone()),
         ))
     });
     // Only a master checks transactions back, as RocketMQ's TransactionalMessageCheckService.
-    let tx_checker = (!broker.is_slave()).then(|| {
+    let tx_checker = (!broker.is_slave() && dledger.is_none()).then(|| {
         glommio::spawn_local(crate::stall::task(
             "transaction check",
             crate::broker::transaction::check::run(broker.clone(), stop.clone()),
@@ -562,10 +594,24 @@ async fn run_shard(
     if let Some(checker) = tx_checker {
         checker.await;
     }
+    // Dledger: unregister under the id the role gave (a stopped node reports no role), then the node
+    // stops delivering (the apply task ends) and the applied checkpoint is written after a last flush,
+    // so a clean restart replays nothing.
+    if let Some(d) = &dledger {
+        registration::unregister_all(&broker).await;
+        d.node.shutdown().await;
+    }
     for t in ha_tasks {
         t.await;
     }
-    registration::unregister_all(&broker).await;
+    if let Some(d) = &dledger {
+        if let Err(e) = crate::dledger::apply::checkpoint_now(&broker, d).await {
+            warn!(shard, error = %e, "Dledger checkpoint not written at stop; the next start replays more");
+        }
+    }
+    if dledger.is_none() {
+        registration::unregister_all(&broker).await;
+    }
     for (writer, table, task) in table_writers {
         writer.close();
         task.await;

@@ -29,6 +29,7 @@
 //! - `store/queues.rs`: the consume queue tables;
 //! - `store/housekeeping.rs`: the checkpointer, index sealing, retention, the disk monitor;
 //! - `store/replica.rs`: a slave's log, appended from its master's bytes;
+//! - `store/applied.rs`: a Raft replica's log (Dledger mode), appended from committed entries;
 //! - `store/topic_delete.rs`: removing a topic's consume queues and offsets.
 //!
 //! # Contracts
@@ -58,6 +59,7 @@ use crate::notify::Notify;
 use crate::offsets::ConsumerOffsets;
 
 mod append;
+mod applied;
 mod group_commit;
 mod housekeeping;
 mod open;

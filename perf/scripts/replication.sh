@@ -14,21 +14,10 @@ LOG_MIB=${2:-1200}
 cargo build --release -q -p apogee -p apogee-perf
 BIN=target/release
 WORK=$(mktemp -d /tmp/apogee-repl.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# shellcheck source=perf/scripts/lib.sh
+source perf/scripts/lib.sh
 trap cleanup EXIT
 NS=127.0.0.1:39876
-
-wait_log() { # file pattern timeout_s
-  for _ in $(seq 1 $(( $3 * 10 ))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "timed out waiting for '$2' in $1" >&2; tail -5 "$1" >&2; return 1
-}
-start() { # name args...
-  local name=$1; shift
-  NO_COLOR=1 RUST_LOG=info "$BIN/apogee" "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-}
-stop_all() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); rm -rf "$WORK"/ns "$WORK"/m "$WORK"/s; }
 
 echo "== raw O_DIRECT write bandwidth of this disk"
 dd if=/dev/zero of="$WORK/raw" bs=1M count=1024 oflag=direct conv=fdatasync 2>&1 | tail -1
@@ -47,7 +36,7 @@ for setup in alone ASYNC_MASTER SYNC_MASTER; do
   fi
   echo "== produce, 32 producers, 1 KiB, ${DURATION}s: master $setup"
   "$BIN/apogee-perf" produce --namesrv "$NS" --producers 32 --size 1024 --duration "$DURATION" --warmup 2 --interval 100 | tail -4
-  stop_all
+  stop_all "$WORK"/ns "$WORK"/m "$WORK"/s
 done
 
 echo "== catch-up: a master with ${LOG_MIB} MiB of log, then an empty slave"
@@ -60,4 +49,4 @@ wait_log "$WORK/m.log" "apogee started" 30
 start s broker --store "$WORK/s" --listen-port 31911 "${COMMON[@]}" -o brokerRole=SLAVE -o brokerId=1
 wait_log "$WORK/m.log" "slave caught up" 600
 grep "slave caught up" "$WORK/m.log" | sed 's/\x1b\[[0-9;]*m//g'
-stop_all
+stop_all "$WORK"/ns "$WORK"/m "$WORK"/s

@@ -94,6 +94,10 @@ pub fn properties(c: &BrokerConfig) -> Vec<(&'static str, String)> {
         ),
         ("flushDiskType", flush.into()),
         ("brokerRole", role.into()),
+        (
+            "enableDLegerCommitLog",
+            c.enable_dledger_commit_log.to_string(),
+        ),
         ("fileReservedTime", c.file_reserved_time_hours.to_string()),
         ("deleteWhen", format!("{:02}", c.delete_when_hour)),
         (
@@ -149,6 +153,12 @@ pub fn get(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingCommand {
     broker.live.borrow().apply_to(&mut c);
     let text: String = properties(&c)
         .into_iter()
+        .map(|(k, v)| match k {
+            // The elected role in Dledger mode, the configured one otherwise.
+            "brokerRole" => (k, broker.role_name().to_owned()),
+            "brokerId" => (k, broker.broker_id().to_string()),
+            _ => (k, v),
+        })
         .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
     let mut r = req.response_to(ResponseCode::Success, None).with_body(text);

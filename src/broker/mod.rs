@@ -105,16 +105,47 @@ pub struct Broker {
     pub tls_client: Option<apogee_transport::tls::TlsClient>,
     /// The ACL check, when `aclEnable=true`.
     pub acl: Option<acl::BrokerAcl>,
+    /// This shard's Raft node and its state, in Dledger mode (`enableDLegerCommitLog=true`).
+    pub dledger: Option<Rc<crate::dledger::Dledger>>,
 }
 
 impl Broker {
+    /// A classic slave, or in Dledger mode any node but the leader that takes sends (it serves reads and
+    /// copies metadata like a slave).
     pub fn is_slave(&self) -> bool {
-        self.config.broker_role == crate::config::BrokerRole::Slave
+        match &self.dledger {
+            Some(d) => !d.is_writable(),
+            None => self.config.broker_role == crate::config::BrokerRole::Slave,
+        }
+    }
+
+    /// The brokerId registered and reported: the configured one, or in Dledger mode 0 for the writable
+    /// leader and the Raft id for the others.
+    pub fn broker_id(&self) -> i64 {
+        match &self.dledger {
+            Some(d) => d.broker_id(),
+            None => self.config.broker_id,
+        }
+    }
+
+    /// The role reported (RocketMQ's brokerRole names): in Dledger mode the elected one.
+    pub fn role_name(&self) -> &'static str {
+        match (&self.dledger, self.config.broker_role) {
+            (Some(d), _) if d.is_writable() => "SYNC_MASTER",
+            (Some(_), _) => "SLAVE",
+            (None, crate::config::BrokerRole::AsyncMaster) => "ASYNC_MASTER",
+            (None, crate::config::BrokerRole::SyncMaster) => "SYNC_MASTER",
+            (None, crate::config::BrokerRole::Slave) => "SLAVE",
+        }
     }
 
     /// A slave's log only grows from its master: a put request gets RocketMQ's answer for a put on a
     /// slave. `None` on a master.
     pub fn refuse_put_on_slave(&self, req: &RemotingCommand) -> Option<RemotingCommand> {
+        if let Some(d) = &self.dledger {
+            return (!d.is_writable())
+                .then(|| req.error_to(ResponseCode::ServiceNotAvailable, d.refusal()));
+        }
         self.is_slave().then(|| {
             req.error_to(
                 ResponseCode::ServiceNotAvailable,

@@ -79,7 +79,7 @@ fn header(broker: &Broker) -> RegisterBrokerRequest {
         broker_addr: broker.addr.clone(),
         cluster_name: broker.config.broker_cluster_name.clone(),
         ha_server_addr: broker.config.shard_ha_addr(broker.shard),
-        broker_id: broker.config.broker_id,
+        broker_id: broker.broker_id(),
         zone_name: None,
     }
 }

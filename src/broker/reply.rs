@@ -34,6 +34,7 @@ use apogee_transport::Conn;
 use tracing::warn;
 
 use super::{engine_error, now_ms, Broker};
+use crate::dledger::AppendError;
 
 /// How long the requester may take to answer a pushed reply (RocketMQ's `Broker2Client.callClient`).
 pub const PUSH_REPLY_TIMEOUT: Duration = Duration::from_millis(10_000);
@@ -112,7 +113,7 @@ pub async fn handle(
             body: req.body.clone(),
             properties: header.properties.clone(),
         };
-        match broker.engine.append(std::slice::from_ref(&message)).await {
+        match crate::dledger::append(broker, std::slice::from_ref(&message)).await {
             Ok(stored) => {
                 if let Some(a) = stored.first() {
                     send.msg_id = a.msg_id.clone();
@@ -121,7 +122,9 @@ pub async fn handle(
                 }
             }
             // Stored, not yet durable: RocketMQ counts it as put.
-            Err(apogee_engine::EngineError::FlushTimeout { stored, .. }) => {
+            Err(AppendError::Engine(apogee_engine::EngineError::FlushTimeout {
+                stored, ..
+            })) => {
                 if let Some(a) = stored.first() {
                     send.msg_id = a.msg_id.clone();
                     send.queue_id = queue_id;
@@ -130,10 +133,16 @@ pub async fn handle(
             }
             // RocketMQ only logs a failed store of a reply; a reply that was not pushed either must not
             // vanish without a word, so the store's error becomes the answer then.
-            Err(e) => {
+            Err(AppendError::Engine(e)) => {
                 warn!(shard = broker.shard, topic = %header.topic, error = %e, "reply message not stored");
                 if pushed.is_err() {
                     return engine_error(req, &e);
+                }
+            }
+            Err(AppendError::Refused(code, remark)) => {
+                warn!(shard = broker.shard, topic = %header.topic, %remark, "reply message not stored");
+                if pushed.is_err() {
+                    return req.error_to(code, remark);
                 }
             }
         }

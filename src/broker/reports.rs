@@ -103,6 +103,18 @@ pub async fn runtime_info(broker: &Rc<Broker>, req: &RemotingCommand) -> Remotin
     put("requestsInFlight", broker.in_flight.get().to_string());
     put("statsKeysUntracked", stats.untracked.to_string());
     drop(stats);
+    put("brokerRole", broker.role_name().to_owned());
+    put("brokerId", broker.broker_id().to_string());
+    if let Some(d) = &broker.dledger {
+        let s = d.node.status();
+        put("dLegerGroup", d.group.clone());
+        put("dLegerRole", format!("{:?}", s.role).to_uppercase());
+        put("dLegerTerm", s.term.to_string());
+        put("dLegerLeader", d.leader_text());
+        put("dLegerCommitIndex", s.commit_index.to_string());
+        put("dLegerAppliedIndex", d.applied_index().to_string());
+        put("dLegerWritable", d.is_writable().to_string());
+    }
     req.response_to(ResponseCode::Success, None)
         .with_body(to_json(&table))
 }

@@ -54,6 +54,7 @@ use futures::future::{select, Either};
 use tracing::{info, warn};
 
 use super::{now_ms, Broker};
+use crate::dledger::AppendError;
 
 /// Schedule-queue entries one level delivers per round before the others get their turn.
 pub const DELIVER_BATCH_MAX: usize = 256;
@@ -351,10 +352,12 @@ async fn deliver_level(broker: &Broker, level: i32) -> Result<Level, EngineError
             }
         }
         if !messages.is_empty() {
-            match engine.append(&messages).await {
+            match crate::dledger::append(broker, &messages).await {
                 // Stored but not yet durable: stored all the same, so it must not be put twice.
-                Ok(_) | Err(EngineError::FlushTimeout { .. }) => {}
-                Err(err) => return Err(err),
+                Ok(_) | Err(AppendError::Engine(EngineError::FlushTimeout { .. })) => {}
+                Err(AppendError::Engine(err)) => return Err(err),
+                // Dledger mode: no longer the leader (the next one delivers from the copied progress).
+                Err(AppendError::Refused(_, remark)) => return Err(EngineError::Failed(remark)),
             }
         }
         offset += due.len() as u64;
@@ -419,7 +422,8 @@ pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
         let woken = broker.schedule.wake.notified();
         let mut next_due: Option<i64> = None;
         for level in 1..=broker.schedule.max_level() {
-            if broker.stopping.get() {
+            // Dledger mode: only the leader that takes sends re-puts (a follower's log grows from Raft).
+            if broker.stopping.get() || broker.is_slave() {
                 break;
             }
             let now = now_ms() as i64;

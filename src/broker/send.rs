@@ -170,7 +170,15 @@ pub async fn handle(
             apogee_net::properties::get(&m.properties, apogee_net::properties::names::UNIQ_KEY)
         })
         .map(str::to_owned);
-    match broker.engine.append(&messages).await {
+    // Dledger mode: through Raft (committed by a majority and applied here), else the engine's append.
+    let stored = match &broker.dledger {
+        Some(d) => match crate::dledger::store(broker, d, &messages).await {
+            Ok(stored) => Ok(stored),
+            Err((code, remark)) => return req.error_to(code, remark),
+        },
+        None => broker.engine.append(&messages).await,
+    };
+    match stored {
         Ok(stored) => {
             let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
             broker.stats.borrow_mut().put(
@@ -239,6 +247,11 @@ fn delay_and_timer(
         None => 0,
         Some(text) => schedule::parse_delay_level(text).map_err(illegal)?,
     };
+    if broker.dledger.is_some() {
+        if let Some(what) = dledger_refusal(timer, half::kind(header.sys_flag, &properties)) {
+            return Err(illegal(what.into()));
+        }
+    }
     match half::kind(header.sys_flag, &properties) {
         SendKind::Plain => {}
         SendKind::Half if batch => {
@@ -311,6 +324,19 @@ fn delay_and_timer(
         }
     }
     Ok((header.topic.clone(), header.queue_id, properties))
+}
+
+/// Dledger mode refuses what it cannot fail over (MESSAGE_ILLEGAL, this remark): timer messages and
+/// transactional half messages, whose progress (`timerProgress`, `transactionProgress`) is this broker's
+/// own file, not replicated, so a new leader could neither deliver nor check them back.
+fn dledger_refusal(timer: bool, kind: SendKind) -> Option<&'static str> {
+    if timer {
+        return Some("timer messages (TIMER_DELIVER_MS/TIMER_DELAY_SEC/TIMER_DELAY_MS) are not supported in Dledger mode (enableDLegerCommitLog=true): the timer progress is not replicated, so a new leader could not deliver them; use a delay level instead");
+    }
+    match kind {
+        SendKind::Plain => None,
+        SendKind::Half | SendKind::Rollback => Some("transactional messages are not supported in Dledger mode (enableDLegerCommitLog=true): the check-back progress is not replicated, so a new leader could not commit or roll them back"),
+    }
 }
 
 /// SYNC_MASTER: SEND_OK once a slave holds the messages; else the code RocketMQ answers (the messages

@@ -40,6 +40,7 @@ use tracing::{debug, info};
 
 use super::subscription_groups::{dlq_topic, ensure_retry_topic, find_or_create};
 use super::{now_ms, schedule, Broker};
+use crate::dledger::AppendError;
 
 /// Queues of a dead-letter topic (RocketMQ's `DLQ_NUMS_PER_GROUP`).
 pub const DLQ_QUEUES: i32 = 1;
@@ -183,7 +184,7 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
         body: msg.body,
         properties: props,
     };
-    match broker.engine.append(std::slice::from_ref(&message)).await {
+    match crate::dledger::append(broker, std::slice::from_ref(&message)).await {
         Ok(_) => {
             {
                 let mut stats = broker.stats.borrow_mut();
@@ -199,11 +200,12 @@ pub async fn handle(broker: &Rc<Broker>, req: &RemotingCommand) -> RemotingComma
             }
             req.response_to(ResponseCode::Success, None)
         }
-        Err(e @ EngineError::FlushTimeout { .. }) => req.error_to(
+        Err(AppendError::Engine(e @ EngineError::FlushTimeout { .. })) => req.error_to(
             ResponseCode::SystemError,
             format!("FLUSH_DISK_TIMEOUT: {e}"),
         ),
-        Err(e) => req.error_to(ResponseCode::SystemError, e.to_string()),
+        Err(AppendError::Engine(e)) => req.error_to(ResponseCode::SystemError, e.to_string()),
+        Err(AppendError::Refused(code, remark)) => req.error_to(code, remark),
     }
 }
 

@@ -45,9 +45,16 @@ pub async fn run(broker: Rc<Broker>, stop: StopSignal) {
         if let Either::Right(_) = select(Box::pin(tick), stop.clone()).await {
             return;
         }
+        // Dledger mode: only while this node is not the leader that takes sends.
+        if !broker.is_slave() {
+            continue;
+        }
         let Some(master) = broker.master.borrow().addr.clone() else {
             continue;
         };
+        if master == broker.addr {
+            continue; // a stale answer naming this node, from when it led
+        }
         match sync_once(&broker, &master).await {
             Ok(()) => synced_once = true,
             Err(e) => {

@@ -16,7 +16,7 @@ const APPENDERS: u64 = 8;
 const RUN_MAX: Duration = Duration::from_secs(60);
 const MESSAGES_MAX: u64 = 200_000;
 
-/// Kept in step with `engine/tests/common/mod.rs::body_for`.
+/// Kept in step with `engine/tests/suite/common/mod.rs::body_for`.
 fn body_for(seq: u64) -> Vec<u8> {
     let unit = format!("m{seq}:");
     let len = 50 + (seq * 7919 % 3000) as usize;

@@ -43,6 +43,8 @@ pub enum Kind {
     TimerProgress = 6,
     /// The transaction check-back's progress (half and op queue offsets, check counts).
     TransactionProgress = 7,
+    /// Dledger mode's applied checkpoint (Raft index, commit log offset), the broker's `dledger/applied`.
+    DledgerApplied = 8,
 }
 
 /// Writes `payload` to `path` atomically, on this thread.

@@ -38,72 +38,8 @@ impl Engine {
         for m in messages {
             validate_message(&self.config, m)?;
         }
-        self.check_space()?;
-        // Back-pressure: a full write buffer waits for the flusher, before anything is encoded.
-        let mut rounds = 0;
-        while self.commitlog.log.pending_bytes() as usize > self.config.write_buffer_max_bytes {
-            let done = self.flush_done.notified();
-            self.flush_wanted.notify();
-            done.await;
-            rounds += 1;
-            if rounds > 10_000 {
-                return Err(EngineError::Failed("write buffer never drained".into()));
-            }
-            if let Some(f) = self.failed.borrow().as_ref() {
-                return Err(EngineError::Failed(f.clone()));
-            }
-            self.check_space()?;
-        }
-        self.ensure_segments_for(messages).await?;
-        // `ensure_segments_for` may have waited: look at the gate again before anything is stored.
-        self.check_space()?;
-        let store_timestamp = now_ms();
-        let store_host = self.config.store_host;
-        let mut out = Vec::with_capacity(messages.len());
-        let mut dispatches = Vec::with_capacity(messages.len());
-        for m in messages {
-            let (key_topic, queue_offset) = {
-                let mut next = self.next_queue_offset.borrow_mut();
-                let (name, queues) = topic_slot(&mut next, &m.topic);
-                let slot = queues.entry(m.queue_id).or_insert(0);
-                let q = *slot;
-                *slot += 1;
-                (name, q)
-            };
-            let rec = m.record(store_timestamp, store_host);
-            let (physical_offset, size) =
-                self.commitlog
-                    .append(&rec, queue_offset as i64, record::body_crc(&m.body))?;
-            // One pass over the properties finds what the consume queue (TAGS) and the key index
-            // (KEYS, UNIQ_KEY) need.
-            let found = index::IndexedProperties::scan(&m.properties);
-            dispatches.push(Dispatch {
-                topic: key_topic,
-                queue_id: m.queue_id,
-                queue_offset,
-                entry: CqEntry {
-                    commit_log_offset: physical_offset,
-                    size: size as u32,
-                    tag_hash: crate::delay::cq_tag_code_with_tags(
-                        &self.config.delay_levels_ms,
-                        &m.topic,
-                        &m.properties,
-                        found.tags,
-                        store_timestamp,
-                    ),
-                },
-                end: physical_offset + size as u64,
-                store_timestamp,
-                key_hashes: index::KeyHashes::of(&m.topic, found),
-            });
-            out.push(Appended {
-                physical_offset,
-                size,
-                queue_offset,
-                store_timestamp,
-                msg_id: msgid::encode(store_host, physical_offset),
-            });
-        }
+        self.make_room(messages, self.config.store_host).await?;
+        let (out, dispatches) = self.encode(messages, now_ms(), self.config.store_host)?;
         let end = self.commitlog.log.written();
         self.parsed.set(end);
         self.appended.notify();
@@ -182,6 +118,93 @@ impl Engine {
         }
     }
 
+    /// Waits until `messages` fit: the write buffer under its bound (the flusher drains it) and the commit
+    /// log blocks they will be written into allocated. Refuses for space or a failed engine, with nothing
+    /// stored.
+    pub(super) async fn make_room(
+        &self,
+        messages: &[Message],
+        store_host: std::net::SocketAddr,
+    ) -> Result<()> {
+        self.check_space()?;
+        // Back-pressure: a full write buffer waits for the flusher, before anything is encoded.
+        let mut rounds = 0;
+        while self.commitlog.log.pending_bytes() as usize > self.config.write_buffer_max_bytes {
+            let done = self.flush_done.notified();
+            self.flush_wanted.notify();
+            done.await;
+            rounds += 1;
+            if rounds > 10_000 {
+                return Err(EngineError::Failed("write buffer never drained".into()));
+            }
+            if let Some(f) = self.failed.borrow().as_ref() {
+                return Err(EngineError::Failed(f.clone()));
+            }
+            self.check_space()?;
+        }
+        self.ensure_segments_for(messages, store_host).await?;
+        // `ensure_segments_for` may have waited: look at the gate again before anything is stored.
+        self.check_space()?;
+        Ok(())
+    }
+
+    /// Assigns each message its queue offset and encodes it into the write buffer, stored at
+    /// `store_timestamp` by `store_host`; no await, so log order and queue order agree. Returns where each
+    /// landed and what to dispatch.
+    pub(super) fn encode(
+        &self,
+        messages: &[Message],
+        store_timestamp: i64,
+        store_host: std::net::SocketAddr,
+    ) -> Result<(Vec<Appended>, Vec<Dispatch>)> {
+        let mut out = Vec::with_capacity(messages.len());
+        let mut dispatches = Vec::with_capacity(messages.len());
+        for m in messages {
+            let (key_topic, queue_offset) = {
+                let mut next = self.next_queue_offset.borrow_mut();
+                let (name, queues) = topic_slot(&mut next, &m.topic);
+                let slot = queues.entry(m.queue_id).or_insert(0);
+                let q = *slot;
+                *slot += 1;
+                (name, q)
+            };
+            let rec = m.record(store_timestamp, store_host);
+            let (physical_offset, size) =
+                self.commitlog
+                    .append(&rec, queue_offset as i64, record::body_crc(&m.body))?;
+            // One pass over the properties finds what the consume queue (TAGS) and the key index
+            // (KEYS, UNIQ_KEY) need.
+            let found = index::IndexedProperties::scan(&m.properties);
+            dispatches.push(Dispatch {
+                topic: key_topic,
+                queue_id: m.queue_id,
+                queue_offset,
+                entry: CqEntry {
+                    commit_log_offset: physical_offset,
+                    size: size as u32,
+                    tag_hash: crate::delay::cq_tag_code_with_tags(
+                        &self.config.delay_levels_ms,
+                        &m.topic,
+                        &m.properties,
+                        found.tags,
+                        store_timestamp,
+                    ),
+                },
+                end: physical_offset + size as u64,
+                store_timestamp,
+                key_hashes: index::KeyHashes::of(&m.topic, found),
+            });
+            out.push(Appended {
+                physical_offset,
+                size,
+                queue_offset,
+                store_timestamp,
+                msg_id: msgid::encode(store_host, physical_offset),
+            });
+        }
+        Ok((out, dispatches))
+    }
+
     /// `Ok` when writes may go on; else the refusal, naming the disk.
     pub(super) fn check_space(&self) -> Result<()> {
         self.disk
@@ -230,10 +253,13 @@ impl Engine {
     /// Makes sure the commit log blocks `messages` will be written into are allocated, before anything is
     /// encoded: on a disk without room the append is refused, with nothing stored, instead of being taken
     /// into memory and failing its flush.
-    pub(super) async fn ensure_segments_for(&self, messages: &[Message]) -> Result<()> {
+    pub(super) async fn ensure_segments_for(
+        &self,
+        messages: &[Message],
+        host: std::net::SocketAddr,
+    ) -> Result<()> {
         let log = &self.commitlog.log;
         let size = log.segment_size();
-        let host = self.config.store_host;
         let need: u64 = messages
             .iter()
             .map(|m| (m.record(0, host).encoded_len() + record::BLANK_MIN_BYTES) as u64)

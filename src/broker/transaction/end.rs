@@ -36,6 +36,12 @@ pub async fn handle(
     conn: &Rc<Conn>,
     req: &RemotingCommand,
 ) -> Option<RemotingCommand> {
+    if broker.dledger.is_some() {
+        return Some(req.error_to(
+            ResponseCode::MessageIllegal,
+            "transactional messages are not supported in Dledger mode (enableDLegerCommitLog=true): the check-back progress is not replicated, so a new leader could not finish them",
+        ));
+    }
     if broker.is_slave() {
         warn!(
             shard = broker.shard,

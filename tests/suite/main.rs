@@ -1,0 +1,100 @@
+//! Apogee's end-to-end tests, one test binary: each module is one former `tests/<name>.rs` file, named
+//! after the behaviour it proves, and starts real `apogee` processes on loopback (helpers in `common`).
+//! One binary links the broker once instead of once per file, and `cargo test` runs its tests on one
+//! thread pool instead of binary after binary.
+//!
+//! Adding a test file: put it in this folder and declare it below (`mod <file>;`, in order); it reaches
+//! the helpers as `crate::common`. `every_test_file_is_a_module_of_the_suite` fails for a file that is
+//! not declared (it would never be compiled, so never run) and for a `.rs` file left in `tests/` (a slow
+//! binary of its own).
+
+mod common;
+
+mod a_blocking_request_is_logged_as_a_reactor_stall;
+mod a_commit_without_its_op_record_is_not_committed_twice;
+mod a_panicking_shard_stops_the_process;
+mod a_peer_that_never_reads_its_responses_is_disconnected;
+mod acked_sends_survive_broker_sigkill;
+mod acl_file_changes_take_effect_without_restart;
+mod acl_guards_name_server_state_changes;
+mod acl_refuses_unsigned_wrong_and_unpermitted_requests;
+mod acl_white_lists_admit_their_addresses_without_a_signature;
+mod admin_verbs_run_against_a_standalone;
+mod auto_created_topic_limit_is_answered;
+mod auto_created_topics_are_written_in_batches_and_survive_sigkill;
+mod bad_end_transactions_get_rocketmq_answers;
+mod bad_input_is_answered_and_isolated;
+mod bytes_in_flight_limit_answers_system_busy;
+mod check_back_reaches_a_new_producer_after_the_old_one_died;
+mod cli_errors_are_one_line;
+mod committed_offsets_are_seen_by_the_next_consumer;
+mod committed_timed_transactions_wait_for_their_time;
+mod connection_limit_refuses_new_connections_and_serves_old_ones;
+mod consume_stats_lag_is_max_minus_committed_per_queue;
+mod consumers_keep_subscriptions_without_a_route;
+mod delayed_messages_are_invisible_until_due;
+mod delayed_messages_survive_broker_sigkill;
+mod deleted_topics_leave_routes_and_disk;
+mod dledger_group_keeps_every_acked_send_through_failures;
+mod dledger_random_failovers_keep_every_acked_send;
+mod dledger_roles_are_registered_and_unreplicated_messages_refused;
+mod every_send_code_is_consumed;
+mod every_test_file_is_a_module_of_the_suite;
+mod extreme_offsets_and_counts_are_answered;
+mod failed_messages_are_retried_then_dead_lettered;
+mod flush_timeout_still_reports_the_stored_message;
+mod full_disk_keeps_acked_messages_across_sigkill;
+mod handlers_slower_than_consume_timeout_count_as_failed;
+mod long_poll_wakes_on_send;
+mod message_trace_is_read_back_by_msg_id;
+mod multi_master_keeps_every_acked_send;
+mod nameserver_drops_silent_brokers;
+mod new_topics_are_registered_at_once;
+mod offset_reset_by_time_rewinds_running_and_offline_groups;
+mod operations_requests_get_rocketmq_answers;
+mod ordered_consumer_suspends_a_failing_queue_then_dead_letters;
+mod ordered_consumers_keep_queue_order_across_a_killed_consumer;
+mod ordered_sends_and_producer_failover;
+mod prometheus_alerts_fire_on_consumer_lag;
+mod prometheus_rules_pass_promtool;
+mod pull_at_out_of_range_offsets_moves_the_consumer;
+mod push_consumers_share_and_take_over_queues;
+mod put_tps_reports_the_send_rate;
+mod query_by_key_and_view_by_id;
+mod reactor_stalls_are_exposed_in_metrics;
+mod readme_commands_are_run;
+mod readme_examples_work_first_try;
+mod replication_refusals_and_bad_ha_input;
+mod replies_are_not_stored_when_store_reply_message_enable_is_false;
+mod request_reply_answers_in_time_and_drops_late_replies;
+mod retention_moves_consumers_past_deleted_messages;
+mod send_back_and_group_requests_get_rocketmq_answers;
+mod send_refusals_use_rocketmq_codes;
+mod slave_catches_up_and_resumes_after_restart;
+mod slave_copies_groups_and_delay_progress_and_never_delivers;
+mod slave_lag_and_slave_loss_are_exposed_to_prometheus;
+mod slave_replicates_from_its_master_over_tls;
+mod slave_truncates_to_a_restarted_master;
+mod sql92_subscriptions_receive_exactly_their_matches;
+mod sync_master_acks_survive_master_sigkill;
+mod third_party_client_gets_failed_messages_again;
+mod third_party_client_half_messages_are_committed_and_rolled_back;
+mod third_party_client_produces_and_consumes;
+mod third_party_client_signs_with_acl;
+mod timed_messages_are_invisible_until_due;
+mod timed_messages_survive_broker_sigkill;
+mod timer_refusals_use_rocketmq_answers;
+mod timers_beyond_the_memory_bound_are_delivered_in_due_order;
+mod tls_enforcing_refuses_plain_and_serves_tls;
+mod tls_mutual_auth_refuses_clients_without_a_certificate;
+mod tls_permissive_serves_both_on_one_port;
+mod tls_settings_that_cannot_be_served_stop_the_start;
+mod transactions_commit_once_and_roll_back_never;
+mod transactions_survive_broker_sigkill;
+mod two_nameservers_serve_routes;
+mod two_shards_spread_queues;
+mod unanswered_check_backs_end_in_trans_check_max_time_topic;
+mod uncommitted_messages_are_redelivered;
+mod unknown_transactions_are_resolved_by_check_back;
+mod wiped_brokers_take_no_sends_while_consumers_drain;
+mod writes_resume_when_disk_space_returns;
