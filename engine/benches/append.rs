@@ -171,8 +171,8 @@ async fn phase(
     for t in tasks {
         t.await;
     }
-    let hist = hist.borrow();
     engine.flush().await.expect("final flush");
+    let hist = hist.borrow().clone();
     let secs = start.elapsed().as_secs_f64();
     let cpu_us = (process_cpu() - cpu_start).as_secs_f64() * 1e6;
     let (written, _, _) = engine.log_offsets();
