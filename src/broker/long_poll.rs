@@ -63,23 +63,21 @@ impl LongPollTable {
         let Some(list) = queues.get_mut(&queue_id) else {
             return;
         };
+        // In place: this runs for every message made visible, so it must not allocate.
         let before = list.len();
-        let mut keep = Vec::with_capacity(list.len());
-        for p in list.drain(..) {
-            if p.wake.is_canceled() {
-                continue;
-            }
-            if p.offset < max {
-                let _ = p.wake.send(());
+        let mut i = 0;
+        while i < list.len() {
+            if list[i].wake.is_canceled() {
+                list.swap_remove(i);
+            } else if list[i].offset < max {
+                let _ = list.swap_remove(i).wake.send(());
             } else {
-                keep.push(p);
+                i += 1;
             }
         }
-        let removed = before - keep.len();
-        *list = keep;
-        if list.is_empty() {
-            queues.remove(&queue_id);
-        }
+        let removed = before - list.len();
+        // An emptied list is kept for the queue's next park (a consumer that keeps up parks again at once);
+        // `sweep` drops it if the queue stays quiet.
         self.count.set(self.count.get() - removed);
     }
 

@@ -243,6 +243,12 @@ pub async fn store(
     if !d.is_writable() {
         return Err((ResponseCode::ServiceNotAvailable, d.refusal()));
     }
+    // A full disk refuses here as in classic mode (SERVICE_NOT_AVAILABLE naming the disk), before Raft
+    // holds an entry this leader could not apply. Followers' disks are theirs to report: one that cannot
+    // apply retries, and its lag shows in its runtime info.
+    if let Err(e) = broker.engine.check_space() {
+        return Err((ResponseCode::ServiceNotAvailable, e.to_string()));
+    }
     if d.waiters.borrow().len() >= PROPOSALS_WAITING_MAX {
         return Err((
             ResponseCode::SystemBusy,

@@ -177,3 +177,36 @@ fn a_config_that_cannot_form_a_group_is_refused_in_one_line() {
         assert_eq!(lines.len(), 1, "{names}: {err}");
     }
 }
+
+/// A leader whose disk is over `diskSpaceWarningLevelRatio` refuses a send as a classic master does
+/// (SERVICE_NOT_AVAILABLE naming the disk) before proposing it: no entry reaches the Raft log that the
+/// leader could not apply, so the send is not held until the apply wait runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_over_the_disk_ratio_refuses_sends_before_proposing() {
+    // Any disk this suite runs on is more than 0.1 % used.
+    let g = Group::start(&["diskSpaceWarningLevelRatio=0.001"]);
+    let leader = g.wait_leader(Duration::from_secs(30));
+    let laddr = g.members[leader].addr();
+    let before = common::dledger::runtime(&laddr).expect("runtime info");
+    let started = std::time::Instant::now();
+    let r = send_with(&laddr, "");
+    assert_eq!(
+        r.code,
+        ResponseCode::ServiceNotAvailable as i32,
+        "{:?}",
+        r.remark
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the refusal took {:?}",
+        started.elapsed()
+    );
+    let remark = r.remark.unwrap_or_default();
+    assert!(remark.contains("disk"), "{remark}");
+    let after = common::dledger::runtime(&laddr).expect("runtime info");
+    assert_eq!(
+        before.get("dLegerCommitIndex"),
+        after.get("dLegerCommitIndex"),
+        "the refused send reached the Raft log"
+    );
+}

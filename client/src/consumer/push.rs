@@ -6,8 +6,13 @@
 //!   broker: committed with each pull and every 5 s, and when a queue is given up.
 //! - **Broadcasting**: every member takes every queue; offsets live in a local file.
 //!
-//! Each queue is consumed in order by one task: pull, hand the batch to the handler, and move the offset
-//! past it once every message is dealt with. A batch the handler answers [`ConsumeResult::Later`] for (or
+//! Each queue is consumed in order by one task of two halves, as the Java client's pull and consume
+//! services: the pull half asks for the next batch as soon as an answer arrives, so a long poll is parked
+//! on the broker while the handler runs, and pauses while the queue holds `pull_threshold_for_queue`
+//! messages or `pull_threshold_size_for_queue_mib` MiB pulled but unconsumed (Java's flow control); the
+//! consume half hands the batches to the handler in queue order and moves the offset past each once
+//! every message of it is dealt with. Only that consumed offset is ever committed, so messages pulled
+//! but not consumed when a queue is given up are pulled again by its next owner. A batch the handler answers [`ConsumeResult::Later`] for (or
 //! whose handler panics) is, as the Java client does:
 //! - **clustering**: sent back to the broker message by message (CONSUMER_SEND_MSG_BACK), which stores it
 //!   in the group's retry topic `%RETRY%<group>` with a growing delay, or in the dead-letter queue
@@ -30,7 +35,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +74,14 @@ pub const ROUTE_MISSING_REBALANCE_INTERVAL: Duration = Duration::from_secs(1);
 pub const CONSUME_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15 * 60);
 /// Timeout of one CONSUMER_SEND_MSG_BACK.
 pub const SEND_BACK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Java's default `pullThresholdForQueue`: messages a queue may hold pulled but unconsumed before its pulls
+/// pause.
+pub const PULL_THRESHOLD_FOR_QUEUE_DEFAULT: usize = 1_000;
+/// Java's default `pullThresholdSizeForQueue`, in MiB of message bodies.
+pub const PULL_THRESHOLD_SIZE_FOR_QUEUE_DEFAULT_MIB: usize = 100;
+/// Java's `PULL_TIME_DELAY_MILLS_WHEN_FLOW_CONTROL`: how long a paused queue waits before it looks again
+/// (here: at most; it looks again as soon as its handler finishes a batch).
+pub const FLOW_CONTROL_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageModel {
@@ -94,6 +107,11 @@ pub struct PushConsumerConfig {
     pub model: MessageModel,
     pub consume_from: ConsumeFrom,
     pub pull_batch: i32,
+    /// Flow control (Java's `pullThresholdForQueue`): a queue holding this many pulled, unconsumed
+    /// messages is not pulled from until its handler catches up.
+    pub pull_threshold_for_queue: usize,
+    /// Flow control (Java's `pullThresholdSizeForQueue`): the same in MiB of message bodies.
+    pub pull_threshold_size_for_queue_mib: usize,
     /// Broadcasting: folder of the local offset file (default: `~/.apogee/offsets`).
     pub offset_dir: Option<PathBuf>,
     /// Retries of a failed message before the broker moves it to the dead-letter queue; `None`: the
@@ -123,6 +141,8 @@ impl PushConsumerConfig {
             model: MessageModel::Clustering,
             consume_from: ConsumeFrom::FirstOffset,
             pull_batch: PULL_BATCH_DEFAULT,
+            pull_threshold_for_queue: PULL_THRESHOLD_FOR_QUEUE_DEFAULT,
+            pull_threshold_size_for_queue_mib: PULL_THRESHOLD_SIZE_FOR_QUEUE_DEFAULT_MIB,
             offset_dir: None,
             max_reconsume_times: None,
             consume_timeout: CONSUME_TIMEOUT_DEFAULT,
@@ -847,6 +867,57 @@ fn key(mq: &MessageQueue) -> String {
     format!("{}@{}@{}", mq.topic, mq.broker_name, mq.queue_id)
 }
 
+/// What a queue holds pulled but not yet consumed, as the Java client's `ProcessQueue` counts it: the
+/// pull half stops asking for more past [`PushConsumerConfig::pull_threshold_for_queue`] messages or
+/// [`PushConsumerConfig::pull_threshold_size_for_queue_mib`] MiB of bodies, and the consume half wakes it
+/// each time it finishes a batch.
+#[derive(Default)]
+struct Backlog {
+    messages: AtomicUsize,
+    body_bytes: AtomicUsize,
+    drained: Notify,
+}
+
+impl Backlog {
+    fn add(&self, messages: usize, body_bytes: usize) {
+        self.messages.fetch_add(messages, Ordering::AcqRel);
+        self.body_bytes.fetch_add(body_bytes, Ordering::AcqRel);
+    }
+
+    fn remove(&self, messages: usize, body_bytes: usize) {
+        self.messages.fetch_sub(messages, Ordering::AcqRel);
+        self.body_bytes.fetch_sub(body_bytes, Ordering::AcqRel);
+        self.drained.notify_one();
+    }
+
+    /// Java's flow control: no pull while the queue holds this many messages or bytes unconsumed.
+    fn full(&self, config: &PushConsumerConfig) -> bool {
+        self.messages.load(Ordering::Acquire) >= config.pull_threshold_for_queue.max(1)
+            || self.body_bytes.load(Ordering::Acquire)
+                >= config
+                    .pull_threshold_size_for_queue_mib
+                    .max(1)
+                    .saturating_mul(1024 * 1024)
+    }
+}
+
+/// One pull's worth for the consume half: messages (none: only move the offset), where the queue goes
+/// on from after them, and the broker they came from (failed ones are sent back there).
+struct Pulled {
+    messages: Vec<MessageExt>,
+    next: i64,
+    from: String,
+}
+
+fn body_bytes(batch: &[MessageExt]) -> usize {
+    batch.iter().map(|m| m.body.len()).sum()
+}
+
+/// Consumes one queue with two halves in one task, as the Java client's PullMessageService and
+/// ConsumeMessageService do: the pull half asks for the next batch as soon as the previous answer
+/// arrives (so the long poll is parked again while the handler runs), up to the flow-control thresholds;
+/// the consume half hands the batches to the handler in queue order and moves `offset`, the consumed
+/// offset that pulls commit and [`Inner::give_up`] stores, past each one once it is dealt with.
 async fn consume_queue(
     inner: Arc<Inner>,
     mq: MessageQueue,
@@ -855,87 +926,182 @@ async fn consume_queue(
     handler: Handler,
 ) {
     let clustering = inner.config.model == MessageModel::Clustering;
-    loop {
-        if inner.stopped.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok(addr) = addr_of(&inner.routes, &mq).await else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let at = offset.load(Ordering::Acquire);
-        let commit = clustering.then_some(at);
-        let group = inner.config.group.clone();
-        match pull_once(
-            inner.routes.remoting(),
-            &addr,
-            &group,
-            &mq,
-            at,
-            inner.config.pull_batch,
-            &expr,
-            Some(LONG_POLL_SUSPEND),
-            commit,
-        )
-        .await
-        {
-            Ok(PullOutcome::Found { messages, next }) => {
-                if messages.is_empty() {
-                    offset.store(next, Ordering::Release);
+    let backlog = Backlog::default();
+    // Unbounded in the channel, bounded by the flow control in front of it.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Pulled>();
+    let pull = async {
+        let mut at = offset.load(Ordering::Acquire);
+        loop {
+            if inner.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            if backlog.full(&inner.config) {
+                // Java pauses 50 ms and looks again; the consume half wakes this as soon as it drains.
+                let _ = tokio::time::timeout(FLOW_CONTROL_PAUSE, backlog.drained.notified()).await;
+                continue;
+            }
+            let Ok(addr) = addr_of(&inner.routes, &mq).await else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            // As Java: the offset committed with a pull is the consumed one, not where the pull reads.
+            let commit = clustering.then(|| offset.load(Ordering::Acquire));
+            let group = inner.config.group.clone();
+            let outcome = pull_once(
+                inner.routes.remoting(),
+                &addr,
+                &group,
+                &mq,
+                at,
+                inner.config.pull_batch,
+                &expr,
+                Some(LONG_POLL_SUSPEND),
+                commit,
+            )
+            .await;
+            let pulled = match outcome {
+                Ok(PullOutcome::Found { mut messages, next }) => {
+                    restore_retry_topics(&mut messages, &inner.config.group);
+                    backlog.add(messages.len(), body_bytes(&messages));
+                    Pulled {
+                        messages,
+                        next,
+                        from: addr,
+                    }
+                }
+                Ok(
+                    PullOutcome::NoNew { next }
+                    | PullOutcome::Moved { next }
+                    | PullOutcome::NoMatch { next },
+                ) if next != at => Pulled {
+                    messages: Vec::new(),
+                    next,
+                    from: addr,
+                },
+                Ok(_) => continue,
+                Err(_) => {
+                    inner.routes.invalidate(&mq.topic);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                let mut batch = messages;
-                restore_retry_topics(&mut batch, &inner.config.group);
-                loop {
-                    let h = handler.clone();
-                    let b = batch.clone();
-                    // A panicking handler, or one running past consume_timeout, counts as Later.
-                    let run = tokio::task::spawn_blocking(move || h(&b));
-                    let result = match tokio::time::timeout(inner.config.consume_timeout, run).await
-                    {
-                        Ok(r) => r.unwrap_or(ConsumeResult::Later),
-                        Err(_) => {
-                            tracing::warn!(group = %inner.config.group, timeout = ?inner.config.consume_timeout, "the handler ran past consume_timeout; the batch counts as failed");
-                            ConsumeResult::Later
-                        }
-                    };
-                    if result == ConsumeResult::Success {
-                        break;
-                    }
-                    if !clustering {
-                        for m in &batch {
-                            tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, topic = %m.queue.topic, "BROADCASTING: the message was not consumed; dropped, as the Java client does");
-                        }
-                        break;
-                    }
-                    let mut failed = Vec::new();
-                    for mut m in batch {
-                        if let Err(e) = send_back(&inner, &addr, &m, 0).await {
-                            tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, error = %e, "send-back failed; the message is retried locally");
-                            m.reconsume_times += 1;
-                            failed.push(m);
-                        }
-                    }
-                    if failed.is_empty() {
-                        break;
-                    }
-                    if inner.stopped.load(Ordering::Acquire) {
-                        return;
-                    }
-                    tokio::time::sleep(REDELIVER_PAUSE).await;
-                    batch = failed;
-                }
-                offset.store(next, Ordering::Release);
-            }
-            Ok(
-                PullOutcome::NoNew { next }
-                | PullOutcome::Moved { next }
-                | PullOutcome::NoMatch { next },
-            ) => offset.store(next, Ordering::Release),
-            Err(_) => {
-                inner.routes.invalidate(&mq.topic);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
+            at = pulled.next;
+            if tx.send(pulled).is_err() {
+                return;
             }
         }
+    };
+    let consume = async {
+        while let Some(Pulled {
+            messages,
+            next,
+            from,
+        }) = rx.recv().await
+        {
+            let (count, bytes) = (messages.len(), body_bytes(&messages));
+            if !messages.is_empty()
+                && !consume_batch(&inner, &from, messages, &handler, clustering).await
+            {
+                return;
+            }
+            offset.store(next, Ordering::Release);
+            backlog.remove(count, bytes);
+        }
+    };
+    // Either half ends only when the consumer stops.
+    tokio::select! {
+        _ = pull => {}
+        _ = consume => {}
+    }
+}
+
+/// Hands one batch to the handler until it is consumed, sent back, or (broadcasting) dropped; `false`
+/// when the consumer stopped before that.
+async fn consume_batch(
+    inner: &Inner,
+    addr: &str,
+    batch: Vec<MessageExt>,
+    handler: &Handler,
+    clustering: bool,
+) -> bool {
+    let mut batch = Arc::new(batch);
+    loop {
+        let (h, b) = (handler.clone(), batch.clone());
+        // A panicking handler, or one running past consume_timeout, counts as Later.
+        let run = tokio::task::spawn_blocking(move || h(&b));
+        let result = match tokio::time::timeout(inner.config.consume_timeout, run).await {
+            Ok(r) => r.unwrap_or(ConsumeResult::Later),
+            Err(_) => {
+                tracing::warn!(group = %inner.config.group, timeout = ?inner.config.consume_timeout, "the handler ran past consume_timeout; the batch counts as failed");
+                ConsumeResult::Later
+            }
+        };
+        if result == ConsumeResult::Success {
+            return true;
+        }
+        if !clustering {
+            for m in batch.iter() {
+                tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, topic = %m.queue.topic, "BROADCASTING: the message was not consumed; dropped, as the Java client does");
+            }
+            return true;
+        }
+        // The late handler of a timed-out batch may still hold it: then it is copied.
+        let owned = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+        let mut failed = Vec::new();
+        for mut m in owned {
+            if let Err(e) = send_back(inner, addr, &m, 0).await {
+                tracing::warn!(group = %inner.config.group, msg_id = %m.msg_id, error = %e, "send-back failed; the message is retried locally");
+                m.reconsume_times += 1;
+                failed.push(m);
+            }
+        }
+        if failed.is_empty() {
+            return true;
+        }
+        if inner.stopped.load(Ordering::Acquire) {
+            return false;
+        }
+        tokio::time::sleep(REDELIVER_PAUSE).await;
+        batch = Arc::new(failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backlog, PushConsumerConfig};
+
+    #[test]
+    fn pulls_pause_at_either_java_threshold_and_resume_below_it() {
+        let mut config = PushConsumerConfig::new("127.0.0.1:9876", "g");
+        config.pull_threshold_for_queue = 3;
+        config.pull_threshold_size_for_queue_mib = 1;
+        let backlog = Backlog::default();
+        backlog.add(2, 1024);
+        assert!(!backlog.full(&config), "2 messages, 1 KiB: below both");
+        backlog.add(1, 1024);
+        assert!(backlog.full(&config), "3 messages: the count threshold");
+        backlog.remove(3, 2048);
+        assert!(!backlog.full(&config), "drained");
+        backlog.add(1, 1024 * 1024);
+        assert!(
+            backlog.full(&config),
+            "one 1 MiB message: the size threshold"
+        );
+        backlog.remove(1, 1024 * 1024);
+        assert!(!backlog.full(&config));
+    }
+
+    #[tokio::test]
+    async fn a_drained_backlog_wakes_a_paused_pull_even_if_it_drained_first() {
+        let backlog = Backlog::default();
+        backlog.add(1, 1);
+        // The consume half finishes before the pull half starts waiting: the wake-up is kept.
+        backlog.remove(1, 1);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            backlog.drained.notified(),
+        )
+        .await
+        .expect("the pause ends at once");
     }
 }

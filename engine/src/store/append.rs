@@ -205,8 +205,9 @@ impl Engine {
         Ok((out, dispatches))
     }
 
-    /// `Ok` when writes may go on; else the refusal, naming the disk.
-    pub(super) fn check_space(&self) -> Result<()> {
+    /// `Ok` when writes may go on; else the refusal, naming the disk. Dledger's leader asks before it
+    /// proposes: an entry it could not apply would hold its send until the apply wait runs out.
+    pub fn check_space(&self) -> Result<()> {
         self.disk
             .borrow()
             .check()

@@ -90,9 +90,10 @@ impl Engine {
 
     /// [`Self::read_queue`] with a second filter over each stored record's bytes (an SQL92 selector
     /// looks at its properties), asked only for entries whose tag hash passed `filter`. A record it
-    /// refuses is skipped like a tag mismatch: it is read but not in the answer. With a record filter the
-    /// log is read [`FILTER_READ_WINDOW_BYTES`] at a time, the filter looks at records where they lie in
-    /// that window, and only the records it keeps are copied into the answer.
+    /// refuses is skipped like a tag mismatch: it is read but not in the answer. Records on disk (and every
+    /// record, with a record filter) are read [`FILTER_READ_WINDOW_BYTES`] at a time: one O_DIRECT read
+    /// serves the entries that lie in that window (the filter looks at records where they lie in it), and
+    /// only the records kept are copied into the answer. Records in the write buffer are copied from it.
     #[allow(clippy::too_many_arguments)]
     pub async fn read_queue_filtered(
         &self,
@@ -155,7 +156,7 @@ impl Engine {
         let mut dead = 0usize;
         // Scan a bounded number of entries, so a filter that matches nothing cannot hold the shard.
         let scan_max = (max_messages * 16).max(READ_MESSAGES_MAX) as u64;
-        // The record filter's read window: its bytes and the log offset they start at.
+        // The read window: its bytes and the log offset they start at.
         let (mut window, mut window_start) = (BytesMut::new(), 0u64);
         while next < max && next - offset < scan_max && read.messages < max_messages {
             let want = (max_messages - read.messages).min(256);
@@ -184,25 +185,31 @@ impl Engine {
                     next += 1;
                     continue;
                 }
-                if let Some(keep) = record_filter {
-                    let (start, size) = (e.commit_log_offset, e.size as usize);
-                    if start < window_start
-                        || start + size as u64 > window_start + window.len() as u64
-                    {
-                        window.clear();
-                        match self.read_window(start, size, &mut window).await {
-                            Ok(()) => window_start = start,
-                            Err(EngineError::Deleted { .. }) if read.messages == 0 => {
-                                dead += 1;
-                                next += 1;
-                                continue;
-                            }
-                            Err(e) => return Err(e),
+                let (start, size) = (e.commit_log_offset, e.size as usize);
+                // A record still in the write buffer is copied from there alone; one on disk is read
+                // through the window, so the records of a pull that lie close together in the log cost one
+                // O_DIRECT read instead of one each (the window never reaches into the buffer).
+                let in_window = record_filter.is_some()
+                    || start + size as u64 <= self.commitlog.log.memory_start();
+                if in_window
+                    && (start < window_start
+                        || start + size as u64 > window_start + window.len() as u64)
+                {
+                    window.clear();
+                    match self.read_window(start, size, &mut window).await {
+                        Ok(()) => window_start = start,
+                        Err(EngineError::Deleted { .. }) if read.messages == 0 => {
+                            dead += 1;
+                            next += 1;
+                            continue;
                         }
+                        Err(e) => return Err(e),
                     }
+                }
+                if in_window {
                     let at = (start - window_start) as usize;
                     let record = &window[at..at + size];
-                    if !keep(record) {
+                    if record_filter.is_some_and(|keep| !keep(record)) {
                         next += 1;
                         continue;
                     }
@@ -212,35 +219,30 @@ impl Engine {
                         return Ok(read);
                     }
                     body.extend_from_slice(record);
-                    read.messages += 1;
-                    read.last_log_offset = start;
-                    next += 1;
-                    if read.messages >= max_messages {
-                        break;
+                } else {
+                    if read.messages > 0 && body.len() + size > max_bytes {
+                        read.next_offset = next;
+                        read.body = body.freeze();
+                        return Ok(read);
                     }
-                    continue;
-                }
-                if read.messages > 0 && body.len() + e.size as usize > max_bytes {
-                    read.next_offset = next;
-                    read.body = body.freeze();
-                    return Ok(read);
-                }
-                match self
-                    .commitlog
-                    .log
-                    .read_into(e.commit_log_offset, e.size as usize, &mut body)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(EngineError::Deleted { .. }) if read.messages == 0 => {
-                        dead += 1;
-                        next += 1;
-                        continue;
+                    match self.commitlog.log.read_into(start, size, &mut body).await {
+                        Ok(()) => {}
+                        Err(EngineError::Deleted { .. }) if read.messages == 0 => {
+                            dead += 1;
+                            next += 1;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
+                }
+                if read.messages == 0 {
+                    // Sized once for the whole answer (the records of a queue are alike), not grown
+                    // record by record.
+                    let left = (max - offset).min(max_messages as u64) as usize;
+                    body.reserve((size * left).min(max_bytes));
                 }
                 read.messages += 1;
-                read.last_log_offset = e.commit_log_offset;
+                read.last_log_offset = start;
                 next += 1;
                 if read.messages >= max_messages {
                     break;
@@ -261,7 +263,8 @@ impl Engine {
     }
 
     /// Reads the log from `start` into `window`: [`FILTER_READ_WINDOW_BYTES`], or less at the end of the
-    /// segment or of what is dispatched, and never less than the record of `size` bytes there. Bytes
+    /// segment, of what is dispatched or of what is on disk, and never less than the record of `size` bytes
+    /// there. Bytes
     /// past that record are a read-ahead only: if they cannot be read (the unwritten tail after a
     /// segment's blank), the record alone is read.
     pub(super) async fn read_window(
@@ -272,8 +275,11 @@ impl Engine {
     ) -> Result<()> {
         let log = &self.commitlog.log;
         let segment_end = start - start % log.segment_size() + log.segment_size();
+        // Never past what is on disk alone: bytes in the write buffer are copied from there, record by
+        // record, and a window reaching into it would copy them twice.
         let end = segment_end
             .min(self.dispatched.get())
+            .min(log.memory_start())
             .min(start + FILTER_READ_WINDOW_BYTES as u64);
         let len = (end.saturating_sub(start) as usize).max(size);
         match log.read_into(start, len, window).await {
