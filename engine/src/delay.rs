@@ -94,6 +94,21 @@ pub fn cq_tag_code(levels: &[u64], topic: &str, props: &str, store_timestamp: i6
     properties::tag_hash_of(props)
 }
 
+/// [`cq_tag_code`] for an append that has found the message's TAGS already (one scan of the properties
+/// serves the tag and the key index): only the two system topics look at other properties.
+pub fn cq_tag_code_with_tags(
+    levels: &[u64],
+    topic: &str,
+    props: &str,
+    tags: Option<&str>,
+    store_timestamp: i64,
+) -> i64 {
+    if topic == TIMER_TOPIC || topic == SCHEDULE_TOPIC {
+        return cq_tag_code(levels, topic, props, store_timestamp);
+    }
+    tags.map_or(0, properties::tag_hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +152,27 @@ mod tests {
             0
         );
         assert_eq!(cq_tag_code(&l, "T", props, 5), properties::tag_hash("a"));
+    }
+
+    #[test]
+    fn the_tag_code_from_found_tags_agrees_with_the_full_lookup() {
+        let l = parse_levels("1s 5s").unwrap();
+        for (topic, props) in [
+            ("T", "TAGS\u{1}a\u{2}"),
+            ("T", "WAIT\u{1}true\u{2}"),
+            (SCHEDULE_TOPIC, "DELAY\u{1}2\u{2}TAGS\u{1}a\u{2}"),
+            (SCHEDULE_TOPIC, "TAGS\u{1}a\u{2}"),
+            (
+                TIMER_TOPIC,
+                "TIMER_OUT_MS\u{1}1700000000100\u{2}TAGS\u{1}a\u{2}",
+            ),
+        ] {
+            let tags = properties::get(props, names::TAGS);
+            assert_eq!(
+                cq_tag_code_with_tags(&l, topic, props, tags, 100),
+                cq_tag_code(&l, topic, props, 100),
+                "{topic} {props:?}"
+            );
+        }
     }
 }

@@ -37,25 +37,124 @@ pub const INDEX_SLOTS_DEFAULT: u32 = 500_000;
 /// Default entries per index file (the active index's memory bound: 20 bytes each).
 pub const INDEX_ENTRIES_DEFAULT: u32 = 2_000_000;
 
+/// Java's `String.hashCode()` state `h` continued over the UTF-16 code units of `s`. ASCII text (topics,
+/// UNIQ_KEYs, nearly every key) is its own UTF-16, so it is hashed byte by byte without transcoding.
+fn java_hash_continue(mut h: i32, s: &str) -> i32 {
+    if s.is_ascii() {
+        for b in s.bytes() {
+            h = h.wrapping_mul(31).wrapping_add(b as i32);
+        }
+    } else {
+        for unit in s.encode_utf16() {
+            h = h.wrapping_mul(31).wrapping_add(unit as i32);
+        }
+    }
+    h
+}
+
 /// Java's `String.hashCode()` of `topic#key`, made non-negative, as RocketMQ's index does.
 pub fn key_hash(topic: &str, key: &str) -> u32 {
-    let mut h: i32 = 0;
-    for unit in topic
-        .encode_utf16()
-        .chain("#".encode_utf16())
-        .chain(key.encode_utf16())
-    {
-        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    KeyHasher::new(topic).hash(key)
+}
+
+/// [`key_hash`] for several keys of one topic: `topic#` is hashed once (the hash is a polynomial over the
+/// code units, so hashing the key continues from the prefix's state).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHasher(i32);
+
+impl KeyHasher {
+    pub fn new(topic: &str) -> Self {
+        Self(java_hash_continue(java_hash_continue(0, topic), "#"))
     }
-    h.unsigned_abs()
+
+    pub fn hash(&self, key: &str) -> u32 {
+        java_hash_continue(self.0, key).unsigned_abs()
+    }
 }
 
 /// The keys a message is indexed under: each KEYS token and its UNIQ_KEY.
 pub fn keys_of(properties: &str) -> impl Iterator<Item = &str> {
-    let keys =
-        apogee_net::properties::get(properties, apogee_net::properties::names::KEYS).unwrap_or("");
-    let uniq = apogee_net::properties::get(properties, apogee_net::properties::names::UNIQ_KEY);
-    keys.split(' ').filter(|k| !k.is_empty()).chain(uniq)
+    IndexedProperties::scan(properties).keys()
+}
+
+/// The properties the store looks at on every append (KEYS, UNIQ_KEY, TAGS), found in one pass over the
+/// properties string. The first occurrence of a name counts, as [`apogee_net::properties::get`] has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexedProperties<'a> {
+    pub keys: Option<&'a str>,
+    pub uniq_key: Option<&'a str>,
+    pub tags: Option<&'a str>,
+}
+
+impl<'a> IndexedProperties<'a> {
+    pub fn scan(properties: &'a str) -> Self {
+        use apogee_net::properties::{names, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
+        let mut found = Self::default();
+        for (name, value) in properties
+            .split(PROPERTY_SEPARATOR)
+            .filter_map(|item| item.split_once(NAME_VALUE_SEPARATOR))
+        {
+            let slot = match name {
+                names::KEYS => &mut found.keys,
+                names::UNIQ_KEY => &mut found.uniq_key,
+                names::TAGS => &mut found.tags,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        found
+    }
+
+    /// Each KEYS token (split on spaces), then the UNIQ_KEY.
+    pub fn keys(self) -> impl Iterator<Item = &'a str> {
+        self.keys
+            .unwrap_or("")
+            .split(' ')
+            .filter(|k| !k.is_empty())
+            .chain(self.uniq_key)
+    }
+}
+
+/// The key hashes of one message, held inline for the usual one to three keys (a UNIQ_KEY and a KEYS
+/// token or two), so that an append allocates nothing for them.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHashes {
+    inline: [u32; KEY_HASHES_INLINE],
+    len: usize,
+    more: Vec<u32>,
+}
+
+/// Key hashes a message holds without allocating.
+const KEY_HASHES_INLINE: usize = 3;
+
+impl KeyHashes {
+    /// The hashes of every key of `properties`, for `topic`.
+    pub fn of(topic: &str, properties: IndexedProperties<'_>) -> Self {
+        let hasher = KeyHasher::new(topic);
+        let mut out = Self::default();
+        for k in properties.keys() {
+            out.push(hasher.hash(k));
+        }
+        out
+    }
+
+    pub fn push(&mut self, hash: u32) {
+        if self.len < KEY_HASHES_INLINE {
+            self.inline[self.len] = hash;
+            self.len += 1;
+        } else {
+            self.more.push(hash);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.inline[..self.len]
+            .iter()
+            .chain(self.more.iter())
+            .copied()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,14 +441,20 @@ impl KeyIndex {
         size: u32,
         store_time_ms: i64,
     ) {
-        let hashes: Vec<u32> = keys_of(properties).map(|k| key_hash(topic, k)).collect();
-        self.add_hashes(&hashes, offset, size, store_time_ms);
+        let hashes = KeyHashes::of(topic, IndexedProperties::scan(properties));
+        self.add_hashes(hashes.iter(), offset, size, store_time_ms);
     }
 
     /// Indexes a record under precomputed key hashes.
-    pub fn add_hashes(&mut self, hashes: &[u32], offset: u64, size: u32, store_time_ms: i64) {
+    pub fn add_hashes(
+        &mut self,
+        hashes: impl IntoIterator<Item = u32>,
+        offset: u64,
+        size: u32,
+        store_time_ms: i64,
+    ) {
         for h in hashes {
-            self.active.add(*h, offset, store_time_ms);
+            self.active.add(h, offset, store_time_ms);
         }
         self.active.end_offset = offset + size as u64;
         if self.active.entries.len() as u32 >= self.entries_max {
@@ -477,6 +582,71 @@ pub async fn write_sealed(dir: &Path, path: &Path, sealing: Sealing) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Java's `String.hashCode()` of `topic#key` the plain way, over UTF-16 code units.
+    fn java_key_hash(topic: &str, key: &str) -> u32 {
+        let mut h: i32 = 0;
+        for unit in format!("{topic}#{key}").encode_utf16() {
+            h = h.wrapping_mul(31).wrapping_add(unit as i32);
+        }
+        h.unsigned_abs()
+    }
+
+    #[test]
+    fn key_hashes_are_java_string_hash_codes_of_topic_hash_key_ascii_or_not() {
+        for (topic, key) in [
+            ("T", "a"),
+            ("Bench", "7F0000010001B4AAC2C40F1C6A3E0000"),
+            ("orders", ""),
+            ("主题", "键"),
+            ("T", "emoji-\u{1F600}-outside-the-BMP"),
+            ("Ünïcode", "ascii"),
+        ] {
+            assert_eq!(
+                key_hash(topic, key),
+                java_key_hash(topic, key),
+                "{topic}#{key}"
+            );
+            assert_eq!(KeyHasher::new(topic).hash(key), java_key_hash(topic, key));
+        }
+        // "TopicTest#KEY1".hashCode() is -1656969516 (the polynomial worked out outside Rust), so that
+        // the reference above cannot drift along with the code under test.
+        assert_eq!(key_hash("TopicTest", "KEY1"), 1_656_969_516);
+    }
+
+    #[test]
+    fn one_scan_finds_what_separate_lookups_find() {
+        use apogee_net::properties::{get, names};
+        for props in [
+            "",
+            "TAGS\u{1}a\u{2}",
+            "KEYS\u{1}k1 k2\u{2}TAGS\u{1}t\u{2}UNIQ_KEY\u{1}U1\u{2}WAIT\u{1}true\u{2}",
+            "UNIQ_KEY\u{1}first\u{2}UNIQ_KEY\u{1}second\u{2}",
+            "no-separator\u{2}KEYS\u{1}\u{2}TAGS\u{1}x\u{1}y\u{2}",
+            "KEYS\u{1}  spaced   out \u{2}",
+        ] {
+            let found = IndexedProperties::scan(props);
+            assert_eq!(found.keys, get(props, names::KEYS), "{props:?}");
+            assert_eq!(found.uniq_key, get(props, names::UNIQ_KEY), "{props:?}");
+            assert_eq!(found.tags, get(props, names::TAGS), "{props:?}");
+        }
+        let keys: Vec<&str> = keys_of("KEYS\u{1} k1  k2 \u{2}UNIQ_KEY\u{1}U\u{2}").collect();
+        assert_eq!(keys, ["k1", "k2", "U"]);
+    }
+
+    #[test]
+    fn key_hashes_hold_any_number_of_keys_in_order() {
+        let props = "KEYS\u{1}a b c d e\u{2}UNIQ_KEY\u{1}U\u{2}";
+        let hashes: Vec<u32> = KeyHashes::of("T", IndexedProperties::scan(props))
+            .iter()
+            .collect();
+        let expected: Vec<u32> = ["a", "b", "c", "d", "e", "U"]
+            .iter()
+            .map(|k| java_key_hash("T", k))
+            .collect();
+        assert_eq!(hashes, expected);
+        assert_eq!(KeyHashes::default().iter().count(), 0);
+    }
 
     #[test]
     fn chains_find_every_entry_of_a_key_newest_first_within_time() {

@@ -22,6 +22,12 @@ pub const CQ_SEGMENT_ENTRIES: u64 = 307_200;
 /// Default bound of the in-memory write buffer of one log; an append waits for a flush past it.
 pub const WRITE_BUFFER_MAX_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 
+/// A flush writes a chunk of the write buffer in writes of at most this many bytes (a multiple of the
+/// I/O alignment)...
+pub const FLUSH_WRITE_BYTES: usize = 1024 * 1024;
+/// ...with at most this many in flight (the raw-bandwidth bench's pattern: 1 MiB writes, 4 in flight).
+pub const FLUSH_WRITES_IN_FLIGHT_MAX: usize = 4;
+
 /// Bytes read per I/O while scanning a segment during recovery.
 pub const RECOVERY_READ_BYTES: usize = 4 * 1024 * 1024;
 
@@ -70,5 +76,6 @@ pub const FILTER_READ_WINDOW_BYTES: usize = 256 * 1024;
 
 const _: () = assert!((CQ_ENTRY_BYTES * CQ_SEGMENT_ENTRIES).is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(COMMITLOG_SEGMENT_SIZE_BYTES_DEFAULT.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
+const _: () = assert!((FLUSH_WRITE_BYTES as u64).is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(DISK_MAX_USED_RATIO_DEFAULT < DISK_FORCE_CLEAN_RATIO);
 const _: () = assert!(DISK_FORCE_CLEAN_RATIO < DISK_REFUSE_RATIO_DEFAULT);

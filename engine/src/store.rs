@@ -14,7 +14,9 @@
 //! - ASYNC_FLUSH: dispatches them and returns;
 //! - SYNC_FLUSH: registers a waiter for the batch's end offset and wakes the flusher. The flusher writes
 //!   and syncs everything buffered at once (group commit: one write per touched segment and one fdatasync
-//!   for all waiters), dispatches what became durable and completes the waiters.
+//!   for all waiters), dispatches what became durable and completes the waiters. One task answers the
+//!   waiters whose `syncFlushTimeout` passed first (one timer for all, at the oldest waiter's deadline,
+//!   instead of a timer per append).
 //!
 //! # Where things live
 //! This file holds the [`Engine`] type, its messages and results, and small accessors. The rest, by what
@@ -153,7 +155,7 @@ struct Dispatch {
     end: u64,
     store_timestamp: i64,
     /// Key index hashes of the message's keys (KEYS tokens and UNIQ_KEY).
-    key_hashes: Vec<u32>,
+    key_hashes: crate::index::KeyHashes,
 }
 
 type Listener = Rc<dyn Fn(&str, i32, u64)>;
@@ -182,6 +184,8 @@ enum FlushFailure {
     NoSpace(String),
     /// Any other I/O error: the engine stops accepting writes.
     Failed(String),
+    /// The append's deadline (`syncFlushTimeout`) passed first: stored, not yet durable.
+    TimedOut,
 }
 
 /// A SYNC_FLUSH append waiting for the durable offset to pass its end ([`group_commit::GroupCommit`]);
@@ -199,6 +203,8 @@ pub struct Engine {
     waiters: RefCell<group_commit::GroupCommit<Waiter>>,
     dispatched: Cell<u64>,
     flush_wanted: Notify,
+    /// A SYNC_FLUSH append started waiting while none did (the flush-timeout task sleeps on it).
+    waiter_arrived: Notify,
     flush_done: Notify,
     flush_busy: Cell<bool>,
     /// One checkpoint at a time (the checkpointer, the disk monitor's retry, shutdown): its files are

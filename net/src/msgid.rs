@@ -8,15 +8,23 @@ use crate::error::{ProtocolError, Result};
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// The offset message id of a record stored at `offset` by `store_host`.
+/// The offset message id of a record stored at `offset` by `store_host`. One allocation (the id itself):
+/// it is made for every stored message.
 pub fn encode(store_host: SocketAddr, offset: u64) -> String {
-    let mut raw = Vec::with_capacity(28);
-    match store_host.ip() {
-        IpAddr::V4(ip) => raw.extend_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => raw.extend_from_slice(&ip.octets()),
-    }
-    raw.extend_from_slice(&(store_host.port() as i32).to_be_bytes());
-    raw.extend_from_slice(&offset.to_be_bytes());
+    let mut raw = [0u8; 28];
+    let ip_len = match store_host.ip() {
+        IpAddr::V4(ip) => {
+            raw[..4].copy_from_slice(&ip.octets());
+            4
+        }
+        IpAddr::V6(ip) => {
+            raw[..16].copy_from_slice(&ip.octets());
+            16
+        }
+    };
+    raw[ip_len..ip_len + 4].copy_from_slice(&(store_host.port() as i32).to_be_bytes());
+    raw[ip_len + 4..ip_len + 12].copy_from_slice(&offset.to_be_bytes());
+    let raw = &raw[..ip_len + 12];
     let mut out = String::with_capacity(raw.len() * 2);
     for b in raw {
         out.push(HEX[(b >> 4) as usize] as char);
@@ -62,5 +70,15 @@ mod tests {
         assert_eq!(id, "7F00000100002A9F0000000000001234");
         assert_eq!(super::decode(&id).unwrap(), (addr, 0x1234));
         assert!(super::decode("zz").is_err());
+    }
+
+    #[test]
+    fn an_ipv6_store_host_makes_a_56_digit_id_that_decodes_back() {
+        let addr: std::net::SocketAddr = "[2001:db8::7]:10911".parse().unwrap();
+        let id = super::encode(addr, u64::MAX - 1);
+        assert_eq!(id.len(), 56);
+        assert!(id.starts_with("20010DB8000000000000000000000007"));
+        assert!(id.ends_with("00002A9FFFFFFFFFFFFFFFFE"));
+        assert_eq!(super::decode(&id).unwrap(), (addr, u64::MAX - 1));
     }
 }

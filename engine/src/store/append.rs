@@ -8,7 +8,7 @@ use std::time::Duration;
 use apogee_net::msgid;
 use apogee_net::record;
 use futures::channel::oneshot;
-use futures::future::{select, Either};
+use futures::future::select;
 use tracing::{info, warn};
 
 use crate::config::FlushMode;
@@ -60,39 +60,58 @@ impl Engine {
                 self.pending.borrow_mut().extend(dispatches);
                 let (tx, rx) = oneshot::channel();
                 let timeout_after = Duration::from_millis(self.config.sync_flush_timeout_ms);
-                self.waiters.borrow_mut().wait(
-                    end,
-                    self.commitlog.log.written(),
-                    std::time::Instant::now() + timeout_after,
-                    tx,
-                );
+                let first = {
+                    let mut waiters = self.waiters.borrow_mut();
+                    let first = waiters.is_empty();
+                    waiters.wait(
+                        end,
+                        self.commitlog.log.written(),
+                        std::time::Instant::now() + timeout_after,
+                        tx,
+                    );
+                    first
+                };
+                if first {
+                    self.waiter_arrived.notify();
+                }
                 self.flush_wanted.notify();
-                let timeout = glommio::timer::sleep(timeout_after);
-                match select(rx, Box::pin(timeout)).await {
-                    Either::Left((Ok(Ok(())), _)) => Ok(out),
-                    Either::Left((Ok(Err(FlushFailure::Failed(e))), _)) => {
-                        Err(EngineError::Failed(e))
+                // Answered by a flush, a failed flush, or the flush-timeout task at the deadline.
+                match rx.await {
+                    Ok(Ok(())) => Ok(out),
+                    Ok(Err(FlushFailure::Failed(e))) => Err(EngineError::Failed(e)),
+                    Ok(Err(FlushFailure::NoSpace(reason))) => Err(EngineError::DiskFull {
+                        path: self.config.store_dir.clone(),
+                        reason,
+                    }),
+                    // Dropped unanswered: the engine is closing (its tasks were cancelled).
+                    Err(_) if self.closing.get() => Err(EngineError::ShuttingDown),
+                    Ok(Err(FlushFailure::TimedOut)) | Err(_) => Err(EngineError::FlushTimeout {
+                        timeout_ms: self.config.sync_flush_timeout_ms,
+                        stored: out,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Answers `FlushTimeout` to every SYNC_FLUSH append whose deadline passed before a flush made it
+    /// durable: sleeps until the oldest waiter's deadline (deadlines grow with log order, as every append
+    /// adds the same timeout to its arrival time), takes out what expired, and again. One timer for all
+    /// waiters, where a timer per append cost a timer-tree insert and removal and a boxed future each.
+    pub(super) async fn run_flush_timeouts(&self) {
+        while !self.closing.get() {
+            let arrived = self.waiter_arrived.notified();
+            let next = self.waiters.borrow().next_deadline();
+            match next {
+                None => arrived.await,
+                Some(deadline) => {
+                    let now = std::time::Instant::now();
+                    if deadline > now {
+                        glommio::timer::sleep(deadline - now).await;
                     }
-                    Either::Left((Ok(Err(FlushFailure::NoSpace(reason))), _)) => {
-                        Err(EngineError::DiskFull {
-                            path: self.config.store_dir.clone(),
-                            reason,
-                        })
-                    }
-                    // Dropped unanswered: the engine is closing, or the waiter passed its deadline and
-                    // another append's timer took it out first.
-                    Either::Left((Err(_), _)) if self.closing.get() => {
-                        Err(EngineError::ShuttingDown)
-                    }
-                    Either::Left((Err(_), _)) | Either::Right(_) => {
-                        // This append's waiter (and any other past its deadline) goes: the flush
-                        // that makes it durable later has no one to tell.
-                        let expired = self.waiters.borrow_mut().expire(std::time::Instant::now());
-                        drop(expired);
-                        Err(EngineError::FlushTimeout {
-                            timeout_ms: self.config.sync_flush_timeout_ms,
-                            stored: out,
-                        })
+                    let expired = self.waiters.borrow_mut().expire(std::time::Instant::now());
+                    for tx in expired {
+                        let _ = tx.send(Err(FlushFailure::TimedOut));
                     }
                 }
             }
@@ -153,6 +172,9 @@ impl Engine {
             let (physical_offset, size) =
                 self.commitlog
                     .append(&rec, queue_offset as i64, record::body_crc(&m.body))?;
+            // One pass over the properties finds what the consume queue (TAGS) and the key index
+            // (KEYS, UNIQ_KEY) need.
+            let found = index::IndexedProperties::scan(&m.properties);
             dispatches.push(Dispatch {
                 topic: key_topic,
                 queue_id: m.queue_id,
@@ -160,18 +182,17 @@ impl Engine {
                 entry: CqEntry {
                     commit_log_offset: physical_offset,
                     size: size as u32,
-                    tag_hash: crate::delay::cq_tag_code(
+                    tag_hash: crate::delay::cq_tag_code_with_tags(
                         &self.config.delay_levels_ms,
                         &m.topic,
                         &m.properties,
+                        found.tags,
                         store_timestamp,
                     ),
                 },
                 end: physical_offset + size as u64,
                 store_timestamp,
-                key_hashes: index::keys_of(&m.properties)
-                    .map(|k| index::key_hash(&m.topic, k))
-                    .collect(),
+                key_hashes: index::KeyHashes::of(&m.topic, found),
             });
             out.push(Appended {
                 physical_offset,
@@ -291,7 +312,7 @@ impl Engine {
         let q = self.queue_or_create(&d.topic, d.queue_id)?;
         q.append(d.queue_offset, d.entry);
         self.index.borrow_mut().add_hashes(
-            &d.key_hashes,
+            d.key_hashes.iter(),
             d.entry.commit_log_offset,
             d.entry.size,
             d.store_timestamp,
@@ -397,5 +418,84 @@ impl Engine {
     /// Forces a flush of the commit log now (tests, benchmarks, shutdown).
     pub async fn flush(&self) -> Result<u64> {
         self.flush_commitlog().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use crate::{Engine, EngineConfig, EngineError, FlushMode, Message};
+
+    fn message() -> Message {
+        Message {
+            topic: "T".into(),
+            queue_id: 0,
+            flag: 0,
+            sys_flag: 0,
+            born_timestamp: 0,
+            born_host: "127.0.0.1:1".parse().expect("literal"),
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: Bytes::from_static(b"hello"),
+            properties: "UNIQ_KEY\u{1}U1\u{2}".into(),
+        }
+    }
+
+    #[test]
+    fn a_sync_append_not_flushed_by_its_deadline_answers_flush_timeout_and_stays_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_owned();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(move || async move {
+                let mut c = EngineConfig::new(&path);
+                c.flush_mode = FlushMode::Sync;
+                c.commitlog_segment_size_bytes = 1024 * 1024;
+                c.message_size_max_bytes = 64 * 1024;
+                c.write_buffer_max_bytes = 512 * 1024;
+                c.sync_flush_timeout_ms = 100;
+                let engine = Engine::open(c).await.expect("open");
+                // The flusher finds a flush in progress and waits for it: nothing gets durable.
+                engine.flush_busy.set(true);
+                let started = Instant::now();
+                let batch = [message()];
+                let answer = futures::future::select(
+                    Box::pin(engine.append(&batch)),
+                    Box::pin(glommio::timer::sleep(Duration::from_secs(10))),
+                )
+                .await;
+                let futures::future::Either::Left((result, _)) = answer else {
+                    panic!("the append was never answered: no timeout fired");
+                };
+                let waited = started.elapsed();
+                match result {
+                    Err(EngineError::FlushTimeout { timeout_ms, stored }) => {
+                        assert_eq!(timeout_ms, 100);
+                        assert_eq!(stored.len(), 1, "the record was stored");
+                    }
+                    other => panic!("expected FlushTimeout, got {other:?}"),
+                }
+                assert!(
+                    waited >= Duration::from_millis(100),
+                    "answered after {waited:?}, before its deadline"
+                );
+                assert!(
+                    engine.waiters.borrow().is_empty(),
+                    "the expired waiter was taken out"
+                );
+                // Once flushes run again the stored record becomes durable and visible like any other.
+                engine.flush_busy.set(false);
+                engine.flush_done.notify();
+                let durable = engine.flush().await.expect("flush");
+                assert_eq!(durable, engine.log_offsets().0);
+                assert_eq!(engine.max_offset("T", 0), 1);
+                engine.shutdown().await.expect("shutdown");
+            })
+            .expect("executor")
+            .join()
+            .expect("test panicked");
     }
 }

@@ -13,10 +13,10 @@
 //! Waiters arrive in log order (each `end` is the written offset at its append), so answering is a scan
 //! from the front.
 //!
-//! Each waiter has a deadline (its append time plus `syncFlushTimeout`). An append whose deadline passes
-//! is answered `FlushTimeout` (stored, not yet durable) by its own timer, which then takes every expired
-//! waiter out ([`GroupCommit::expire`]): a waiter past its deadline is never answered by a flush, and none
-//! lingers until one.
+//! Each waiter has a deadline (its append time plus `syncFlushTimeout`). One task sleeps until the oldest
+//! waiter's deadline ([`GroupCommit::next_deadline`]) and takes every expired waiter out
+//! ([`GroupCommit::expire`]); their appends answer `FlushTimeout` (stored, not yet durable): a waiter past
+//! its deadline is never answered by a flush, and none lingers until one.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -138,6 +138,17 @@ impl<W> GroupCommit<W> {
         expired.into_iter().map(|(_, _, w)| w).collect()
     }
 
+    /// Whether no append waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    /// The earliest deadline of a waiting append (`None` when none waits): when the timeout task must
+    /// look next.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.waiters.iter().map(|(_, deadline, _)| *deadline).min()
+    }
+
     /// The log was cut back to `offset` (a slave following a restarted master): durability is measured
     /// from there again. A slave takes no appends, so no waiter can be above it.
     pub(crate) fn truncated(&mut self, offset: u64) {
@@ -255,6 +266,25 @@ mod tests {
             g.flushed(20, 20),
             vec!["b"],
             "an expired waiter is never answered by a flush"
+        );
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_earliest_waiting_one() {
+        let t0 = Instant::now();
+        let mut g = GroupCommit::new();
+        assert_eq!(g.next_deadline(), None, "nothing waits");
+        assert!(g.is_empty());
+        g.wait(10, 10, t0 + Duration::from_millis(300), "a");
+        g.wait(20, 20, t0 + Duration::from_millis(100), "b");
+        assert_eq!(g.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        assert_eq!(g.expire(t0 + Duration::from_millis(100)), vec!["b"]);
+        assert_eq!(g.next_deadline(), Some(t0 + Duration::from_millis(300)));
+        assert_eq!(g.flushed(10, 20), vec!["a"]);
+        assert_eq!(
+            g.next_deadline(),
+            None,
+            "answered waiters leave no deadline"
         );
     }
 

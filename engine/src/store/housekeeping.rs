@@ -26,9 +26,11 @@ impl Engine {
         let cleaner = glommio::spawn_local(async move { me.run_retention().await }).detach();
         let me = self.clone();
         let disk = glommio::spawn_local(async move { me.run_disk_monitor().await }).detach();
+        let me = self.clone();
+        let timeouts = glommio::spawn_local(async move { me.run_flush_timeouts().await }).detach();
         self.tasks
             .borrow_mut()
-            .extend([flusher, checkpointer, cleaner, disk]);
+            .extend([flusher, checkpointer, cleaner, disk, timeouts]);
     }
 
     pub(super) async fn run_checkpointer(&self) {

@@ -51,6 +51,7 @@ impl Engine {
             waiters: RefCell::new(super::group_commit::GroupCommit::new()),
             dispatched: Cell::new(0),
             flush_wanted: Notify::default(),
+            waiter_arrived: Notify::default(),
             flush_done: Notify::default(),
             flush_busy: Cell::new(false),
             checkpointing: glommio::sync::Semaphore::new(1),

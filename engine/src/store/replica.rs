@@ -311,9 +311,10 @@ impl Engine {
                 },
                 end,
                 store_timestamp: rec.store_timestamp,
-                key_hashes: index::keys_of(&rec.properties)
-                    .map(|k| index::key_hash(&rec.topic, k))
-                    .collect(),
+                key_hashes: index::KeyHashes::of(
+                    &rec.topic,
+                    index::IndexedProperties::scan(&rec.properties),
+                ),
             };
             self.parsed.set(end);
             match self.config.flush_mode {
