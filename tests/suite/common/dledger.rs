@@ -18,6 +18,26 @@ pub const TOPIC: &str = "DledgerTopic";
 /// A broker answers a probe within this long, or counts as unreachable (stopped, dead).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1_500);
 
+/// Log lines of a member shown in a failure message: the last ones it printed, which say what it was
+/// doing when the group stopped answering (a failure in CI leaves no other trace of it).
+const LOG_TAIL_LINES: usize = 12;
+
+/// The last [`LOG_TAIL_LINES`] lines `m` logged, indented; empty for a member that is down. Lines not yet
+/// read from its pipe are read here (only for failure messages, so nothing waits for them later).
+fn log_tail(m: &Member) -> String {
+    let Some(p) = &m.process else {
+        return String::new();
+    };
+    let mut lines: Vec<&str> = p.lines.iter().map(String::as_str).collect();
+    let fresh: Vec<String> = std::iter::from_fn(|| p.log.try_recv().ok()).collect();
+    lines.extend(fresh.iter().map(String::as_str));
+    let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+    lines[from..]
+        .iter()
+        .map(|l| format!("\n      | {l}"))
+        .collect()
+}
+
 /// One member of the group.
 pub struct Member {
     pub name: String,
@@ -195,7 +215,7 @@ impl Group {
                 } else {
                     "down".into()
                 };
-                format!("\n  {} ({}): {v}", m.name, m.addr())
+                format!("\n  {} ({}): {v}{}", m.name, m.addr(), log_tail(m))
             })
             .collect()
     }
