@@ -29,31 +29,16 @@ impl Engine {
     /// Errors before anything is stored: limits, bad topic, disk full, a failed engine. After the records
     /// are stored: only [`EngineError::FlushTimeout`] (SYNC_FLUSH), which means stored but not yet durable.
     pub async fn append(&self, messages: &[Message]) -> Result<Vec<Appended>> {
-        if self.closing.get() {
-            return Err(EngineError::ShuttingDown);
-        }
-        if let Some(f) = self.failed.borrow().as_ref() {
-            return Err(EngineError::Failed(f.clone()));
-        }
+        self.check_open()?;
         for m in messages {
             validate_message(&self.config, m)?;
         }
         self.make_room(messages, self.config.store_host).await?;
         let (out, dispatches) = self.encode(messages, now_ms(), self.config.store_host)?;
-        let end = self.commitlog.log.written();
-        self.parsed.set(end);
-        self.appended.notify();
+        let end = self.encoded_up_to();
         match self.config.flush_mode {
             FlushMode::Async => {
-                for d in dispatches {
-                    self.dispatch(d)?;
-                }
-                self.dispatched.set(end);
-                if self.commitlog.log.pending_bytes() as usize
-                    > self.config.write_buffer_max_bytes / 2
-                {
-                    self.flush_wanted.notify();
-                }
+                self.dispatch_written(dispatches, end)?;
                 Ok(out)
             }
             FlushMode::Sync => {
@@ -116,6 +101,39 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `Ok` unless the engine is closing or failed for good: the refusals every writer checks first.
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.closing.get() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if let Some(f) = self.failed.borrow().as_ref() {
+            return Err(EngineError::Failed(f.clone()));
+        }
+        Ok(())
+    }
+
+    /// After [`Engine::encode`]: every record up to the written offset is whole (parsed), and shippers
+    /// waiting for new bytes are woken. Returns that offset.
+    pub(super) fn encoded_up_to(&self) -> u64 {
+        let end = self.commitlog.log.written();
+        self.parsed.set(end);
+        self.appended.notify();
+        end
+    }
+
+    /// ASYNC_FLUSH's visibility rule: records are dispatched (consume queues, key index) once written, up to
+    /// `end`; the flusher is woken early once half the write buffer waits for it.
+    pub(super) fn dispatch_written(&self, dispatches: Vec<Dispatch>, end: u64) -> Result<()> {
+        for d in dispatches {
+            self.dispatch(d)?;
+        }
+        self.dispatched.set(end);
+        if self.commitlog.log.pending_bytes() as usize > self.config.write_buffer_max_bytes / 2 {
+            self.flush_wanted.notify();
+        }
+        Ok(())
     }
 
     /// Waits until `messages` fit: the write buffer under its bound (the flusher drains it) and the commit

@@ -32,12 +32,7 @@ impl Engine {
         store_timestamp: i64,
         store_host: SocketAddr,
     ) -> Result<Vec<Appended>> {
-        if self.closing.get() {
-            return Err(EngineError::ShuttingDown);
-        }
-        if let Some(f) = self.failed.borrow().as_ref() {
-            return Err(EngineError::Failed(f.clone()));
-        }
+        self.check_open()?;
         // The one refusal that does not depend on this replica's state: checked for every record before
         // any is encoded, so an entry is never half stored.
         let segment = self.commitlog.log.segment_size();
@@ -49,21 +44,9 @@ impl Engine {
         }
         self.make_room(messages, store_host).await?;
         let (out, dispatches) = self.encode(messages, store_timestamp, store_host)?;
-        let end = self.commitlog.log.written();
-        self.parsed.set(end);
-        self.appended.notify();
+        let end = self.encoded_up_to();
         match self.config.flush_mode {
-            FlushMode::Async => {
-                for d in dispatches {
-                    self.dispatch(d)?;
-                }
-                self.dispatched.set(end);
-                if self.commitlog.log.pending_bytes() as usize
-                    > self.config.write_buffer_max_bytes / 2
-                {
-                    self.flush_wanted.notify();
-                }
-            }
+            FlushMode::Async => self.dispatch_written(dispatches, end)?,
             // Visible once durable, as any SYNC_FLUSH record; the flusher is woken, not awaited.
             FlushMode::Sync => {
                 self.pending.borrow_mut().extend(dispatches);
