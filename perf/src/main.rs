@@ -950,9 +950,17 @@ async fn run(cli: Cli, namesrv: String) -> Result<serde_json::Value, String> {
     let tty = std::io::stderr().is_terminal();
     let (mut last_sent, mut last_consumed, mut last_bytes) = (0u64, 0u64, 0u64);
     let mut intervals: Vec<report::Interval> = Vec::new();
-    while started.elapsed() < Duration::from_secs(cli.duration) && !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_secs(cli.interval)).await;
-        let secs = cli.interval as f64;
+    // The run ends at `--duration` even when `--interval` is longer (a script that wants only the summary
+    // passes a long interval): the last report covers what is left, and each rate is over the time its
+    // report really covers.
+    let run = Duration::from_secs(cli.duration);
+    let mut last_report = started;
+    while started.elapsed() < run && !stop.load(Ordering::Relaxed) {
+        let left = run.saturating_sub(started.elapsed());
+        tokio::time::sleep(Duration::from_secs(cli.interval).min(left)).await;
+        let now = Instant::now();
+        let secs = now.duration_since(last_report).as_secs_f64().max(1e-6);
+        last_report = now;
         let (sent, consumed, bytes) = (
             stats.sent.load(Ordering::Relaxed),
             stats.consumed.load(Ordering::Relaxed),
