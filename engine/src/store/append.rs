@@ -343,6 +343,11 @@ impl Engine {
 
     /// Flushes the commit log once, dispatches what became durable and completes its waiters. The only
     /// caller of the commit log's flush, so at most one is in flight.
+    ///
+    /// A flush stays busy until its outcome is applied, not only until its write returns: the outcome
+    /// awaits (a disk sample on the blocking pool after segment growth), and a second flush finishing in
+    /// that gap would report a later durable offset first, so this one's would go back (a Dledger follower
+    /// whose checkpoint flush met the flusher after a SIGSTOP panicked on exactly that).
     pub(super) async fn flush_commitlog(&self) -> Result<u64> {
         while self.flush_busy.get() {
             self.flush_done.notified().await;
@@ -353,7 +358,14 @@ impl Engine {
         self.flush_latency
             .borrow_mut()
             .observe(started.elapsed().as_micros() as u64);
+        let outcome = self.apply_flush(result).await;
         self.flush_busy.set(false);
+        self.flush_done.notify();
+        outcome
+    }
+
+    /// What a commit log flush made true: dispatches, visibility, waiters answered (or failed).
+    async fn apply_flush(&self, result: Result<u64>) -> Result<u64> {
         match result {
             Ok(durable) => {
                 if self.commitlog.log.take_allocated_bytes() > 0 {
@@ -380,7 +392,6 @@ impl Engine {
                 for tx in answered {
                     let _ = tx.send(Ok(()));
                 }
-                self.flush_done.notify();
                 Ok(durable)
             }
             Err(e) => {
@@ -398,7 +409,6 @@ impl Engine {
                 for tx in answered {
                     let _ = tx.send(Err(failure.clone()));
                 }
-                self.flush_done.notify();
                 Err(e)
             }
         }
